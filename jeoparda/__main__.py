@@ -1,0 +1,6 @@
+"""``python -m jeoparda`` runs the command-line interface."""
+import sys
+
+from jeoparda.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: archive readers, synthetic archive writer, converter, shard format and loaders."""

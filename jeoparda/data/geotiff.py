@@ -1,0 +1,53 @@
+"""Single-band uint16 GeoTIFF reading and writing (tifffile; no GDAL needed).
+
+BigEarthNet stores one GeoTIFF per band and patch. Files written by GDAL (the real archive) and by
+tifffile (the synthetic archive) both read through :func:`read_band`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+# GeoTIFF tags (OGC GeoTIFF 1.1): pixel scale, tie point and the GeoKey directory.
+_MODEL_PIXEL_SCALE = 33550
+_MODEL_TIEPOINT = 33922
+_GEO_KEY_DIRECTORY = 34735
+
+
+class TiffReadError(Exception):
+    """A band file that cannot be read as a single-band raster."""
+
+
+def read_band(path: Path) -> np.ndarray:
+    """Read a single-band GeoTIFF as a 2-D array (any dtype; the caller checks it)."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            arr = tif.pages[0].asarray()
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # tifffile raises many types for damaged files
+        raise TiffReadError(f"unreadable TIFF ({type(exc).__name__}: {exc})") from None
+    if arr.ndim != 2:
+        raise TiffReadError(f"expected one band, found array of shape {tuple(arr.shape)}")
+    return arr
+
+
+def write_band(path: Path, data: np.ndarray, *, origin: tuple[float, float],
+               pixel_size_m: float, epsg: int) -> None:
+    """Write a 2-D uint16 array as a georeferenced single-band GeoTIFF (UTM, north-up)."""
+    x0, y0 = origin
+    geokeys = (
+        1, 1, 0, 3,          # directory version, revision, minor revision, number of keys
+        1024, 0, 1, 1,       # GTModelTypeGeoKey = projected
+        1025, 0, 1, 1,       # GTRasterTypeGeoKey = PixelIsArea
+        3072, 0, 1, epsg,    # ProjectedCSTypeGeoKey = EPSG code
+    )
+    extratags = [
+        (_MODEL_PIXEL_SCALE, "d", 3, (pixel_size_m, pixel_size_m, 0.0), True),
+        (_MODEL_TIEPOINT, "d", 6, (0.0, 0.0, 0.0, x0, y0, 0.0), True),
+        (_GEO_KEY_DIRECTORY, "H", len(geokeys), geokeys, True),
+    ]
+    tifffile.imwrite(path, np.ascontiguousarray(data, dtype=np.uint16),
+                     photometric="minisblack", extratags=extratags, metadata=None)

@@ -1,0 +1,1 @@
+"""Cluster environment detection and distributed backends."""

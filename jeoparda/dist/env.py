@@ -1,0 +1,83 @@
+"""Launcher detection: the one place that reads launcher environment variables (DESIGN.md rule 3).
+
+Each launcher is a row of :data:`LAUNCHERS`: the variable that proves it is present and the
+variables holding rank, world size, local rank and local size. Rows are tried in order: torchrun
+first (it may run inside an allocation), then Open MPI and MPICH/PMI (``mpirun`` inside a Slurm job
+also carries SLURM_* variables), then Slurm's ``srun``.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Launcher:
+    name: str
+    marker: str
+    rank: str
+    world_size: str
+    local_rank: str
+    local_size: str | None
+    node_count: str | None = None
+
+
+LAUNCHERS: tuple[Launcher, ...] = (
+    Launcher("torchrun", "TORCHELASTIC_RUN_ID", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"),
+    Launcher("openmpi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
+             "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"),
+    Launcher("mpich", "PMI_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS"),
+    Launcher("slurm", "SLURM_STEP_ID", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID",
+             "SLURM_NTASKS_PER_NODE", "SLURM_STEP_NUM_NODES"),
+)
+
+
+@dataclass(frozen=True)
+class ClusterEnv:
+    """Where this process sits in the job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_size: int = 1
+    nodes: int = 1
+    launcher: str = "single"
+    hostname: str = ""
+    job_id: str | None = None
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+
+def _int(env: Mapping[str, str], key: str | None, default: int) -> int:
+    if key is None or key not in env:
+        return default
+    text = env[key].split("(")[0].split(",")[0]  # Slurm writes e.g. "2(x3)" or "2,1"
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"environment variable {key}={env[key]!r} is not an integer") from None
+
+
+def detect(environ: Mapping[str, str] | None = None) -> ClusterEnv:
+    """Detect the launcher from ``environ`` (default: ``os.environ``)."""
+    env = os.environ if environ is None else environ
+    hostname = socket.gethostname()
+    job_id = env.get("SLURM_JOB_ID")
+    for row in LAUNCHERS:
+        if row.marker not in env:
+            continue
+        world = _int(env, row.world_size, 1)
+        local_size = _int(env, row.local_size, 1 if world == 1 else world)
+        nodes = _int(env, row.node_count, max(1, -(-world // max(local_size, 1))))
+        return ClusterEnv(rank=_int(env, row.rank, 0), world_size=world,
+                          local_rank=_int(env, row.local_rank, 0), local_size=local_size,
+                          nodes=nodes, launcher=row.name, hostname=hostname, job_id=job_id)
+    return ClusterEnv(hostname=hostname, job_id=job_id)
