@@ -1,0 +1,53 @@
+"""The command line: every --help explains itself, bad input gives one clear line."""
+import subprocess
+import sys
+
+import pytest
+
+from jeoparda.cli import build_parser, main
+
+SUBCOMMANDS = ["synth", "convert", "inspect"]
+
+
+def test_python_dash_m_and_top_level_help():
+    proc = subprocess.run([sys.executable, "-m", "jeoparda", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    for name in SUBCOMMANDS:
+        assert name in proc.stdout
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_subcommand_help_explains(name, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([name, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    action = next(a for a in build_parser()._subparsers._group_actions[0].choices[name]._actions
+                  if a.dest not in ("help",))
+    assert len(text.split()) > 40 and action.help
+
+
+def test_missing_archive_is_one_line(tmp_path, capsys):
+    assert main(["convert", "--source", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"jeoparda: error: {tmp_path / 'nope'}: archive folder not found"]
+
+
+def test_bad_split_dir(archive, tmp_path, capsys):
+    (tmp_path / "splits").mkdir()
+    rc = main(["convert", "--source", str(archive), "--out", str(tmp_path / "o"),
+               "--splits", str(tmp_path / "splits")])
+    assert rc == 1
+    assert f"{tmp_path / 'splits' / 'train.csv'}: split file not found" in capsys.readouterr().err
+
+
+def test_synth_refuses_non_empty_folder(tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("x")
+    assert main(["synth", "--out", str(tmp_path), "--patches", "2"]) == 1
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_bad_numbers_are_usage_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["convert", "--source", "a", "--out", "b", "--shard-size", "0"])
+    assert info.value.code == 2 and "must be at least 1" in capsys.readouterr().err
