@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing as mp
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 import os
 import shutil
 from collections.abc import Callable
@@ -182,19 +184,26 @@ def convert_local(chunks: list[Chunk], plan: Plan, opts: ConvertOptions,
     if workers <= 1:
         records += [convert_chunk(*a, tick=tick) for a in args]
         return records
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("spawn")  # fork is unsafe under MPI and with threads
     counter = ctx.Value("q", 0)
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(counter,)) as pool:
-        pending = pool.imap_unordered(_pool_task, args)
-        seen = 0
-        while len(records) < len(chunks):
-            try:
-                records.append(pending.next(timeout=0.5))
-            except mp.TimeoutError:
-                pass
-            current = counter.value
-            tick(current - seen)
-            seen = current
+    seen = 0
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(counter,)) as pool:
+        pending = {pool.submit(_pool_task, a) for a in args}
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                records += [f.result() for f in done]
+                current = counter.value
+                tick(current - seen)
+                seen = current
+        except BrokenProcessPool:
+            raise JeopardaError("a conversion worker process died (out of memory or killed); "
+                                "run the same command again to resume") from None
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
     return records
 
 

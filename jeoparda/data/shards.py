@@ -121,3 +121,41 @@ def verify_shard(path: Path, sha256: str, patches: int) -> None:
     if actual != sha256:
         raise ShardError(f"{path}: checksum mismatch (manifest {sha256[:12]}…, file {actual[:12]}…)")
     check_shard_format(path, patches)
+
+
+class ShardReader:
+    """Batched reads from one shard: images straight into a caller's buffer, labels up front.
+
+    Patches are stored one chunk each, in order, so a run of patches is one sequential read.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._file = h5py.File(self.path, "r")
+        if self._file.attrs.get("format") != FORMAT or self._file.attrs.get("version") != VERSION:
+            self._file.close()
+            raise ShardError(f"{path}: not a {FORMAT} v{VERSION} shard")
+        self._images = self._file["images"]
+        self.labels19 = self._file["labels19"][...]
+        self.labels43 = self._file["labels43"][...]
+        self.names = [n.decode() for n in self._file["names"][...]]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def read_images(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Images ``start:stop`` as uint16 (n, 12, 120, 120), into ``out[:n]`` when given."""
+        n = stop - start
+        out = np.empty((n, *IMAGE_SHAPE), np.uint16) if out is None else out[:n]
+        if n:
+            self._images.read_direct(out, np.s_[start:stop])
+        return out
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "ShardReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -215,3 +215,18 @@ def test_resume_after_kill_9(tmp_path):
     assert same_tree(tmp_path / "out", tmp_path / "ref")
     for k, stamp in stamps.items():
         assert os.stat(tmp_path / "out" / f"{k.split('-')[0]}/shard-{k.split('-')[1]}.h5").st_mtime_ns == stamp
+
+
+def test_a_dying_worker_is_an_error_not_a_hang(archive_master, tmp_path, monkeypatch):
+    import jeoparda.data.convert as conv
+
+    monkeypatch.setattr(conv, "_pool_task", _die)  # the spawned workers import this test module
+    opts = ConvertOptions(source=archive_master, out=tmp_path / "out", shard_size=8, workers=2)
+    plan = make_plan(opts)
+    prepare_out(opts, plan)
+    with pytest.raises(JeopardaError, match="worker process died.*resume"):
+        convert_local(plan.chunks, plan, opts, lambda n: None)
+
+
+def _die(args):
+    os._exit(9)
