@@ -205,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if str(exc):
             print(f"jeoparda: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # file-system trouble: permissions, a file where a folder should be, full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"jeoparda: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("jeoparda: interrupted", file=sys.stderr)
         return 130

@@ -51,3 +51,10 @@ def test_bad_numbers_are_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["convert", "--source", "a", "--out", "b", "--shard-size", "0"])
     assert info.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
+def test_output_path_that_is_a_file(archive, tmp_path, capsys):
+    (tmp_path / "o").write_text("a file, not a folder")
+    assert main(["convert", "--source", str(archive), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert f"jeoparda: error: {tmp_path / 'o'}: File exists" in err and "Traceback" not in err
