@@ -19,6 +19,7 @@ Typical flow:
   jeoparda synth --out ARCHIVE --patches 600        # or use the real BigEarthNet-S2 archive
   jeoparda convert --source ARCHIVE --out DATA      # archive -> sharded 12-band HDF5
   jeoparda inspect DATA                             # summary and checksum verification
+  jeoparda models                                   # the model zoo, parameters and FLOPs
 """
 
 
@@ -177,6 +178,27 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "models", help="list the models with parameter counts and FLOPs",
+        description="List every registered model with its parameter count and forward FLOPs for "
+        "one 12x120x120 image (2 FLOPs per multiply-add), for --classes output classes.")
+    p.add_argument("--classes", type=_positive_int, default=19, help="output classes (default 19)")
+    p.set_defaults(func=_run_models)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from jeoparda.models import create_model, list_models
+    from jeoparda.models.complexity import count_parameters, forward_flops
+
+    print(f"{'model':<11}{'parameters':>14}{'GFLOPs':>9}  description")
+    for entry in list_models():
+        model = create_model(entry.name, in_chans=12, num_classes=args.classes)
+        print(f"{entry.name:<11}{count_parameters(model):>14,}{forward_flops(model) / 1e9:>9.2f}  "
+              f"{entry.summary}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jeoparda", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -185,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     _add_convert(sub)
     _add_inspect(sub)
+    _add_models(sub)
     return parser
 
 

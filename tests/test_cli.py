@@ -6,7 +6,7 @@ import pytest
 
 from jeoparda.cli import build_parser, main
 
-SUBCOMMANDS = ["synth", "convert", "inspect"]
+SUBCOMMANDS = ["synth", "convert", "inspect", "models"]
 
 
 def test_python_dash_m_and_top_level_help():
@@ -58,3 +58,13 @@ def test_output_path_that_is_a_file(archive, tmp_path, capsys):
     assert main(["convert", "--source", str(archive), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert f"jeoparda: error: {tmp_path / 'o'}: File exists" in err and "Traceback" not in err
+
+
+def test_models_lists_every_model(capsys):
+    from jeoparda.models import list_models
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for entry in list_models():
+        assert entry.name in out
+    assert "11,265,115" in out

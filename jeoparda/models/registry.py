@@ -1,0 +1,39 @@
+"""Model registry: ``create_model(name, in_chans=12, num_classes=19)``."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from jeoparda.errors import JeopardaError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    build: Callable[..., nn.Module]
+    summary: str
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(name: str, summary: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator adding a builder ``f(in_chans, num_classes) -> nn.Module`` under ``name``."""
+    def add(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _REGISTRY[name] = ModelEntry(name, build, summary)
+        return build
+    return add
+
+
+def list_models() -> list[ModelEntry]:
+    return list(_REGISTRY.values())
+
+
+def create_model(name: str, in_chans: int = 12, num_classes: int = 19) -> nn.Module:
+    """Build a registered model; unknown names give an error listing the known ones."""
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        raise JeopardaError(f"unknown model {name!r}; choose one of {', '.join(_REGISTRY)}")
+    return entry.build(in_chans=in_chans, num_classes=num_classes)
