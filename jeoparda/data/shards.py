@@ -13,6 +13,7 @@ from types import TracebackType
 import h5py
 import numpy as np
 
+from jeoparda.errors import JeopardaError
 from jeoparda.labels import CLASSES19, LABELS43
 from jeoparda.sentinel2 import BAND_NAMES, TARGET_SIZE
 
@@ -24,7 +25,7 @@ COMPRESSION = {"none": {}, "gzip": {"compression": "gzip", "compression_opts": 4
                "lzf": {"compression": "lzf"}}
 
 
-class ShardError(Exception):
+class ShardError(JeopardaError):
     """A shard that does not match the format or the manifest; the message names the file."""
 
 

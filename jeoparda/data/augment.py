@@ -1,0 +1,71 @@
+"""Normalisation and augmentation shared by every loader backend.
+
+Random draws are a pure function of (seed, epoch, rank, step), so the torch and DALI backends
+make the same choices and a run is reproducible whatever the number of reader processes.
+Rotations and flips never change labels; mixup mixes labels with the same weight as images.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from jeoparda.config import AugmentConfig
+
+
+def normaliser(mean: list[float], std: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (12, 1, 1) mean and 1/std for :func:`normalise`."""
+    m = np.asarray(mean, np.float32).reshape(-1, 1, 1)
+    inv = (1.0 / np.asarray(std, np.float64)).astype(np.float32).reshape(-1, 1, 1)
+    return m, inv
+
+
+def normalise(images: np.ndarray, mean: np.ndarray, inv_std: np.ndarray,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """(x - mean) * (1 / std) in float32, per band, from uint16 images."""
+    out = np.empty(images.shape, np.float32) if out is None else out[:len(images)]
+    np.subtract(images, mean, out=out, dtype=np.float32)
+    np.multiply(out, inv_std, out=out)
+    return out
+
+
+def geometry_codes(cfg: AugmentConfig, n: int, seed: int, epoch: int, rank: int, step: int) -> np.ndarray:
+    """Per sample (n, 3) int: quarter turns k in 0..3, horizontal flip, vertical flip."""
+    rng = np.random.default_rng([seed, epoch, rank, step, 1])
+    codes = rng.integers(0, [4, 2, 2], size=(n, 3))
+    codes[:, 0] *= cfg.rot90
+    codes[:, 1:] *= cfg.flip
+    return codes
+
+
+def apply_geometry(images: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Rotate by k quarter turns (as ``np.rot90`` over H, W), then flip W, then flip H; in place.
+
+    Samples with the same code are transformed together (at most 16 groups), not one by one.
+    """
+    keys = codes[:, 0] * 4 + codes[:, 1] * 2 + codes[:, 2]
+    for key in np.unique(keys):
+        if key == 0:
+            continue
+        sel = np.flatnonzero(keys == key)
+        k, h, v = codes[sel[0]]
+        x = np.rot90(images[sel], int(k), axes=(-2, -1))
+        if h:
+            x = x[..., ::-1]
+        if v:
+            x = x[..., ::-1, :]
+        images[sel] = x
+    return images
+
+
+def mixup(batch: dict[str, torch.Tensor], alpha: float, seed: int, epoch: int, rank: int,
+          step: int) -> dict[str, torch.Tensor]:
+    """Mix each sample with another of the batch: weight lam ~ Beta(alpha, alpha), same lam for
+    images and labels. Returns the batch with ``mix_weight`` (the lam used)."""
+    rng = np.random.default_rng([seed, epoch, rank, step, 2])
+    lam = float(rng.beta(alpha, alpha))
+    perm = torch.from_numpy(rng.permutation(len(batch["image"]))).to(batch["image"].device)
+    mixed = dict(batch)
+    mixed["image"] = lam * batch["image"] + (1 - lam) * batch["image"][perm]
+    mixed["label"] = lam * batch["label"] + (1 - lam) * batch["label"][perm]
+    mixed["mix_weight"] = torch.tensor(lam)
+    return mixed

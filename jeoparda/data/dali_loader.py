@@ -1,0 +1,99 @@
+"""The ``dali`` backend: an NVIDIA DALI pipeline fed from the shards by ``fn.external_source``.
+
+The host reads uint16 batches exactly as the torch backend does (same plan, same reads); DALI
+casts, normalises, rotates and flips, on the GPU when there is one (``device_id`` = local rank)
+and on CPU threads otherwise (``device_id=None``). Rotation and flip choices are fed in from the
+shared random stream, so with augmentation off or on the batches equal the torch backend's.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from jeoparda.config import AugmentConfig
+from jeoparda.data.augment import geometry_codes
+from jeoparda.data.loader_base import Batch, Loader
+from jeoparda.errors import JeopardaError
+
+INSTALL_HINT = "pip install 'jeoparda[dali]' (the nvidia-dali-cuda120 wheel; CPU-only works too)"
+
+
+def _import_dali() -> Any:
+    try:
+        import nvidia.dali  # noqa: F401
+        from nvidia.dali.plugin.pytorch import DALIGenericIterator  # noqa: F401
+    except ImportError as exc:
+        raise JeopardaError(f"data.backend=dali needs NVIDIA DALI ({exc}); {INSTALL_HINT}") from None
+    import nvidia.dali as dali
+
+    return dali
+
+
+def build_pipeline(source: Any, batch: int, mean: np.ndarray, inv_std: np.ndarray,
+                   device_id: int | None, threads: int, prefetch: int) -> Any:
+    """The DALI pipeline: (uint16 CHW images, labels, codes, mask) -> float32 normalised images."""
+    dali = _import_dali()
+    fn, types = dali.fn, dali.types
+
+    @dali.pipeline_def(enable_conditionals=True)
+    def pipeline():  # type: ignore[no-untyped-def]
+        images, labels, codes, mask = fn.external_source(
+            source, num_outputs=4, batch=True, batch_info=True, layout=["CHW", "", "", ""],
+            dtype=[types.UINT16, types.FLOAT, types.INT32, types.BOOL])
+        if device_id is not None:
+            images, labels, mask = images.gpu(), labels.gpu(), mask.gpu()
+        x = (fn.cast(images, dtype=types.FLOAT) - types.Constant(mean)) * types.Constant(inv_std)
+        k, h, v = codes[0], codes[1], codes[2]
+        # A quarter turn as np.rot90 over (H, W): k=1 is transpose then flip H, k=2 flips both,
+        # k=3 is transpose then flip W; the requested flips follow.
+        if (k == 1) | (k == 3):
+            x = fn.transpose(x, perm=[0, 2, 1], output_layout="CHW")
+        flip_w = fn.cast((k == 3) ^ (k == 2) ^ (h == 1), dtype=types.INT32)
+        flip_h = fn.cast((k == 1) ^ (k == 2) ^ (v == 1), dtype=types.INT32)
+        x = fn.flip(x, horizontal=flip_w, vertical=flip_h)
+        return x, labels, mask
+
+    return pipeline(batch_size=batch, num_threads=max(threads, 1), device_id=device_id,
+                    prefetch_queue_depth=prefetch)
+
+
+class DaliLoader(Loader):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _import_dali()
+        self._reader = self.source.reader()
+        self._iterator = None
+
+    def _feed(self, info: Any) -> tuple[list[np.ndarray], ...]:
+        """External source: the host side of one step, as the torch backend reads it."""
+        plan, step = self.plan(), info.iteration
+        if step >= plan.steps:
+            raise StopIteration
+        sl = plan.batch_slice(step)
+        images, labels = self._reader.read(plan.indices[sl])
+        n = len(images)
+        aug: AugmentConfig = self.cfg.data.augment if self.augment else AugmentConfig(False, False)
+        codes = geometry_codes(aug, n, self.cfg.train.seed, self.epoch, self.env.rank, step).astype(np.int32)
+        mask = plan.mask[sl]
+        return ([images[i] for i in range(n)], [labels[i].astype(np.float32) for i in range(n)],
+                [codes[i] for i in range(n)], [mask[i:i + 1].copy() for i in range(n)])
+
+    def _make_iterator(self) -> Any:
+        from nvidia.dali.plugin.pytorch import DALIGenericIterator
+
+        gpu = self.device.type == "cuda"
+        pipe = build_pipeline(self._feed, self.batch_size, self.source.mean, self.source.inv_std,
+                              self.device.index if gpu else None, self.cfg.data.workers,
+                              self.cfg.data.prefetch)
+        return DALIGenericIterator(pipe, ["image", "label", "mask"], auto_reset=True)
+
+    def _batches(self) -> Iterator[Batch]:
+        if self._iterator is None:
+            self._iterator = self._make_iterator()
+        for out in self._iterator:
+            batch = out[0]
+            yield {"image": batch["image"].to(self.device), "label": batch["label"].to(self.device),
+                   "mask": batch["mask"].reshape(-1).to(self.device)}
