@@ -199,6 +199,55 @@ def _run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmarks: the input pipeline alone (loader)",
+                       description="Benchmarks of the suite's parts. See docs/benchmarks.md.")
+    bench = p.add_subparsers(dest="bench", metavar="BENCHMARK")
+    lo = bench.add_parser(
+        "loader", help="images/s and MB/s of the input pipeline alone",
+        description="Run the input pipeline alone (no model): warm-up steps, then timed steps, "
+        "cycling epochs. Prints images/s and MB/s (raw shard bytes: 345,600 per patch). With "
+        "--json the last line is one JSON object (images_per_s, mb_per_s, backend, batch_size, "
+        "steps, ...). Under mpirun/srun every rank runs its share; rank 0 prints.")
+    lo.add_argument("--data", type=Path, default=None, help="converted data set (optional for synthetic)")
+    lo.add_argument("--split", default="train", help="split to read (default train)")
+    lo.add_argument("--backend", choices=["torch", "dali", "synthetic"], default="torch")
+    lo.add_argument("--batch-size", type=_positive_int, default=32, help="per worker (default 32)")
+    lo.add_argument("--steps", type=_positive_int, default=50, help="timed steps (default 50)")
+    lo.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    lo.add_argument("--workers", type=int, default=2,
+                    help="reader processes (torch) or CPU threads (dali); default 2")
+    lo.add_argument("--no-augment", action="store_true", help="switch flips and rotations off")
+    lo.add_argument("--stage", metavar="DIR", help="stage shards to node-local DIR first")
+    lo.add_argument("--json", action="store_true", help="end with one JSON line")
+    lo.set_defaults(func=_run_bench_loader)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _run_bench_loader(args: argparse.Namespace) -> int:
+    import json
+
+    from jeoparda.bench.loader_bench import run
+    from jeoparda.config import AugmentConfig, DataConfig, RunConfig, TrainConfig
+    from jeoparda.dist.env import detect
+
+    aug = AugmentConfig(flip=False, rot90=False) if args.no_augment else AugmentConfig()
+    cfg = RunConfig(data=DataConfig(path=str(args.data or ""), backend=args.backend,
+                                    workers=args.workers, augment=aug, stage=bool(args.stage),
+                                    stage_dir=args.stage or ""),
+                    train=TrainConfig(batch_size=args.batch_size))
+    env = detect()
+    result = run(cfg, env, args.split, args.steps, args.warmup)
+    if env.is_root:
+        print(f"{result['backend']} loader, {result['split']} split, batch {result['batch_size']}, "
+              f"{result['workers']} workers, {result['device']}: {result['images_per_s']:.1f} images/s, "
+              f"{result['mb_per_s']:.1f} MB/s over {result['steps']} steps "
+              f"(setup {result['build_s']:.2f} s, staging {result['stage_time_s']:.2f} s)")
+        if args.json:
+            print(json.dumps(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jeoparda", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -208,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_convert(sub)
     _add_inspect(sub)
     _add_models(sub)
+    _add_bench(sub)
     return parser
 
 

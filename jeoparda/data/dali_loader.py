@@ -72,12 +72,11 @@ class DaliLoader(Loader):
         plan, step = self.plan(), info.iteration
         if step >= plan.steps:
             raise StopIteration
-        sl = plan.batch_slice(step)
-        images, labels = self._reader.read(plan.indices[sl])
+        indices, mask = plan.step_batch(step)
+        images, labels = self._reader.read(indices)
         n = len(images)
         aug: AugmentConfig = self.cfg.data.augment if self.augment else AugmentConfig(False, False)
         codes = geometry_codes(aug, n, self.cfg.train.seed, self.epoch, self.env.rank, step).astype(np.int32)
-        mask = plan.mask[sl]
         return ([images[i] for i in range(n)], [labels[i].astype(np.float32) for i in range(n)],
                 [codes[i] for i in range(n)], [mask[i:i + 1].copy() for i in range(n)])
 

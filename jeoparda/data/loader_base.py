@@ -79,6 +79,29 @@ def open_split(cfg: RunConfig, env: ClusterEnv, split: str) -> SplitSource:
     return SplitSource(root, split, shards, place, mean, inv, stage_time)
 
 
+@dataclass
+class Planner:
+    """Everything that decides a rank's epoch plan; picklable, so reader processes derive the
+    plan of any epoch themselves instead of being sent index lists."""
+
+    sizes: list[int]
+    place: Placement
+    batch: int
+    seed: int
+    block: int
+    train: bool
+
+    def __post_init__(self) -> None:
+        self._cached: tuple[int, EpochPlan] | None = None
+
+    def plan(self, epoch: int) -> EpochPlan:
+        if self._cached is None or self._cached[0] != epoch:
+            plan = (train_plan(self.sizes, self.place, self.batch, self.seed, epoch, self.block)
+                    if self.train else eval_plan(self.sizes, self.place, self.batch))
+            self._cached = (epoch, plan)
+        return self._cached[1]
+
+
 def default_device(env: ClusterEnv) -> torch.device:
     """One process per GPU, pinned to its local rank; CPU without CUDA."""
     if torch.cuda.is_available():
@@ -95,7 +118,8 @@ class Loader:
         self.batch_size = cfg.train.batch_size
         self.train = split == "train"
         self.epoch = 0
-        self._plan: EpochPlan | None = None
+        self.planner = None if source is None else Planner(
+            source.sizes, source.place, self.batch_size, cfg.train.seed, cfg.data.block_size, self.train)
 
     @property
     def stage_time_s(self) -> float:
@@ -104,15 +128,9 @@ class Loader:
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose shuffle the next iteration uses."""
         self.epoch = epoch
-        self._plan = None
 
     def plan(self) -> EpochPlan:
-        if self._plan is None:
-            src = self.source
-            self._plan = (train_plan(src.sizes, src.place, self.batch_size, self.cfg.train.seed,
-                                     self.epoch, self.cfg.data.block_size)
-                          if self.train else eval_plan(src.sizes, src.place, self.batch_size))
-        return self._plan
+        return self.planner.plan(self.epoch)
 
     @property
     def steps_per_epoch(self) -> int:

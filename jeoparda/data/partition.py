@@ -39,8 +39,12 @@ class EpochPlan:
     steps: int
     batch: int
 
-    def batch_slice(self, step: int) -> slice:
-        return slice(step * self.batch, (step + 1) * self.batch)
+    def step_batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and mask of one step's batch, in ascending index order: order inside a batch
+        means nothing to training, and sorted indices become sequential shard reads."""
+        sl = slice(step * self.batch, (step + 1) * self.batch)
+        order = np.argsort(self.indices[sl], kind="stable")
+        return self.indices[sl][order], self.mask[sl][order]
 
 
 def placement(n_shards: int, env: ClusterEnv, node_local: bool) -> Placement:

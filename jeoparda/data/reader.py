@@ -23,12 +23,14 @@ class SplitReader:
         self.offsets = offsets(self.sizes)
         self._open: dict[int, ShardReader] = {}
         self._scratch = np.empty((0, *IMAGE_SHAPE), np.uint16)
+        self._batch = np.empty((0, *IMAGE_SHAPE), np.uint16)
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_open": {}, "_scratch": np.empty((0, *IMAGE_SHAPE), np.uint16)}
+        empty = np.empty((0, *IMAGE_SHAPE), np.uint16)
+        return {**self.__dict__, "_open": {}, "_scratch": empty, "_batch": empty}
 
     def check_formats(self, ids: list[int] | None = None) -> None:
         """Format, version and patch count of the shards ``ids`` (default all) against the manifest."""
@@ -57,18 +59,29 @@ class SplitReader:
         return out
 
     def read(self, indices: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Images (n, 12, 120, 120) uint16 and 19-class labels (n, 19) uint8, in ``indices`` order."""
+        """Images (n, 12, 120, 120) uint16 and 19-class labels (n, 19) uint8, in ``indices`` order.
+
+        Without ``out`` the images land in a buffer the reader reuses (valid until the next read):
+        fresh multi-megabyte buffers each batch would cost a page fault per 4 KiB.
+        """
         n = len(indices)
         if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
             raise IndexError(f"patch index out of range 0..{len(self) - 1}")
-        images = np.empty((n, *IMAGE_SHAPE), np.uint16) if out is None else out[:n]
+        if out is None:
+            if len(self._batch) < n:
+                self._batch = np.empty((n, *IMAGE_SHAPE), np.uint16)
+            out = self._batch
+        images = out[:n]
         labels = np.empty((n, 19), np.uint8)
         for s, start, stop, positions in self.runs(indices):
             shard = self._shard(s)
-            if len(positions) > len(self._scratch):
-                self._scratch = np.empty((max(len(positions), 16), *IMAGE_SHAPE), np.uint16)
-            run = shard.read_images(start, stop, self._scratch)
-            images[positions] = run
+            first = int(positions[0])
+            if np.array_equal(positions, np.arange(first, first + len(positions))):
+                shard.read_images(start, stop, images[first:])  # straight into place
+            else:
+                if len(positions) > len(self._scratch):
+                    self._scratch = np.empty((max(len(positions), 16), *IMAGE_SHAPE), np.uint16)
+                images[positions] = shard.read_images(start, stop, self._scratch)
             labels[positions] = shard.labels19[start:stop]
         return images, labels
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 from types import TracebackType
 
@@ -20,6 +21,7 @@ from jeoparda.sentinel2 import BAND_NAMES, TARGET_SIZE
 FORMAT = "jeoparda-shards"
 VERSION = 1
 IMAGE_SHAPE = (len(BAND_NAMES), TARGET_SIZE, TARGET_SIZE)
+_CHUNK_BYTES = 2 * IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
 #: --compression choices -> h5py filter arguments. lzf is h5py's fast built-in codec.
 COMPRESSION = {"none": {}, "gzip": {"compression": "gzip", "compression_opts": 4},
                "lzf": {"compression": "lzf"}}
@@ -127,12 +129,19 @@ def verify_shard(path: Path, sha256: str, patches: int) -> None:
 class ShardReader:
     """Batched reads from one shard: images straight into a caller's buffer, labels up front.
 
-    Patches are stored one chunk each, in order, so a run of patches is one sequential read.
+    Patches are stored one chunk each, in order. For uncompressed shards the byte offset of every
+    chunk is looked up once (HDF5's chunk index); ShardWriter lays chunks out back to back, with
+    an occasional index node between them, so a run of patches is read with one ``preadv`` per
+    contiguous stretch, straight into the destination. Compressed shards go through HDF5. Both
+    paths give the same array.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._file = h5py.File(self.path, "r")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise ShardError(f"{path}: unreadable HDF5 file ({exc})") from None
         if self._file.attrs.get("format") != FORMAT or self._file.attrs.get("version") != VERSION:
             self._file.close()
             raise ShardError(f"{path}: not a {FORMAT} v{VERSION} shard")
@@ -140,6 +149,28 @@ class ShardReader:
         self.labels19 = self._file["labels19"][...]
         self.labels43 = self._file["labels43"][...]
         self.names = [n.decode() for n in self._file["names"][...]]
+        self._offsets = self._chunk_offsets()
+        self._fd = os.open(self.path, os.O_RDONLY) if self._offsets is not None else None
+
+    def _chunk_offsets(self) -> np.ndarray | None:
+        """File offset of every patch's chunk, or None where raw reads do not apply."""
+        ds, n = self._images, len(self.names)
+        if n == 0 or ds.compression or ds.dtype != np.dtype("<u2") or sys.byteorder != "little":
+            return None
+        if ds.id.get_num_chunks() != n:
+            return None
+        offsets = np.empty(n, np.int64)
+        for i in range(n):
+            info = ds.id.get_chunk_info(i)
+            if info.chunk_offset[0] != i or info.size != _CHUNK_BYTES or info.filter_mask:
+                return None
+            offsets[i] = info.byte_offset
+        return offsets
+
+    @property
+    def direct(self) -> bool:
+        """Whether reads bypass HDF5 (raw, back-to-back chunks)."""
+        return self._fd is not None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -148,11 +179,23 @@ class ShardReader:
         """Images ``start:stop`` as uint16 (n, 12, 120, 120), into ``out[:n]`` when given."""
         n = stop - start
         out = np.empty((n, *IMAGE_SHAPE), np.uint16) if out is None else out[:n]
-        if n:
+        if n == 0:
+            return out
+        if self._fd is not None and out.flags.c_contiguous:
+            offs = self._offsets[start:stop]
+            cuts = np.flatnonzero(np.diff(offs) != _CHUNK_BYTES) + 1
+            for a, b in zip(np.r_[0, cuts], np.r_[cuts, n]):
+                view = memoryview(out[a:b]).cast("B")
+                if os.preadv(self._fd, [view], int(offs[a])) != view.nbytes:
+                    raise ShardError(f"{self.path}: short read at patch {start + a}; file truncated?")
+        else:
             self._images.read_direct(out, np.s_[start:stop])
         return out
 
     def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         self._file.close()
 
     def __enter__(self) -> "ShardReader":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 
 from jeoparda.data.loader_base import Batch, Loader
@@ -21,11 +22,9 @@ class SyntheticLoader(Loader):
     def plan(self) -> EpochPlan:
         if self.source is not None:
             return super().plan()
-        if self._plan is None:
-            patches = self.cfg.data.synthetic_patches or DEFAULT_PATCHES * self.env.world_size
-            steps = max(1, patches // (self.env.world_size * self.batch_size))
-            self._plan = EpochPlan(torch.zeros(0), torch.zeros(0), steps, self.batch_size)
-        return self._plan
+        patches = self.cfg.data.synthetic_patches or DEFAULT_PATCHES * self.env.world_size
+        steps = max(1, patches // (self.env.world_size * self.batch_size))
+        return EpochPlan(np.zeros(0, np.int64), np.zeros(0, bool), steps, self.batch_size)
 
     def _batches(self) -> Iterator[Batch]:
         gen = torch.Generator(device=self.device).manual_seed(self.cfg.train.seed + self.env.rank)

@@ -1,52 +1,134 @@
-"""The ``torch`` backend: h5py reads in background processes (torch DataLoader), one item per
-batch (no per-sample Python work), prefetching, pinned memory and non-blocking copies on CUDA."""
+"""The ``torch`` backend: shard reads in persistent background processes (torch DataLoader).
+
+Each item of the DataLoader is a whole batch (no per-sample Python work). Reader processes write
+the batch's uint16 images into a ring of shared-memory slots allocated once and send back only
+the slot number, labels and mask; sending a fresh 22 MB float32 tensor per batch through shared
+memory costs more than reading it (measured: docs/benchmarks.md). The consumer normalises to
+float32 on its side: on the GPU when there is one (uint16 crosses PCIe through pinned buffers,
+non-blocking), in the main process on CPU. A slot is reused only after the consumer has
+normalised it: the ring has more slots than batches the DataLoader can have in flight.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from jeoparda.config import AugmentConfig
 from jeoparda.data.augment import apply_geometry, geometry_codes, normalise
-from jeoparda.data.loader_base import Batch, Loader
-from jeoparda.data.partition import EpochPlan
+from jeoparda.data.loader_base import Batch, Loader, Planner
 from jeoparda.data.reader import SplitReader
+from jeoparda.data.shards import IMAGE_SHAPE
 
 
 class EpochBatches(Dataset):
-    """Item ``step`` is the whole batch of that step of one rank's epoch plan."""
+    """Item ``(epoch, step, slot)``: read that step's batch into ring slot ``slot``."""
 
-    def __init__(self, reader: SplitReader, plan: EpochPlan, mean: np.ndarray, inv_std: np.ndarray,
-                 augment: AugmentConfig | None, seed: int, epoch: int, rank: int) -> None:
-        self.reader, self.plan, self.mean, self.inv_std = reader, plan, mean, inv_std
-        self.augment, self.seed, self.epoch, self.rank = augment, seed, epoch, rank
+    def __init__(self, reader: SplitReader, planner: Planner, augment: AugmentConfig | None,
+                 seed: int, rank: int, ring: torch.Tensor | None = None) -> None:
+        self.reader, self.planner, self.augment = reader, planner, augment
+        self.seed, self.rank, self.ring = seed, rank, ring
+
+    def load(self, epoch: int, step: int, out: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """uint16 images (augmented if configured), float32 labels and mask of one step."""
+        indices, mask = self.planner.plan(epoch).step_batch(step)
+        images, labels = self.reader.read(indices, out)
+        if self.augment is not None:
+            apply_geometry(images, geometry_codes(self.augment, len(images), self.seed, epoch, self.rank, step))
+        return images, labels.astype(np.float32), mask
+
+    def __getitem__(self, key: tuple[int, int, int]) -> dict[str, torch.Tensor | int]:
+        epoch, step, slot = key
+        images, labels, mask = self.load(epoch, step, self.ring[slot].numpy())
+        return {"slot": slot, "n": len(images), "label": torch.from_numpy(labels),
+                "mask": torch.from_numpy(mask)}
+
+
+class EpochSampler(Sampler):
+    """(epoch, step, slot) for every step of the loader's current epoch; slots go round."""
+
+    def __init__(self, loader: Loader, slots: int) -> None:
+        self.loader, self.slots, self.issued = loader, slots, 0
 
     def __len__(self) -> int:
-        return self.plan.steps
+        return self.loader.steps_per_epoch
 
-    def __getitem__(self, step: int) -> Batch:
-        sl = self.plan.batch_slice(step)
-        images, labels = self.reader.read(self.plan.indices[sl])
-        x = normalise(images, self.mean, self.inv_std)
-        if self.augment is not None:
-            apply_geometry(x, geometry_codes(self.augment, len(x), self.seed, self.epoch, self.rank, step))
-        return {"image": torch.from_numpy(x), "label": torch.from_numpy(labels.astype(np.float32)),
-                "mask": torch.from_numpy(self.plan.mask[sl].copy())}
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        epoch = self.loader.epoch
+        for step in range(self.loader.steps_per_epoch):
+            self.issued += 1
+            yield epoch, step, (self.issued - 1) % self.slots
 
 
 class TorchLoader(Loader):
+    _stream: DataLoader | None = None
+    _ring: torch.Tensor | None = None
+
+    def _dataset(self, ring: torch.Tensor | None = None) -> EpochBatches:
+        return EpochBatches(self.source.reader(), self.planner,
+                            self.cfg.data.augment if self.augment else None, self.cfg.train.seed,
+                            self.env.rank, ring)
+
+    def _open_stream(self) -> DataLoader:
+        data = self.cfg.data
+        slots = data.workers * data.prefetch + 2
+        self._ring = torch.empty((slots, self.batch_size, *IMAGE_SHAPE), dtype=torch.uint16).share_memory_()
+        return DataLoader(self._dataset(self._ring), batch_size=None, sampler=EpochSampler(self, slots),
+                          num_workers=data.workers, prefetch_factor=data.prefetch,
+                          persistent_workers=True)
+
     def _batches(self) -> Iterator[Batch]:
-        src, data = self.source, self.cfg.data
-        batches = EpochBatches(src.reader(), self.plan(), src.mean, src.inv_std,
-                               data.augment if self.augment else None, self.cfg.train.seed,
-                               self.epoch, self.env.rank)
-        cuda = self.device.type == "cuda"
-        if data.workers == 0:
-            stream = iter(batches[i] for i in range(len(batches)))
-        else:
-            stream = iter(DataLoader(batches, batch_size=None, shuffle=False, num_workers=data.workers,
-                                     prefetch_factor=data.prefetch, pin_memory=cuda))
-        for batch in stream:
-            yield {k: v.to(self.device, non_blocking=cuda) for k, v in batch.items()}
+        finish = _DeviceFinisher(self.source.mean, self.source.inv_std, self.device)
+        if self.cfg.data.workers == 0:
+            dataset = self._dataset()
+            for step in range(self.steps_per_epoch):
+                yield finish(*dataset.load(self.epoch, step))
+            return
+        if self._stream is None:
+            self._stream = self._open_stream()
+        for item in self._stream:
+            images = self._ring[item["slot"], :item["n"]].numpy()
+            yield finish(images, item["label"].numpy(), item["mask"].numpy())
+
+
+class _DeviceFinisher:
+    """uint16 batch on the host -> normalised float32 batch on the device."""
+
+    def __init__(self, mean: np.ndarray, inv_std: np.ndarray, device: torch.device) -> None:
+        self.mean, self.inv_std, self.device = mean, inv_std, device
+        if device.type == "cuda":
+            self.mean_dev = torch.from_numpy(mean).to(device)
+            self.inv_dev = torch.from_numpy(inv_std).to(device)
+            self.pinned: list[tuple[torch.Tensor, torch.cuda.Event]] = []
+            self.turn = 0
+
+    def __call__(self, images: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> Batch:
+        if self.device.type != "cuda":
+            return {"image": normalise(images, self.mean, self.inv_std),
+                    "label": torch.from_numpy(labels), "mask": torch.from_numpy(mask)}
+        host = self._pinned_copy(images)
+        image = host.to(self.device, non_blocking=True)
+        self.pinned[self.turn][1].record()  # the pinned buffer is free again once this is done
+        image = image.float().sub_(self.mean_dev).mul_(self.inv_dev)
+        return {"image": image, "label": torch.from_numpy(labels).to(self.device, non_blocking=False),
+                "mask": torch.from_numpy(mask).to(self.device)}
+
+    def _pinned_copy(self, images: np.ndarray) -> torch.Tensor:
+        """Copy into one of two alternating pinned buffers, after its last transfer finished."""
+        self.turn = 1 - self.turn
+        if len(self.pinned) < 2 or self.pinned[self.turn][0].shape[0] < len(images):
+            buf = torch.empty((max(len(images), 1), *IMAGE_SHAPE), dtype=torch.uint16).pin_memory()
+            event = torch.cuda.Event()
+            event.record()
+            if len(self.pinned) < 2:
+                self.pinned.append((buf, event))
+            else:
+                self.pinned[self.turn] = (buf, event)
+        buf, event = self.pinned[self.turn]
+        event.synchronize()
+        host = buf[:len(images)]
+        host.numpy()[...] = images
+        return host

@@ -12,8 +12,10 @@ def test_normalise_matches_definition():
     mean, std = rng.uniform(500, 2000, 12), rng.uniform(100, 900, 12)
     m, inv = normaliser(mean.tolist(), std.tolist())
     out = normalise(x, m, inv)
-    assert out.dtype == np.float32
-    assert np.allclose(out, (x - mean[:, None, None]) / std[:, None, None], rtol=1e-5, atol=1e-5)
+    assert out.dtype == torch.float32
+    assert np.allclose(out.numpy(), (x - mean[:, None, None]) / std[:, None, None], rtol=1e-5, atol=1e-5)
+    # the same float32 operations, in the same order, as numpy (and DALI): bit-identical
+    assert np.array_equal(out.numpy(), (x.astype(np.float32) - m) * inv)
 
 
 def test_geometry_is_a_dihedral_transform_of_each_sample():

@@ -1,0 +1,1 @@
+"""Benchmark harness: loader, training throughput, all-reduce; scaling maths and reports."""
