@@ -10,6 +10,7 @@ normalised it: the ring has more slots than batches the DataLoader can have in f
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 from collections.abc import Iterator
 
 import numpy as np
@@ -78,7 +79,7 @@ class TorchLoader(Loader):
         self._ring = torch.empty((slots, self.batch_size, *IMAGE_SHAPE), dtype=torch.uint16).share_memory_()
         return DataLoader(self._dataset(self._ring), batch_size=None, sampler=EpochSampler(self, slots),
                           num_workers=data.workers, prefetch_factor=data.prefetch,
-                          persistent_workers=True)
+                          persistent_workers=True, multiprocessing_context=_reader_context())
 
     def _batches(self) -> Iterator[Batch]:
         finish = _DeviceFinisher(self.source.mean, self.source.inv_std, self.device)
@@ -92,6 +93,15 @@ class TorchLoader(Loader):
         for item in self._stream:
             images = self._ring[item["slot"], :item["n"]].numpy()
             yield finish(images, item["label"].numpy(), item["mask"].numpy())
+
+
+def _reader_context() -> mp.context.BaseContext:
+    """Reader processes start from a clean forkserver (torch and this module preloaded), never
+    as forks of the caller: a fork inherits whatever the caller holds (a running DALI pipeline,
+    other loaders' iterators, CUDA state) and dies when its garbage collector finalises them."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "h5py", "jeoparda.data.torch_loader"])
+    return ctx
 
 
 class _DeviceFinisher:

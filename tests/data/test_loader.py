@@ -198,3 +198,15 @@ def test_node_local_staging_gives_each_node_its_shards(dataset, tmp_path):
             loader = build_loader(cfg(dataset, batch=2, stage=True, stage_dir=str(node)), env, "train")
             roots.append(sorted(p.name for p in loader.source.root.rglob("*.h5")))
     assert roots == [["shard-00000.h5", "shard-00002.h5"], ["shard-00001.h5"]]
+
+
+def test_reader_processes_survive_a_dali_pipeline_in_the_caller(dataset):
+    """Regression: forked readers died finalising the caller's DALI pipeline."""
+    pytest.importorskip("nvidia.dali")
+    dali = build_loader(cfg(dataset, "dali", workers=1), ClusterEnv(), "train")
+    first = batches(dali)
+    torch_loader = build_loader(cfg(dataset, workers=2), ClusterEnv(), "train")
+    for epoch in range(3):
+        assert len(batches(torch_loader, epoch)) == torch_loader.steps_per_epoch
+    del dali
+    assert all(torch.equal(x["image"], y["image"]) for x, y in zip(first, batches(torch_loader)))
