@@ -1,15 +1,26 @@
-"""Typed run configuration: frozen dataclasses with validation.
+"""Typed run configuration: frozen dataclasses, YAML layers and ``--set key=value`` overrides.
 
-The sections here are those the input pipeline needs; training adds its own and the YAML
-layering with ``--set key=value`` overrides.
+``load_config(files, overrides)`` starts from the defaults below, merges each YAML file in order,
+then the overrides (values parsed as YAML scalars), and builds the dataclasses: unknown keys and
+values of the wrong type are errors that name the key and where it came from.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from jeoparda.errors import JeopardaError
 
 DATA_BACKENDS = ("torch", "dali", "synthetic")
+DIST_BACKENDS = ("ddp", "horovod", "single")
+OPTIMIZERS = ("adam", "adamw", "sgd", "lars", "lamb")
+SCHEDULES = ("step", "cosine", "constant")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -58,12 +69,53 @@ class DataConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 1
-    batch_size: int = 32   # per worker
+    batch_size: int = 32             # per worker
+    global_batch_size: int = 0       # > 0: per-worker batch = global / world size (paper recipes)
     seed: int = 0
+    optimizer: str = "adam"          # adam | adamw | sgd | lars | lamb
+    lr: float = 1e-3                 # for lr_base_batch images when lr_scaling is linear
+    lr_scaling: str = "none"         # none | linear: lr x global batch / lr_base_batch
+    lr_base_batch: int = 256
+    weight_decay: float = 1e-4
+    momentum: float = 0.9            # sgd and lars
+    schedule: str = "step"           # step | cosine | constant (after warm-up)
+    step_epochs: int = 30            # step schedule: every step_epochs epochs ...
+    step_gamma: float = 0.5          # ... multiply the learning rate by step_gamma
+    warmup_epochs: float = 0.0       # linear warm-up from lr/10 over these epochs
+    precision: str = "fp32"          # fp32 | bf16 | fp16 (autocast on GPU)
+    channels_last: bool = True       # on GPU
+    deterministic: bool = False      # CPU: deterministic algorithms, one thread per rank
+    threshold: float = 0.5           # probability above which a class is predicted
+    val_every: int = 1               # validate every N epochs (0: never; test still runs)
+    test: bool = True                # evaluate the test split at the end
+    checkpoint_every: int = 1        # epochs; 0 disables checkpoints
+    keep_checkpoints: int = 2
+    max_steps: int = 0               # > 0: stop each epoch after this many steps (smoke tests)
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", f"must be >= 1, got {self.epochs}")
         _check(self.batch_size >= 1, "train.batch_size", f"must be >= 1, got {self.batch_size}")
+        _check(self.global_batch_size >= 0, "train.global_batch_size", "must be >= 0")
+        _check(self.optimizer in OPTIMIZERS, "train.optimizer", f"{self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        _check(self.lr_scaling in ("none", "linear"), "train.lr_scaling", "must be none or linear")
+        _check(self.schedule in SCHEDULES, "train.schedule", f"{self.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        _check(self.precision in PRECISIONS, "train.precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        _check(self.lr > 0, "train.lr", f"must be > 0, got {self.lr}")
+        _check(self.step_epochs >= 1 and self.lr_base_batch >= 1, "train.step_epochs", "must be >= 1")
+        _check(0 <= self.threshold <= 1, "train.threshold", "must be within 0..1")
+        _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class DistConfig:
+    backend: str = "ddp"             # ddp | horovod | single
+    port: int = 0                    # rendezvous port; 0: derived from the job id
+    timeout_s: float = 300.0         # a collective that waits longer ends the job
+
+    def __post_init__(self) -> None:
+        _check(self.backend in DIST_BACKENDS, "dist.backend", f"{self.backend!r} is not one of {', '.join(DIST_BACKENDS)}")
+        _check(0 <= self.port < 65536, "dist.port", f"must be a port number, got {self.port}")
+        _check(self.timeout_s > 0, "dist.timeout_s", "must be > 0")
 
 
 @dataclass(frozen=True)
@@ -71,3 +123,100 @@ class RunConfig:
     model: str = "resnet18"
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
+
+
+def to_dict(cfg: RunConfig) -> dict[str, Any]:
+    return asdict(cfg)
+
+
+def _merge(base: dict, layer: dict, where: str, prefix: str = "") -> None:
+    for key, value in layer.items():
+        name = f"{prefix}{key}"
+        if key not in base:
+            close = difflib.get_close_matches(key, list(base), n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise JeopardaError(f"{where}: unknown key {name!r}{hint}")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise JeopardaError(f"{where}: {name} is a section; give its keys, e.g. {name}.KEY")
+            _merge(base[key], value, where, f"{name}.")
+        else:
+            base[key] = value
+
+
+def _coerce(value: Any, kind: Any, name: str, where: str) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as text
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif kind is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    words = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    raise JeopardaError(f"{where}: {name} must be {words.get(kind, kind)}, got {value!r}")
+
+
+def _build(cls: type, values: dict[str, Any], where: str, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in fields(cls):
+        kind, value = hints[f.name], values[f.name]
+        name = f"{prefix}{f.name}"
+        kwargs[f.name] = (_build(kind, value, where, f"{name}.") if is_dataclass(kind)
+                          else _coerce(value, kind, name, where))
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``a.b=c`` -> {"a": {"b": c}} with c parsed as a YAML scalar (1, 0.5, true, text)."""
+    if "=" not in text:
+        raise JeopardaError(f"--set {text!r}: expected KEY=VALUE, e.g. train.epochs=4")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load_config(files: list[Path] = (), overrides: list[str] = ()) -> RunConfig:
+    """Defaults, then each YAML file in order, then ``--set`` overrides."""
+    merged = to_dict(RunConfig())
+    sources = []
+    for path in files:
+        try:
+            layer = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise JeopardaError(f"{path}: cannot read configuration ({exc.strerror or exc})") from None
+        except yaml.YAMLError as exc:
+            raise JeopardaError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(layer, dict):
+            raise JeopardaError(f"{path}: configuration must be a mapping of keys to values")
+        _merge(merged, layer, str(path))
+        sources.append(str(path))
+    for text in overrides:
+        _merge(merged, parse_override(text), f"--set {text}")
+    return _build(RunConfig, merged, " + ".join(sources + ["--set"]) if overrides else
+                  (" + ".join(sources) or "defaults"))
+
+
+def dump_config(cfg: RunConfig, path: Path) -> None:
+    """Write the resolved configuration as YAML (loadable again with load_config)."""
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")

@@ -67,7 +67,7 @@ class DaliLoader(Loader):
         self._reader = self.source.reader()
         self._iterator = None
 
-    def _feed(self, info: Any) -> tuple[list[np.ndarray], ...]:
+    def _feed(self, info: Any) -> tuple[np.ndarray, ...]:
         """External source: the host side of one step, as the torch backend reads it."""
         plan, step = self.plan(), info.iteration
         if step >= plan.steps:
@@ -77,8 +77,8 @@ class DaliLoader(Loader):
         n = len(images)
         aug: AugmentConfig = self.cfg.data.augment if self.augment else AugmentConfig(False, False)
         codes = geometry_codes(aug, n, self.cfg.train.seed, self.epoch, self.env.rank, step).astype(np.int32)
-        return ([images[i] for i in range(n)], [labels[i].astype(np.float32) for i in range(n)],
-                [codes[i] for i in range(n)], [mask[i:i + 1].copy() for i in range(n)])
+        # Whole-batch arrays (outer dimension = sample): no per-sample Python objects.
+        return images, labels.astype(np.float32), codes, mask.reshape(n, 1).copy()
 
     def _make_iterator(self) -> Any:
         from nvidia.dali.plugin.pytorch import DALIGenericIterator

@@ -81,3 +81,43 @@ def detect(environ: Mapping[str, str] | None = None) -> ClusterEnv:
                           local_rank=_int(env, row.local_rank, 0), local_size=local_size,
                           nodes=nodes, launcher=row.name, hostname=hostname, job_id=job_id)
     return ClusterEnv(hostname=hostname, job_id=job_id)
+
+
+def first_slurm_host(nodelist: str) -> str:
+    """First host of a Slurm node list: ``gpu[03-05,9],login1`` -> ``gpu03``."""
+    head = nodelist.split(",")[0] if "[" not in nodelist.split(",")[0] else nodelist[:nodelist.index("]") + 1]
+    if "[" not in head:
+        return head.strip()
+    prefix, ranges = head.split("[", 1)
+    first = ranges.rstrip("]").split(",")[0].split("-")[0]
+    return f"{prefix}{first}"
+
+
+@dataclass(frozen=True)
+class Rendezvous:
+    """Where rank 0 listens for the others; None fields are settled over MPI at start-up."""
+
+    addr: str | None
+    port: int | None
+
+
+def rendezvous(env: ClusterEnv, port: int = 0, environ: Mapping[str, str] | None = None) -> Rendezvous:
+    """The rendezvous address and port, from what the launcher and the user provide.
+
+    MASTER_ADDR / MASTER_PORT, when set (by torchrun or the user), are used as they are and never
+    overwritten. Otherwise: one node -> 127.0.0.1; srun -> the first host of the job's node list;
+    mpirun -> rank 0's host name, shared over MPI (addr None). The port is ``port`` if given,
+    else derived from the Slurm job id (29500 + id mod 10000), else chosen by rank 0 (None).
+    """
+    env_vars = os.environ if environ is None else environ
+    addr = env_vars.get("MASTER_ADDR")
+    if addr is None and env.nodes == 1:
+        addr = "127.0.0.1"
+    if addr is None and env.launcher == "slurm" and env_vars.get("SLURM_JOB_NODELIST"):
+        addr = first_slurm_host(env_vars["SLURM_JOB_NODELIST"])
+    chosen: int | None = port or None
+    if "MASTER_PORT" in env_vars:
+        chosen = int(env_vars["MASTER_PORT"])
+    elif chosen is None and env.job_id and env.job_id.isdigit():
+        chosen = 29500 + int(env.job_id) % 10000
+    return Rendezvous(addr, chosen)

@@ -1,0 +1,87 @@
+"""Optimisers (Adam, AdamW, SGD, LARS, LAMB) and the learning-rate schedule of the recipes."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from jeoparda.config import TrainConfig
+
+
+class LARS(torch.optim.SGD):
+    """SGD with momentum and layer-wise adaptive rate scaling (You et al. 2017): each weight
+    matrix's step is scaled by trust * ||w|| / ||g + wd w||. Biases and norms are not adapted."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, trust: float = 0.001):
+        super().__init__(params, lr=lr, momentum=momentum, weight_decay=0.0)
+        self.wd, self.trust = weight_decay, trust
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[override]
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None or p.ndim <= 1:
+                    continue
+                g = p.grad.add(p, alpha=self.wd)
+                w_norm, g_norm = p.norm(), g.norm()
+                ratio = torch.where((w_norm > 0) & (g_norm > 0), self.trust * w_norm / g_norm, torch.ones_like(w_norm))
+                p.grad.copy_(g * ratio)
+        return super().step(closure)
+
+
+class LAMB(torch.optim.Adam):
+    """Adam whose per-layer update is scaled by ||w|| / ||update|| (You et al. 2019)."""
+
+    def __init__(self, params, lr: float, weight_decay: float = 0.0, betas=(0.9, 0.999), eps: float = 1e-6):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=0.0)
+        self.wd = weight_decay
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[override]
+        before = {p: p.detach().clone() for g in self.param_groups for p in g["params"] if p.grad is not None}
+        super().step(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p not in before:
+                    continue
+                update = (p - before[p]) - group["lr"] * self.wd * before[p] * (p.ndim > 1)
+                w_norm, u_norm = before[p].norm(), update.norm()
+                ratio = w_norm / u_norm if (w_norm > 0 and u_norm > 0 and p.ndim > 1) else 1.0
+                p.copy_(before[p] + update * ratio)
+        return None
+
+
+def base_lr(cfg: TrainConfig, global_batch: int) -> float:
+    """The recipe's learning rate: scaled linearly with the global batch if asked."""
+    return cfg.lr * global_batch / cfg.lr_base_batch if cfg.lr_scaling == "linear" else cfg.lr
+
+
+def build_optimizer(cfg: TrainConfig, model: nn.Module, global_batch: int) -> torch.optim.Optimizer:
+    lr, params = base_lr(cfg, global_batch), model.parameters()
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "lars":
+        return LARS(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return LAMB(params, lr=lr, weight_decay=cfg.weight_decay)
+
+
+def lr_factor(cfg: TrainConfig, epoch_float: float) -> float:
+    """Multiplier of the base rate at a (fractional) epoch: warm-up from 1/10, then the schedule."""
+    if epoch_float < cfg.warmup_epochs:
+        return 0.1 + 0.9 * epoch_float / cfg.warmup_epochs
+    if cfg.schedule == "step":
+        return cfg.step_gamma ** int(epoch_float // cfg.step_epochs)
+    if cfg.schedule == "cosine":
+        span = max(cfg.epochs - cfg.warmup_epochs, 1e-9)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (epoch_float - cfg.warmup_epochs) / span)))
+    return 1.0
+
+
+def build_schedule(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    """A per-step LambdaLR following :func:`lr_factor`."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step / steps_per_epoch))
