@@ -3,4 +3,5 @@ import sys
 
 from jeoparda.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # reader processes (forkserver) import this module again
+    sys.exit(main())

@@ -19,6 +19,7 @@ Typical flow:
   jeoparda synth --out ARCHIVE --patches 600        # or use the real BigEarthNet-S2 archive
   jeoparda convert --source ARCHIVE --out DATA      # archive -> sharded 12-band HDF5
   jeoparda inspect DATA                             # summary and checksum verification
+  jeoparda train --config benchmarks/configs/resnet18.yaml --set data.path=DATA
   jeoparda models                                   # the model zoo, parameters and FLOPs
 """
 
@@ -178,6 +179,36 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a model data-parallel (alone, mpirun, srun or torchrun)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a model on a converted data set, data-parallel over every process the\n"
+        "launcher started (mpirun, srun, torchrun, or none), on CPUs (gloo) or GPUs (NCCL).\n\n"
+        "Configuration: the defaults, then each --config YAML file in order, then --set KEY=VALUE\n"
+        "(e.g. --set train.epochs=4 --set data.path=DATA --set dist.backend=horovod). Unknown keys\n"
+        "are errors. The resolved configuration, results.jsonl and checkpoints go to RUN_DIR.\n\n"
+        "SIGTERM or SIGUSR1 (Slurm's warning before the time limit): finish the step, checkpoint,\n"
+        "exit with status 75; `--resume` continues from the newest checkpoint.\n"
+        "Shipped recipes: benchmarks/configs/{resnet18,resnet50,bwms}.yaml (docs/training.md).")
+    p.add_argument("--config", type=Path, action="append", default=[], metavar="FILE",
+                   help="YAML configuration (repeatable; later files override earlier ones)")
+    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                   help="override one key, e.g. train.batch_size=32 (repeatable)")
+    p.add_argument("--out", type=Path, metavar="RUN_DIR",
+                   help="run folder (default runs/<model>-<Slurm job id or time stamp>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from jeoparda.config import load_config
+    from jeoparda.training.launch import train
+
+    cfg = load_config(args.config, args.overrides)
+    return train(cfg, args.out, args.resume)
+
+
 def _add_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "models", help="list the models with parameter counts and FLOPs",
@@ -256,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     _add_convert(sub)
     _add_inspect(sub)
+    _add_train(sub)
     _add_models(sub)
     _add_bench(sub)
     return parser

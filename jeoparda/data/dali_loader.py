@@ -69,7 +69,7 @@ class DaliLoader(Loader):
 
     def _feed(self, info: Any) -> tuple[np.ndarray, ...]:
         """External source: the host side of one step, as the torch backend reads it."""
-        plan, step = self.plan(), info.iteration
+        plan, step = self.plan(), self.start_step + info.iteration
         if step >= plan.steps:
             raise StopIteration
         indices, mask = plan.step_batch(step)

@@ -118,6 +118,7 @@ class Loader:
         self.batch_size = cfg.train.batch_size
         self.train = split == "train"
         self.epoch = 0
+        self.start_step = 0
         self.planner = None if source is None else Planner(
             source.sizes, source.place, self.batch_size, cfg.train.seed, cfg.data.block_size, self.train)
 
@@ -125,9 +126,11 @@ class Loader:
     def stage_time_s(self) -> float:
         return self.source.stage_time_s if self.source else 0.0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose shuffle the next iteration uses."""
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        """Select the epoch whose shuffle the next iteration uses, and the step to start from
+        (a run resumed mid-epoch continues with exactly the batches it had not seen)."""
         self.epoch = epoch
+        self.start_step = start_step
 
     def plan(self) -> EpochPlan:
         return self.planner.plan(self.epoch)
@@ -145,10 +148,14 @@ class Loader:
 
     def __iter__(self) -> Iterator[Batch]:
         alpha = self.cfg.data.augment.mixup_alpha if self.train else 0.0
-        for step, batch in enumerate(self._batches()):
+        for step, batch in enumerate(self._batches(), start=self.start_step):
             if alpha > 0:
                 batch = mixup(batch, alpha, self.cfg.train.seed, self.epoch, self.env.rank, step)
             yield batch
 
+    def close(self) -> None:
+        """Release background resources (reader processes); the loader is unusable after."""
+
     def _batches(self) -> Iterator[Batch]:
+        """Batches of steps ``start_step`` .. ``steps_per_epoch - 1`` of the current epoch."""
         raise NotImplementedError

@@ -33,5 +33,5 @@ class SyntheticLoader(Loader):
                                       generator=gen),
                  "label": (torch.rand(n, 19, device=self.device, generator=gen) < 0.2).float(),
                  "mask": torch.ones(n, dtype=torch.bool, device=self.device)}
-        for _ in range(self.steps_per_epoch):
+        for _ in range(self.start_step, self.steps_per_epoch):
             yield batch

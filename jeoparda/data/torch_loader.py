@@ -41,32 +41,42 @@ class EpochBatches(Dataset):
             apply_geometry(images, geometry_codes(self.augment, len(images), self.seed, epoch, self.rank, step))
         return images, labels.astype(np.float32), mask
 
-    def __getitem__(self, key: tuple[int, int, int]) -> dict[str, torch.Tensor | int]:
+    def __getitem__(self, key: tuple[int, int, int]) -> dict[str, np.ndarray | int]:
         epoch, step, slot = key
         images, labels, mask = self.load(epoch, step, self.ring[slot].numpy())
-        return {"slot": slot, "n": len(images), "label": torch.from_numpy(labels),
-                "mask": torch.from_numpy(mask)}
+        # numpy, not tensors: tensors would travel by file descriptor, numpy by value (small)
+        return {"slot": slot, "n": len(images), "label": labels, "mask": mask}
 
 
 class EpochSampler(Sampler):
-    """(epoch, step, slot) for every step of the loader's current epoch; slots go round."""
+    """(epoch, step, slot) for the steps the loader asks for; slots go round.
 
-    def __init__(self, loader: Loader, slots: int) -> None:
-        self.loader, self.slots, self.issued = loader, slots, 0
+    It holds its own cursor, not the loader: a loader -> DataLoader -> sampler -> loader cycle
+    would leave the reader processes to the cyclic garbage collector, whose finaliser waits
+    10 s per process for a shutdown message that never arrives (measured).
+    """
+
+    def __init__(self, slots: int) -> None:
+        self.slots, self.issued = slots, 0
+        self.epoch, self.first, self.steps = 0, 0, 0
 
     def __len__(self) -> int:
-        return self.loader.steps_per_epoch
+        return self.steps - self.first
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
-        epoch = self.loader.epoch
-        for step in range(self.loader.steps_per_epoch):
+        for step in range(self.first, self.steps):
             self.issued += 1
-            yield epoch, step, (self.issued - 1) % self.slots
+            yield self.epoch, step, (self.issued - 1) % self.slots
 
 
 class TorchLoader(Loader):
     _stream: DataLoader | None = None
     _ring: torch.Tensor | None = None
+
+    def close(self) -> None:
+        """Stop the reader processes now (they also stop when the loader is dropped)."""
+        self._stream = None
+        self._ring = None
 
     def _dataset(self, ring: torch.Tensor | None = None) -> EpochBatches:
         return EpochBatches(self.source.reader(), self.planner,
@@ -77,22 +87,31 @@ class TorchLoader(Loader):
         data = self.cfg.data
         slots = data.workers * data.prefetch + 2
         self._ring = torch.empty((slots, self.batch_size, *IMAGE_SHAPE), dtype=torch.uint16).share_memory_()
-        return DataLoader(self._dataset(self._ring), batch_size=None, sampler=EpochSampler(self, slots),
+        self._sampler = EpochSampler(slots)
+        return DataLoader(self._dataset(self._ring), batch_size=None, sampler=self._sampler,
                           num_workers=data.workers, prefetch_factor=data.prefetch,
-                          persistent_workers=True, multiprocessing_context=_reader_context())
+                          persistent_workers=True, multiprocessing_context=_reader_context(),
+                          collate_fn=_as_is)
 
     def _batches(self) -> Iterator[Batch]:
         finish = _DeviceFinisher(self.source.mean, self.source.inv_std, self.device)
         if self.cfg.data.workers == 0:
             dataset = self._dataset()
-            for step in range(self.steps_per_epoch):
+            for step in range(self.start_step, self.steps_per_epoch):
                 yield finish(*dataset.load(self.epoch, step))
             return
         if self._stream is None:
             self._stream = self._open_stream()
+        self._sampler.epoch, self._sampler.first = self.epoch, self.start_step
+        self._sampler.steps = self.steps_per_epoch
         for item in self._stream:
             images = self._ring[item["slot"], :item["n"]].numpy()
-            yield finish(images, item["label"].numpy(), item["mask"].numpy())
+            yield finish(images, item["label"], item["mask"])
+
+
+def _as_is(item: dict) -> dict:
+    """The DataLoader's collate step: keep the reader's dict as it is (no tensor conversion)."""
+    return item
 
 
 def _reader_context() -> mp.context.BaseContext:

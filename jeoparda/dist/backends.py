@@ -51,6 +51,11 @@ class Backend:
     def sync_initial_state(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         """Make every rank start from rank 0's parameters and optimiser state."""
 
+    def optimizer_step(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+        """Apply the (already reduced) gradients; the scaler is a no-op unless fp16 is on."""
+        scaler.step(optimizer)
+        scaler.update()
+
     def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
         return tensor
 
@@ -160,6 +165,16 @@ class HorovodBackend(Backend):
 
     def wrap_optimizer(self, optimizer: torch.optim.Optimizer, model: nn.Module) -> torch.optim.Optimizer:
         return self.hvd.DistributedOptimizer(optimizer, named_parameters=model.named_parameters())
+
+    def optimizer_step(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+        if not scaler.is_enabled():
+            optimizer.step()
+            return
+        optimizer.synchronize()  # reduce before unscaling, then step without reducing again
+        scaler.unscale_(optimizer)
+        with optimizer.skip_synchronize():
+            scaler.step(optimizer)
+        scaler.update()
 
     def sync_initial_state(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         self.hvd.broadcast_parameters(model.state_dict(), root_rank=0)

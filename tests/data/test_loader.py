@@ -210,3 +210,17 @@ def test_reader_processes_survive_a_dali_pipeline_in_the_caller(dataset):
         assert len(batches(torch_loader, epoch)) == torch_loader.steps_per_epoch
     del dali
     assert all(torch.equal(x["image"], y["image"]) for x, y in zip(first, batches(torch_loader)))
+
+
+@pytest.mark.parametrize("backend, workers", [("torch", 0), ("torch", 2), ("dali", 1), ("synthetic", 0)])
+def test_start_step_continues_the_epoch(dataset, backend, workers):
+    if backend == "dali":
+        pytest.importorskip("nvidia.dali")
+    full_cfg = cfg(dataset, backend, workers=workers, augment=AugmentConfig(mixup_alpha=0.3))
+    full = batches(build_loader(full_cfg, ClusterEnv(), "train"), epoch=1)
+    resumed = build_loader(full_cfg, ClusterEnv(), "train")
+    resumed.set_epoch(1, start_step=4)
+    rest = list(resumed)
+    assert len(rest) == len(full) - 4
+    for x, y in zip(full[4:], rest):
+        assert torch.equal(x["image"], y["image"]) and torch.equal(x["label"], y["label"])

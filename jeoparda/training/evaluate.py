@@ -1,0 +1,38 @@
+"""Evaluation over all ranks: predictions are gathered, padding dropped by the loader's mask, and
+the metrics computed once over the whole split (never an average of per-rank scores)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from jeoparda.data.loader_base import Loader
+from jeoparda.dist.backends import Backend
+from jeoparda.training.metrics import multilabel_scores
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: Loader, backend: Backend, autocast: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, labels) of every patch of the split exactly once, in the same order on all ranks."""
+    was_training = model.training
+    model.eval()
+    scores, labels, masks = [], [], []
+    for batch in loader:
+        with torch.autocast(**autocast):
+            logits = model(batch["image"])
+        scores.append(torch.sigmoid(logits.float()))
+        labels.append(batch["label"])
+        masks.append(batch["mask"])
+    model.train(was_training)
+    scores_t, labels_t = torch.cat(scores), torch.cat(labels)
+    mask_t = torch.cat(masks).to(scores_t.dtype)
+    stacked = torch.cat([scores_t, labels_t, mask_t[:, None]], dim=1)
+    every = backend.all_gather(stacked).cpu().numpy()
+    keep = every[:, -1] > 0.5
+    n = scores_t.shape[1]
+    return every[keep, :n], every[keep, n:2 * n]
+
+
+def evaluate(model: nn.Module, loader: Loader, backend: Backend, threshold: float, autocast: dict) -> dict[str, float]:
+    scores, labels = predict(model, loader, backend, autocast)
+    return {**multilabel_scores(labels, scores, threshold), "samples": int(len(labels))}

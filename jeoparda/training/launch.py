@@ -1,0 +1,62 @@
+"""``jeoparda train`` end to end: environment, device, backend, run folder, the loop."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from jeoparda.config import RunConfig, dump_config
+from jeoparda.data.loader_base import default_device
+from jeoparda.dist.backends import create_backend
+from jeoparda.dist.env import ClusterEnv, detect
+from jeoparda.errors import JeopardaError
+from jeoparda.training.loop import Say, Trainer, configure_threads
+from jeoparda.training.results import RESULTS_NAME
+
+
+def default_run_dir(cfg: RunConfig, env: ClusterEnv) -> Path:
+    """runs/<model>-<Slurm job id, or a time stamp>."""
+    return Path("runs") / f"{cfg.model}-{env.job_id or time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool) -> None:
+    if resume and not run_dir.is_dir():
+        raise JeopardaError(f"{run_dir}: --resume but no such run folder")
+    if not resume and (run_dir / RESULTS_NAME).exists():
+        raise JeopardaError(f"{run_dir}: already holds a run; use --resume to continue it or another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, run_dir / "config.yaml")
+
+
+def train(cfg: RunConfig, out: Path | None, resume: bool, say: Say = print) -> int:
+    """Run training on this rank; returns the exit status (0, or EXIT_PREEMPTED)."""
+    if resume and out is None:
+        raise JeopardaError("--resume needs --out RUN_DIR (the run to continue)")
+    env = detect()
+    device = default_device(env)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    configure_threads(cfg, env, device)
+    backend = create_backend(env, cfg.dist, device)
+    try:
+        run_dir = Path(backend.broadcast_object(str(out or default_run_dir(cfg, env))))
+        problem = None
+        if backend.rank == 0:
+            try:
+                prepare_run_dir(run_dir, cfg, resume)
+            except JeopardaError as exc:
+                problem = str(exc)
+        problem = backend.broadcast_object(problem)
+        if problem:
+            raise JeopardaError(problem if backend.rank == 0 else "")
+        status = Trainer(cfg, env, backend, device, run_dir, say).run(resume)
+        if backend.rank == 0:
+            say(f"results: {run_dir / RESULTS_NAME}")
+        return status
+    except RuntimeError as exc:  # a collective failed: a peer died, or the timeout passed
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise JeopardaError(f"rank {env.rank}: a collective operation failed; another rank died or "
+                            f"did not answer within dist.timeout_s={cfg.dist.timeout_s:g} s ({first})") from None
+    finally:
+        backend.shutdown()

@@ -1,0 +1,198 @@
+"""The training loop: epochs of steps, validation, test, checkpoints, preemption, results log.
+
+It receives the configuration, the cluster environment and a backend; it never asks which
+backend or data backend it runs with (DESIGN.md rules 4 and 5).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from jeoparda.config import RunConfig, to_dict
+from jeoparda.data.loader import build_loader
+from jeoparda.dist.backends import Backend
+from jeoparda.dist.env import ClusterEnv
+from jeoparda.errors import JeopardaError
+from jeoparda.models import create_model
+from jeoparda.training import checkpoint
+from jeoparda.training.evaluate import evaluate
+from jeoparda.training.optim import build_optimizer, build_schedule
+from jeoparda.training.preempt import EXIT_PREEMPTED, PreemptFlag
+from jeoparda.training.results import ResultsLog, git_sha, versions
+
+Say = Callable[[str], None]
+
+
+def per_worker_batch(cfg: RunConfig, world: int) -> int:
+    """train.global_batch_size / world size when a global batch is set, else train.batch_size."""
+    g = cfg.train.global_batch_size
+    if g == 0:
+        return cfg.train.batch_size
+    if g % world:
+        raise JeopardaError(f"configuration: train.global_batch_size {g} does not divide by {world} workers")
+    return g // world
+
+
+def configure_threads(cfg: RunConfig, env: ClusterEnv, device: torch.device) -> None:
+    """CPU threads per rank: the node's cores shared by its ranks (1 in deterministic mode)."""
+    if cfg.train.deterministic:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    if device.type == "cpu":
+        torch.set_num_threads(1 if cfg.train.deterministic else max(1, (os.cpu_count() or 1) // env.local_size))
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, env: ClusterEnv, backend: Backend, device: torch.device,
+                 run_dir: Path, say: Say) -> None:
+        batch = per_worker_batch(cfg, backend.world_size)
+        self.cfg = cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=batch))
+        self.env, self.backend, self.device, self.run_dir = env, backend, device, Path(run_dir)
+        self.say = say if backend.rank == 0 else (lambda text: None)
+        self.log = ResultsLog(run_dir, enabled=backend.rank == 0)
+        torch.manual_seed(cfg.train.seed)  # same initial weights on every rank
+        self.model = create_model(cfg.model).to(device)
+        gpu = device.type == "cuda"
+        if gpu and cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        torch.manual_seed(cfg.train.seed + 1000 * (backend.rank + 1))  # per-rank dropout streams
+        self.train_loader = build_loader(cfg, env, "train", device)
+        self.val_loader = build_loader(cfg, env, "val", device) if cfg.train.val_every else None
+        self.global_batch = batch * backend.world_size
+        self.optimizer = build_optimizer(cfg.train, self.model, self.global_batch)
+        self.schedule = build_schedule(cfg.train, self.optimizer, self.train_loader.steps_per_epoch)
+        self.net = backend.wrap_model(self.model)
+        self.optimizer = backend.wrap_optimizer(self.optimizer, self.model)
+        half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision)
+        self.autocast = {"device_type": device.type, "dtype": half or torch.float32,
+                         "enabled": gpu and half is not None}
+        self.scaler = torch.amp.GradScaler(device.type, enabled=gpu and cfg.train.precision == "fp16")
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def train_epoch(self, epoch: int, start_step: int, flag: PreemptFlag) -> dict:
+        """One epoch from ``start_step``; stops early (preempted) when any rank got the signal."""
+        loader = self.train_loader
+        loader.set_epoch(epoch, start_step)
+        self.net.train()
+        self._sync()
+        start = time.perf_counter()
+        wait, steps, loss_sum = 0.0, 0, torch.zeros((), device=self.device)
+        stop = torch.zeros((), device=self.device)
+        batches = iter(loader)
+        for step in range(start_step, loader.steps_per_epoch):
+            t0 = time.perf_counter()
+            batch = next(batches)
+            wait += time.perf_counter() - t0
+            with torch.autocast(**self.autocast):
+                logits = self.net(batch["image"])
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), batch["label"])
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.backend.optimizer_step(self.optimizer, self.scaler)
+            self.schedule.step()
+            loss_sum += loss.detach()
+            steps += 1
+            stop.fill_(float(flag.raised))
+            if self.backend.all_reduce(stop, op="max").item() > 0:
+                return {"preempted": True, "next_step": step + 1}
+            if self.cfg.train.max_steps and steps >= self.cfg.train.max_steps:
+                break
+        self._sync()
+        elapsed = time.perf_counter() - start
+        world = self.backend.world_size
+        loss_mean = float(self.backend.all_reduce(loss_sum.clone()).item()) / max(steps * world, 1)
+        images = steps * self.cfg.train.batch_size * world
+        return {"preempted": False, "epoch_time_s": elapsed, "train_images": images,
+                "images_per_s": images / elapsed, "data_wait_s": wait, "loss": loss_mean, "steps": steps}
+
+    def save(self, epoch: int, step: int) -> None:
+        """Checkpoint (rank 0 writes; every rank contributes its random state)."""
+        rng = self.backend.gather_objects(torch.get_rng_state())
+        if self.backend.rank != 0:
+            return
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
+                 "epoch": epoch, "step": step, "world_size": self.backend.world_size, "rng": rng,
+                 "config": to_dict(self.cfg)}
+        checkpoint.save(self.run_dir, state, epoch, step, self.cfg.train.keep_checkpoints)
+
+    def restore(self) -> tuple[int, int]:
+        path = checkpoint.newest(self.run_dir)
+        if path is None:
+            raise JeopardaError(f"{self.run_dir}: --resume but no checkpoint in {checkpoint.checkpoint_dir(self.run_dir)}")
+        state = checkpoint.load(path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        if state["world_size"] == self.backend.world_size:
+            torch.set_rng_state(state["rng"][self.backend.rank])
+        self.say(f"resumed from {path} (epoch {state['epoch'] + 1}, step {state['step']})")
+        return state["epoch"], state["step"]
+
+    def run(self, resume: bool) -> int:
+        epoch0, step0 = self.restore() if resume else (0, 0)
+        self.backend.sync_initial_state(self.model, self.optimizer)
+        self._log_start(resumed_from=[epoch0, step0] if resume else None)
+        start, last_val, done = time.perf_counter(), {}, epoch0
+        with PreemptFlag() as flag:
+            for epoch in range(epoch0, self.cfg.train.epochs):
+                stats = self.train_epoch(epoch, step0 if epoch == epoch0 else 0, flag)
+                if stats["preempted"]:
+                    self.save(epoch, stats["next_step"])
+                    self._log_end(start, epoch, "preempted", last_val)
+                    self.say(f"preempted by signal {flag.signal}: checkpoint written; exit {EXIT_PREEMPTED}")
+                    return EXIT_PREEMPTED
+                last_val = self._validate(epoch) or last_val
+                self._log_epoch(epoch, stats, last_val)
+                done = epoch + 1
+                every = self.cfg.train.checkpoint_every
+                if every and (done % every == 0 or done == self.cfg.train.epochs):
+                    self.save(done, 0)
+        test = self._test()
+        self._log_end(start, done, "completed", last_val, test)
+        return 0
+
+    def _validate(self, epoch: int) -> dict:
+        every = self.cfg.train.val_every
+        if not every or (epoch + 1) % every:
+            return {}
+        return evaluate(self.model, self.val_loader, self.backend, self.cfg.train.threshold, self.autocast)
+
+    def _test(self) -> dict:
+        if not self.cfg.train.test:
+            return {}
+        loader = build_loader(self.cfg, self.env, "test", self.device)
+        return evaluate(self.model, loader, self.backend, self.cfg.train.threshold, self.autocast)
+
+    def _log_start(self, resumed_from: list[int] | None) -> None:
+        hosts = sorted(set(self.backend.gather_objects(self.env.hostname)))
+        gpus = torch.cuda.device_count() if self.device.type == "cuda" else 0
+        self.log.write("run_start", run_id=self.run_dir.name, model=self.cfg.model, backend=self.backend.name,
+                       data_backend=self.cfg.data.backend, world_size=self.backend.world_size,
+                       nodes=len(hosts), gpus_per_node=gpus, device=self.device.type,
+                       batch_size_per_worker=self.cfg.train.batch_size, global_batch_size=self.global_batch,
+                       mode="weak" if self.cfg.train.global_batch_size == 0 else "strong",
+                       config=to_dict(self.cfg), versions=versions(), git_sha=git_sha(), hosts=hosts,
+                       steps_per_epoch=self.train_loader.steps_per_epoch,
+                       stage_time_s=self.train_loader.stage_time_s, resumed_from=resumed_from)
+
+    def _log_epoch(self, epoch: int, stats: dict, val: dict) -> None:
+        fields = {k: stats[k] for k in ("epoch_time_s", "train_images", "images_per_s", "data_wait_s", "loss")}
+        self.log.write("epoch", epoch=epoch + 1, **fields, **val, lr=self.schedule.get_last_lr()[0])
+        f1 = f"  val F1 {val['f1_samples']:.3f}" if val else ""
+        self.say(f"epoch {epoch + 1}/{self.cfg.train.epochs}  loss {stats['loss']:.4f}  "
+                 f"{stats['images_per_s']:.1f} img/s  {stats['epoch_time_s']:.1f} s  "
+                 f"data wait {stats['data_wait_s']:.2f} s{f1}")
+
+    def _log_end(self, start: float, epochs: int, status: str, val: dict, test: dict | None = None) -> None:
+        self.log.write("run_end", total_time_s=time.perf_counter() - start, epochs=epochs, status=status,
+                       val=val, test=test or {}, **(test or val))

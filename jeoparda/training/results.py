@@ -1,0 +1,57 @@
+"""``results.jsonl``: one JSON object per line with ``event`` and ``time`` (DESIGN.md).
+
+Events: ``run_start``, ``epoch``, ``run_end``. Only rank 0 writes; lines are flushed as written so
+a run that dies still leaves a readable log.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS_NAME = "results.jsonl"
+
+
+class ResultsLog:
+    def __init__(self, run_dir: Path, enabled: bool) -> None:
+        self.path = Path(run_dir) / RESULTS_NAME
+        self.enabled = enabled
+
+    def write(self, event: str, **fields: Any) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of what the run used; None for what is not installed."""
+    out: dict[str, str | None] = {"python": platform.python_version(), "torch": torch.__version__,
+                                  "cuda": torch.version.cuda, "mpi": None, "dali": None, "horovod": None}
+    try:
+        from mpi4py import MPI
+
+        out["mpi"] = MPI.Get_library_version().splitlines()[0].strip()
+    except Exception:  # not installed or no MPI library: not an error here
+        pass
+    for key, module in (("dali", "nvidia.dali"), ("horovod", "horovod")):
+        try:
+            out[key] = __import__(module, fromlist=["__version__"]).__version__
+        except Exception:
+            pass
+    return out
+
+
+def git_sha() -> str | None:
+    """The commit of the jeoparda checkout, if it is one."""
+    try:
+        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
