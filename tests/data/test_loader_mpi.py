@@ -14,16 +14,17 @@ import hashlib, json, sys
 from jeoparda.config import AugmentConfig, DataConfig, RunConfig, TrainConfig
 from jeoparda.data.loader import build_loader
 from jeoparda.dist.env import detect
-env = detect()
-cfg = RunConfig(data=DataConfig(path=sys.argv[1], workers=1, block_size=2),
-                train=TrainConfig(batch_size=5, seed=1))
-out = {"rank": env.rank, "world": env.world_size}
-for split in ("train", "val"):
-    loader = build_loader(cfg, env, split)
-    keys = [hashlib.sha1(i.numpy().tobytes()).hexdigest() for b in loader
-            for i, m in zip(b["image"], b["mask"]) if m]
-    out[split] = {"steps": loader.steps_per_epoch, "keys": keys}
-json.dump(out, open(f"{sys.argv[2]}/rank{env.rank}.json", "w"))
+if __name__ == "__main__":  # reader processes import the main module again
+    env = detect()
+    cfg = RunConfig(data=DataConfig(path=sys.argv[1], workers=1, block_size=2),
+                    train=TrainConfig(batch_size=5, seed=1))
+    out = {"rank": env.rank, "world": env.world_size}
+    for split in ("train", "val"):
+        loader = build_loader(cfg, env, split)
+        keys = [hashlib.sha1(i.numpy().tobytes()).hexdigest() for b in loader
+                for i, m in zip(b["image"], b["mask"]) if m]
+        out[split] = {"steps": loader.steps_per_epoch, "keys": keys}
+    json.dump(out, open(f"{sys.argv[2]}/rank{env.rank}.json", "w"))
 """
 
 
