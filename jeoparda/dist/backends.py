@@ -63,6 +63,17 @@ class Backend:
         """Concatenate equal-sized tensors of all ranks along dimension 0, in rank order."""
         return tensor
 
+    @torch.no_grad()
+    def average_buffers(self, model: nn.Module) -> None:
+        """Average floating-point buffers (batch-norm running statistics) over the ranks.
+
+        Gradients keep parameters identical, but every rank updates its running statistics from
+        its own batches; evaluation and checkpoints must see one model.
+        """
+        for buffer in model.buffers():
+            if buffer.is_floating_point():
+                self.all_reduce(buffer, "sum").div_(self.world_size)
+
     def gather_objects(self, obj: Any) -> list[Any]:
         return [obj]
 

@@ -29,6 +29,13 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool) -> None:
     dump_config(cfg, run_dir / "config.yaml")
 
 
+def is_collective_failure(exc: BaseException) -> bool:
+    """A failed collective: a peer died, the network broke, or the timeout passed."""
+    dist_error = getattr(torch.distributed, "DistError", ())
+    text = str(exc).lower()
+    return isinstance(exc, dist_error) or any(w in text for w in ("gloo", "nccl", "connection", "timed out"))
+
+
 def train(cfg: RunConfig, out: Path | None, resume: bool, say: Say = print) -> int:
     """Run training on this rank; returns the exit status (0, or EXIT_PREEMPTED)."""
     if resume and out is None:
@@ -54,7 +61,9 @@ def train(cfg: RunConfig, out: Path | None, resume: bool, say: Say = print) -> i
         if backend.rank == 0:
             say(f"results: {run_dir / RESULTS_NAME}")
         return status
-    except RuntimeError as exc:  # a collective failed: a peer died, or the timeout passed
+    except RuntimeError as exc:
+        if not is_collective_failure(exc):
+            raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise JeopardaError(f"rank {env.rank}: a collective operation failed; another rank died or "
                             f"did not answer within dist.timeout_s={cfg.dist.timeout_s:g} s ({first})") from None

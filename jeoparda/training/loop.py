@@ -6,6 +6,7 @@ backend or data backend it runs with (DESIGN.md rules 4 and 5).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -26,6 +27,15 @@ from jeoparda.training.preempt import EXIT_PREEMPTED, PreemptFlag
 from jeoparda.training.results import ResultsLog, git_sha, versions
 
 Say = Callable[[str], None]
+
+
+def parameter_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of every parameter and buffer, to prove the replicas of all ranks agree."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def per_worker_batch(cfg: RunConfig, world: int) -> int:
@@ -115,6 +125,7 @@ class Trainer:
 
     def save(self, epoch: int, step: int) -> None:
         """Checkpoint (rank 0 writes; every rank contributes its random state)."""
+        self.backend.average_buffers(self.model)
         rng = self.backend.gather_objects(torch.get_rng_state())
         if self.backend.rank != 0:
             return
@@ -158,19 +169,25 @@ class Trainer:
                 if every and (done % every == 0 or done == self.cfg.train.epochs):
                     self.save(done, 0)
         test = self._test()
-        self._log_end(start, done, "completed", last_val, test)
+        self.backend.average_buffers(self.model)
+        replicas = self.backend.gather_objects(parameter_digest(self.model))
+        self._log_end(start, done, "completed", last_val, test, replicas)
+        if len(set(replicas)) != 1:
+            raise JeopardaError(f"model replicas differ across ranks at the end of the run: {replicas}")
         return 0
 
     def _validate(self, epoch: int) -> dict:
         every = self.cfg.train.val_every
         if not every or (epoch + 1) % every:
             return {}
+        self.backend.average_buffers(self.model)
         return evaluate(self.model, self.val_loader, self.backend, self.cfg.train.threshold, self.autocast)
 
     def _test(self) -> dict:
         if not self.cfg.train.test:
             return {}
         loader = build_loader(self.cfg, self.env, "test", self.device)
+        self.backend.average_buffers(self.model)
         return evaluate(self.model, loader, self.backend, self.cfg.train.threshold, self.autocast)
 
     def _log_start(self, resumed_from: list[int] | None) -> None:
@@ -193,6 +210,7 @@ class Trainer:
                  f"{stats['images_per_s']:.1f} img/s  {stats['epoch_time_s']:.1f} s  "
                  f"data wait {stats['data_wait_s']:.2f} s{f1}")
 
-    def _log_end(self, start: float, epochs: int, status: str, val: dict, test: dict | None = None) -> None:
+    def _log_end(self, start: float, epochs: int, status: str, val: dict, test: dict | None = None,
+                 replicas: list[str] | None = None) -> None:
         self.log.write("run_end", total_time_s=time.perf_counter() - start, epochs=epochs, status=status,
-                       val=val, test=test or {}, **(test or val))
+                       val=val, test=test or {}, replica_sha256=replicas, **(test or val))

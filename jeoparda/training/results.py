@@ -36,7 +36,7 @@ def versions() -> dict[str, str | None]:
     try:
         from mpi4py import MPI
 
-        out["mpi"] = MPI.Get_library_version().splitlines()[0].strip()
+        out["mpi"] = MPI.Get_library_version().replace("\x00", "").splitlines()[0].strip()
     except Exception:  # not installed or no MPI library: not an error here
         pass
     for key, module in (("dali", "nvidia.dali"), ("horovod", "horovod")):

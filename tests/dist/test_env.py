@@ -39,3 +39,33 @@ def test_slurm_batch_script_without_srun_is_single():
 def test_garbage_is_a_clear_error():
     with pytest.raises(ValueError, match="OMPI_COMM_WORLD_SIZE"):
         detect({"OMPI_COMM_WORLD_RANK": "0", "OMPI_COMM_WORLD_SIZE": "two"})
+
+
+def test_rendezvous_rules():
+    from jeoparda.dist.env import ClusterEnv, first_slurm_host, rendezvous
+
+    one_node = ClusterEnv(world_size=2, local_size=2, nodes=1, launcher="openmpi")
+    r = rendezvous(one_node, environ={})
+    assert (r.addr, r.port) == ("127.0.0.1", None)
+    multi = ClusterEnv(world_size=8, local_size=4, nodes=2, launcher="slurm", job_id="123456")
+    r = rendezvous(multi, environ={"SLURM_JOB_NODELIST": "gpu[07-08]"})
+    assert (r.addr, r.port) == ("gpu07", 29500 + 123456 % 10000)
+    user = rendezvous(multi, port=4000, environ={"MASTER_ADDR": "head", "MASTER_PORT": "1234"})
+    assert (user.addr, user.port) == ("head", 1234)  # the user's settings win, untouched
+    assert rendezvous(multi, port=4000, environ={"SLURM_JOB_NODELIST": "n1"}).port == 4000
+    mpi = ClusterEnv(world_size=8, local_size=4, nodes=2, launcher="openmpi")
+    r = rendezvous(mpi, environ={})
+    assert (r.addr, r.port) == (None, None)  # settled over MPI at start-up
+    assert first_slurm_host("a[1-3],b") == "a1" and first_slurm_host("node7,node9") == "node7"
+
+
+def test_single_backend_refuses_many_processes():
+    import torch
+
+    from jeoparda.config import DistConfig
+    from jeoparda.dist.backends import Backend
+    from jeoparda.dist.env import ClusterEnv
+    from jeoparda.errors import JeopardaError
+
+    with pytest.raises(JeopardaError, match="dist.backend=single"):
+        Backend(ClusterEnv(rank=0, world_size=2), DistConfig(backend="single"), torch.device("cpu")).init()

@@ -1,0 +1,60 @@
+"""Configuration: YAML layers, --set overrides, unknown keys and bad values, shipped recipes."""
+from pathlib import Path
+
+import pytest
+
+from jeoparda.config import dump_config, load_config
+from jeoparda.errors import JeopardaError
+
+CONFIGS = Path(__file__).resolve().parents[2] / "benchmarks" / "configs"
+
+
+def test_layers_then_overrides(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("model: bwms\ntrain: {epochs: 7, lr: 0.01}\n")
+    b.write_text("train: {epochs: 9}\ndata: {augment: {mixup_alpha: 0.2}}\n")
+    cfg = load_config([a, b], ["train.lr=3e-4", "data.backend=synthetic", "dist.backend=single"])
+    assert (cfg.model, cfg.train.epochs, cfg.train.lr) == ("bwms", 9, 3e-4)
+    assert cfg.data.augment.mixup_alpha == 0.2 and cfg.data.backend == "synthetic"
+    dump_config(cfg, tmp_path / "resolved.yaml")
+    assert load_config([tmp_path / "resolved.yaml"]) == cfg
+
+
+@pytest.mark.parametrize("name", ["resnet18.yaml", "resnet50.yaml", "bwms.yaml"])
+def test_shipped_recipes_load(name):
+    cfg = load_config([CONFIGS / name], ["data.path=/data"])
+    assert cfg.model == name.removesuffix(".yaml") and cfg.data.path == "/data"
+
+
+def test_bwms_recipe_is_the_papers():
+    t = load_config([CONFIGS / "bwms.yaml"]).train
+    assert (t.optimizer, t.lr, t.weight_decay, t.step_epochs, t.step_gamma, t.global_batch_size, t.epochs) == \
+        ("adam", 1e-3, 1e-4, 30, 0.5, 500, 100)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epoch=4", "unknown key 'train.epoch' (did you mean train.epochs?)"),
+    ("trian.epochs=4", "unknown key 'trian'"),
+    ("train.epochs=many", "train.epochs must be an integer, got 'many'"),
+    ("train.channels_last=maybe", "train.channels_last must be true or false"),
+    ("data=3", "data is a section"),
+    ("dist.backend=mpi", "dist.backend: 'mpi' is not one of ddp, horovod, single"),
+    ("train.epochs=0", "train.epochs: must be >= 1"),
+    ("novalue", "expected KEY=VALUE"),
+])
+def test_bad_overrides_are_clear(override, message):
+    with pytest.raises(JeopardaError) as info:
+        load_config([], [override])
+    assert message in str(info.value)
+
+
+def test_bad_files(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(JeopardaError, match=f"{bad}: not valid YAML"):
+        load_config([bad])
+    (tmp_path / "typo.yaml").write_text("train:\n  batchsize: 3\n")
+    with pytest.raises(JeopardaError, match="typo.yaml: unknown key 'train.batchsize'"):
+        load_config([tmp_path / "typo.yaml"])
+    with pytest.raises(JeopardaError, match="cannot read configuration"):
+        load_config([tmp_path / "missing.yaml"])

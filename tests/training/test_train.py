@@ -1,0 +1,83 @@
+"""jeoparda train end to end: results log, resume after SIGTERM, ranks, failures."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from jeoparda.config import load_config
+from jeoparda.training import checkpoint
+from jeoparda.training.preempt import EXIT_PREEMPTED
+
+SMALL = ["train.batch_size=4", "data.workers=0", "data.block_size=2", "train.deterministic=true",
+         "train.keep_checkpoints=5"]
+
+
+def train_cmd(dataset, out, *overrides, model="resnet18"):
+    sets = [f"data.path={dataset}", f"model={model}", *SMALL, *overrides]
+    return [sys.executable, "-m", "jeoparda", "train", "--out", str(out)] + [a for s in sets for a in ("--set", s)]
+
+
+def events(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+
+
+def test_single_process_run_and_results_log(dataset, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(train_cmd(dataset, out, "train.epochs=2", "train.max_steps=2", "dist.backend=single"),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 2/2" in proc.stdout and f"results: {out / 'results.jsonl'}" in proc.stdout
+    log = events(out)
+    assert [e["event"] for e in log] == ["run_start", "epoch", "epoch", "run_end"]
+    start, end = log[0], log[-1]
+    for key in ("run_id", "model", "backend", "data_backend", "world_size", "nodes", "gpus_per_node", "device",
+                "batch_size_per_worker", "global_batch_size", "mode", "config", "versions", "git_sha", "hosts"):
+        assert key in start, key
+    assert (start["backend"], start["world_size"], start["mode"]) == ("single", 1, "weak")
+    for e in log[1:3]:
+        for key in ("epoch", "epoch_time_s", "train_images", "images_per_s", "data_wait_s", "loss", "f1_samples",
+                    "f1_micro", "f1_macro", "accuracy", "hamming_loss", "ranking_loss"):
+            assert key in e, key
+        assert e["train_images"] == 8 and e["samples"] == 12  # 2 steps x 4; the whole val split
+    assert end["status"] == "completed" and end["test"]["samples"] == 12 and end["epochs"] == 2
+    assert load_config([out / "config.yaml"]).train.batch_size == 4
+    again = subprocess.run(train_cmd(dataset, out, "dist.backend=single"), capture_output=True, text=True)
+    assert again.returncode == 1 and "already holds a run" in again.stderr
+
+
+def test_resume_after_sigterm_equals_uninterrupted(dataset, tmp_path):
+    extra = ("train.epochs=3", "dist.backend=single", "data.augment.mixup_alpha=0.4", "train.test=false")
+    ref = subprocess.run(train_cmd(dataset, tmp_path / "ref", *extra, model="bwms"), capture_output=True,
+                         text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(train_cmd(dataset, cut, *extra, model="bwms"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while checkpoint.newest(cut) is None and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == EXIT_PREEMPTED, err
+    assert events(cut)[-1]["status"] == "preempted"
+    resumed = subprocess.run(train_cmd(dataset, cut, *extra, model="bwms") + ["--resume"], capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    a = checkpoint.load(checkpoint.newest(tmp_path / "ref"))["model"]
+    b = checkpoint.load(checkpoint.newest(cut))["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert events(cut)[-1]["replica_sha256"] == events(tmp_path / "ref")[-1]["replica_sha256"]
+
+
+def test_bad_configuration_is_one_line(dataset, tmp_path):
+    proc = subprocess.run(train_cmd(dataset, tmp_path / "r", "train.epoch=3"), capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == "jeoparda: error: --set train.epoch=3: unknown key 'train.epoch' (did you mean train.epochs?)"
+    proc = subprocess.run([sys.executable, "-m", "jeoparda", "train", "--resume"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "--resume needs --out" in proc.stderr

@@ -1,0 +1,76 @@
+"""jeoparda train under a real mpirun -np 2: replicas in sync, metrics over all ranks, rank death."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from jeoparda.config import RunConfig, DataConfig, TrainConfig
+from jeoparda.data.loader import build_loader
+from jeoparda.dist.backends import Backend
+from jeoparda.dist.env import ClusterEnv
+from jeoparda.config import DistConfig
+from jeoparda.models import create_model
+from jeoparda.training import checkpoint
+from jeoparda.training.evaluate import evaluate
+from tests.data.test_convert_mpi import mpi_env, mpirun
+from tests.training.test_train import events, train_cmd
+
+pytestmark = pytest.mark.mpi
+
+
+def test_two_ranks_stay_in_sync_and_metrics_cover_all_ranks(dataset, tmp_path):
+    out = tmp_path / "run"
+    cmd = [mpirun(), "-np", "2", "--oversubscribe"] + train_cmd(dataset, out, "train.epochs=1", "dist.backend=ddp")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=mpi_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("epoch 1/1") == 1  # rank 0 speaks
+    log = events(out)
+    assert log[0]["world_size"] == 2 and log[1]["train_images"] == 24  # 3 steps x 4 x 2 ranks
+    end = log[-1]
+    assert len(end["replica_sha256"]) == 2 and len(set(end["replica_sha256"])) == 1
+    # the test metrics of the 2-rank run equal one process scoring the same weights
+    state = checkpoint.load(checkpoint.newest(out))
+    model = create_model("resnet18")
+    model.load_state_dict(state["model"])
+    cfg = RunConfig(data=DataConfig(path=str(dataset), workers=0), train=TrainConfig(batch_size=4))
+    single = evaluate(model, build_loader(cfg, ClusterEnv(), "test"), Backend(ClusterEnv(), DistConfig(), torch.device("cpu")),
+                      0.5, {"device_type": "cpu", "enabled": False})
+    assert single["samples"] == end["test"]["samples"] == 12
+    for key, value in single.items():
+        assert end["test"][key] == pytest.approx(value, abs=1e-9), key
+
+
+def rank_pid(marker: str, rank: int) -> int | None:
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+            environ = open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if marker in cmdline and "jeoparda" in cmdline and f"OMPI_COMM_WORLD_RANK={rank}" in environ:
+            return int(pid)
+    return None
+
+
+def test_a_killed_rank_ends_the_job(dataset, tmp_path):
+    out = tmp_path / "doomed-run"
+    cmd = [mpirun(), "-np", "2", "--oversubscribe"] + train_cmd(dataset, out, "train.epochs=200", "dist.backend=ddp",
+                                                                 "dist.timeout_s=30")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=mpi_env())
+    deadline = time.time() + 300
+    while not (out / "results.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    victim = rank_pid(str(out), 1)
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    start = time.time()
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert time.time() - start < 90
+    assert "rank 1" in output
