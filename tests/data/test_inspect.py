@@ -26,7 +26,7 @@ def test_summary_of_a_good_data_set(dataset, capsys):
 
 
 def test_flipped_byte_is_caught_naming_the_shard(copy, capsys):
-    shard = copy / "val" / "shard-00001.h5"
+    shard = copy / "train" / "shard-00001.h5"
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0xFF
     shard.write_bytes(bytes(data))

@@ -52,7 +52,7 @@ def test_batch_contract(dataset, backend):
         pytest.importorskip("nvidia.dali")
     loader = build_loader(cfg(dataset, backend), ClusterEnv(), "train")
     got = batches(loader)
-    assert len(got) == loader.steps_per_epoch == 24 // 4
+    assert len(got) == loader.steps_per_epoch == 34 // 4
     for b in got:
         assert b["image"].shape == (4, 12, 120, 120) and b["image"].dtype == torch.float32
         assert b["label"].shape == (4, 19) and b["label"].dtype == torch.float32
@@ -85,7 +85,7 @@ def test_simulated_ranks_read_each_patch_at_most_once(dataset, world, split):
     flat = [k for keys in per_rank for k in keys]
     assert len(flat) == len(set(flat)) and set(flat) <= set(truth)
     if split == "train":
-        assert len(steps) == 1 and len(flat) == (24 // (world * 3)) * world * 3
+        assert len(steps) == 1 and len(flat) == (34 // (world * 3)) * world * 3
     else:
         assert sorted(flat) == sorted(truth)  # evaluation covers the split exactly once
 
@@ -133,7 +133,7 @@ def test_dali_equals_torch(dataset, augment, split):
 
 def test_synthetic_follows_the_real_split_or_its_own_size(dataset):
     real = build_loader(cfg(dataset, "synthetic"), ClusterEnv(), "train")
-    assert real.steps_per_epoch == 6
+    assert real.steps_per_epoch == 34 // 4
     own = build_loader(RunConfig(data=DataConfig(backend="synthetic", synthetic_patches=40),
                                  train=TrainConfig(batch_size=8)), ClusterEnv(), "train")
     assert own.steps_per_epoch == 5 and len(list(own)) == 5
@@ -175,7 +175,7 @@ def test_staging_copies_verifies_and_reuses(dataset, tmp_path):
     assert all(torch.equal(x["image"], y["image"]) for x, y in zip(batches(staged), batches(plain)))
     assert staged.stage_time_s > 0 and staged.source.root.parent == stage
     files = sorted(p.relative_to(staged.source.root).as_posix() for p in staged.source.root.rglob("*.h5"))
-    assert files == [f"train/shard-0000{i}.h5" for i in range(3)]  # only the split it reads
+    assert files == [f"train/shard-0000{i}.h5" for i in range(5)]  # only the split it reads
     stamp = os.stat(staged.source.root / files[0]).st_mtime_ns
     build_loader(cfg(dataset, stage=True, stage_dir=str(stage)), ClusterEnv(), "train")
     assert os.stat(staged.source.root / files[0]).st_mtime_ns == stamp  # kept, not copied again
@@ -197,7 +197,7 @@ def test_node_local_staging_gives_each_node_its_shards(dataset, tmp_path):
         if r % 2 == 0:
             loader = build_loader(cfg(dataset, batch=2, stage=True, stage_dir=str(node)), env, "train")
             roots.append(sorted(p.name for p in loader.source.root.rglob("*.h5")))
-    assert roots == [["shard-00000.h5", "shard-00002.h5"], ["shard-00001.h5"]]
+    assert roots == [["shard-00000.h5", "shard-00002.h5", "shard-00004.h5"], ["shard-00001.h5", "shard-00003.h5"]]
 
 
 def test_reader_processes_survive_a_dali_pipeline_in_the_caller(dataset):

@@ -41,5 +41,5 @@ def test_two_ranks_under_mpirun(dataset, tmp_path):
         assert ranks[0][split]["steps"] == ranks[1][split]["steps"]
         keys = ranks[0][split]["keys"] + ranks[1][split]["keys"]
         assert len(keys) == len(set(keys))
-    assert len(ranks[0]["train"]["keys"]) == 10  # 24 patches, 2 ranks x batch 5: 2 steps each
-    assert len(ranks[0]["val"]["keys"]) + len(ranks[1]["val"]["keys"]) == 12
+    assert len(ranks[0]["train"]["keys"]) == 15  # 34 patches, 2 ranks x batch 5: 3 steps each
+    assert len(ranks[0]["val"]["keys"]) + len(ranks[1]["val"]["keys"]) == 7

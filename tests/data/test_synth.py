@@ -21,7 +21,7 @@ def test_layout(archive_master):
     assert set(METADATA_KEYS) <= set(meta) and 1 <= len(meta["labels"]) <= 4
     splits = {s: read_name_list(archive_master / "splits" / f"{s}.csv") for s in ("train", "val", "test")}
     assert sorted(sum(splits.values(), [])) == patches
-    assert (len(splits["train"]), len(splits["val"]), len(splits["test"])) == (24, 12, 12)
+    assert (len(splits["train"]), len(splits["val"]), len(splits["test"])) == (34, 7, 7)
     for noisy in ("patches_with_seasonal_snow.csv", "patches_with_cloud_and_shadow.csv"):
         assert set(read_name_list(archive_master / noisy)) <= set(patches)
 

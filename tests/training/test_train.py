@@ -44,8 +44,8 @@ def test_single_process_run_and_results_log(dataset, tmp_path):
         for key in ("epoch", "epoch_time_s", "train_images", "images_per_s", "data_wait_s", "loss", "f1_samples",
                     "f1_micro", "f1_macro", "accuracy", "hamming_loss", "ranking_loss"):
             assert key in e, key
-        assert e["train_images"] == 8 and e["samples"] == 12  # 2 steps x 4; the whole val split
-    assert end["status"] == "completed" and end["test"]["samples"] == 12 and end["epochs"] == 2
+        assert e["train_images"] == 8 and e["samples"] == 7  # 2 steps x 4; the whole val split
+    assert end["status"] == "completed" and end["test"]["samples"] == 7 and end["epochs"] == 2
     assert load_config([out / "config.yaml"]).train.batch_size == 4
     again = subprocess.run(train_cmd(dataset, out, "dist.backend=single"), capture_output=True, text=True)
     assert again.returncode == 1 and "already holds a run" in again.stderr
