@@ -85,6 +85,7 @@ class TrainConfig:
     precision: str = "fp32"          # fp32 | bf16 | fp16 (autocast on GPU)
     channels_last: bool = True       # on GPU
     deterministic: bool = False      # CPU: deterministic algorithms, one thread per rank
+    threads: int = 0                 # CPU threads per rank; 0: the node's cores / its ranks
     threshold: float = 0.5           # probability above which a class is predicted
     val_every: int = 1               # validate every N epochs (0: never; test still runs)
     test: bool = True                # evaluate the test split at the end
@@ -104,6 +105,7 @@ class TrainConfig:
         _check(self.step_epochs >= 1 and self.lr_base_batch >= 1, "train.step_epochs", "must be >= 1")
         _check(0 <= self.threshold <= 1, "train.threshold", "must be within 0..1")
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
+        _check(self.threads >= 0, "train.threads", f"must be >= 0, got {self.threads}")
 
 
 @dataclass(frozen=True)

@@ -49,12 +49,14 @@ def per_worker_batch(cfg: RunConfig, world: int) -> int:
 
 
 def configure_threads(cfg: RunConfig, env: ClusterEnv, device: torch.device) -> None:
-    """CPU threads per rank: the node's cores shared by its ranks (1 in deterministic mode)."""
+    """CPU threads per rank: train.threads, else the node's cores shared by its ranks (1 in
+    deterministic mode)."""
     if cfg.train.deterministic:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
     if device.type == "cpu":
-        torch.set_num_threads(1 if cfg.train.deterministic else max(1, (os.cpu_count() or 1) // env.local_size))
+        auto = 1 if cfg.train.deterministic else max(1, (os.cpu_count() or 1) // env.local_size)
+        torch.set_num_threads(cfg.train.threads or auto)
 
 
 class Trainer:
