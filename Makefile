@@ -7,9 +7,15 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 DEMO   ?= demo-output
 
-.PHONY: install test demo clean
+.PHONY: install horovod test demo clean
 
-install: $(STAMP)
+install: $(STAMP) $(VENV)/.horovod
+
+# Horovod 0.28.1 built from source with the C++17 fix (about 2-3 minutes, once).
+horovod: $(VENV)/.horovod
+$(VENV)/.horovod: $(STAMP) scripts/install_horovod.sh
+	bash scripts/install_horovod.sh $(PY)
+	touch $@
 
 $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)

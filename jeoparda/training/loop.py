@@ -106,7 +106,7 @@ class Trainer:
             with torch.autocast(**self.autocast):
                 logits = self.net(batch["image"])
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), batch["label"])
-            self.optimizer.zero_grad(set_to_none=True)
+            self.optimizer.zero_grad()  # set_to_none by default; Horovod takes no arguments
             self.scaler.scale(loss).backward()
             self.backend.optimizer_step(self.optimizer, self.scaler)
             self.schedule.step()

@@ -1,0 +1,46 @@
+"""dist.backend=horovod under a real mpirun -np 2 (CI builds Horovod: scripts/install_horovod.sh)."""
+import subprocess
+
+import pytest
+
+from tests.data.test_convert_mpi import mpi_env, mpirun
+from tests.training.test_train import events, train_cmd
+
+pytestmark = pytest.mark.mpi
+
+
+def test_horovod_two_ranks(dataset, tmp_path):
+    pytest.importorskip("horovod.torch", reason="Horovod not built (make horovod)")
+    out = tmp_path / "run"
+    cmd = [mpirun(), "-np", "2", "--oversubscribe"] + train_cmd(dataset, out, "train.epochs=2", "dist.backend=horovod")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=mpi_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = events(out)
+    assert (log[0]["backend"], log[0]["world_size"]) == ("horovod", 2)
+    assert [e["epoch"] for e in log if e["event"] == "epoch"] == [1, 2]
+    end = log[-1]
+    assert end["status"] == "completed" and len(set(end["replica_sha256"])) == 1 and len(end["replica_sha256"]) == 2
+
+
+def test_horovod_missing_is_a_clear_error(dataset, tmp_path, monkeypatch):
+    import builtins
+    import sys
+
+    import torch
+
+    from jeoparda.config import DistConfig
+    from jeoparda.dist.backends import HorovodBackend
+    from jeoparda.dist.env import ClusterEnv
+    from jeoparda.errors import JeopardaError
+
+    real_import = builtins.__import__
+
+    def no_horovod(name, *args, **kwargs):
+        if name.startswith("horovod"):
+            raise ImportError("No module named 'horovod'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_horovod)
+    monkeypatch.delitem(sys.modules, "horovod.torch", raising=False)
+    with pytest.raises(JeopardaError, match="make horovod"):
+        HorovodBackend(ClusterEnv(), DistConfig(backend="horovod"), torch.device("cpu")).init()
