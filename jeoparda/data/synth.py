@@ -91,7 +91,7 @@ def render_patch(world: World, labels: np.ndarray, rng: np.random.Generator,
         mask = regions == r
         gain[mask] = (1 + wave * pattern + grain * rng.standard_normal(TARGET_SIZE**2)
                       .reshape(TARGET_SIZE, TARGET_SIZE))[mask]
-        image[:, mask] = world.signatures[lab][:, None] * rng.uniform(0.9, 1.1)
+        image[:, mask] = world.signatures[lab][:, None] * rng.uniform(0.97, 1.03)
     image *= gain[None]
     if noisy:  # snow or cloud: a bright, flat veil over part of the patch
         image = np.maximum(image, 6000 * (xx > rng.uniform(0.2, 0.6))[None])

@@ -76,10 +76,10 @@ class Trainer:
         self.train_loader = build_loader(cfg, env, "train", device)
         self.val_loader = build_loader(cfg, env, "val", device) if cfg.train.val_every else None
         self.global_batch = batch * backend.world_size
-        self.optimizer = build_optimizer(cfg.train, self.model, self.global_batch)
-        self.schedule = build_schedule(cfg.train, self.optimizer, self.train_loader.steps_per_epoch)
         self.net = backend.wrap_model(self.model)
-        self.optimizer = backend.wrap_optimizer(self.optimizer, self.model)
+        self.optimizer = backend.wrap_optimizer(build_optimizer(cfg.train, self.model, self.global_batch), self.model)
+        # the schedule watches the optimiser the loop steps (Horovod's wrapper is a new object)
+        self.schedule = build_schedule(cfg.train, self.optimizer, self.train_loader.steps_per_epoch)
         half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision)
         self.autocast = {"device_type": device.type, "dtype": half or torch.float32,
                          "enabled": gpu and half is not None}
