@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from jeoparda.errors import JeopardaError
-from jeoparda.models.registry import register
+from jeoparda.models.registry import FeatureHeadModel, register
 from jeoparda.models.resnet import BasicBlock, Bottleneck, conv_bn, init_weights, make_stages
 from jeoparda.sentinel2 import BANDS, band_indices
 
@@ -41,7 +41,7 @@ class BandWiseMultiScale(nn.Module):
         return torch.cat([conv(x) for conv in self.convs], dim=1)
 
 
-class BWMS(nn.Module):
+class BWMS(FeatureHeadModel):
     def __init__(self, block: type[BasicBlock], layers: tuple[int, ...], in_chans: int = 12,
                  num_classes: int = 19, dropout: float = 0.25):
         super().__init__()
@@ -68,9 +68,6 @@ class BWMS(nn.Module):
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(nn.functional.adaptive_avg_pool2d(x, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 @register("bwms", "BWMS (Kang & Demir 2020): band-wise multi-scale conv + xresnet18 trunk")

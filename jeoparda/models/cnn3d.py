@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from jeoparda.models.registry import register
+from jeoparda.models.registry import FeatureHeadModel, register
 from jeoparda.models.resnet import init_weights
 
 # (out channels, kernel, stride) of each Conv3d; input depth = bands, height, width.
@@ -20,7 +20,7 @@ LAYERS = ((32, (3, 5, 5), (1, 2, 2)), (64, (3, 3, 3), (1, 2, 2)), (128, (3, 3, 3
           (128, (3, 3, 3), (1, 1, 1)), (256, (3, 3, 3), (2, 2, 2)))
 
 
-class CNN3D(nn.Module):
+class CNN3D(FeatureHeadModel):
     def __init__(self, in_chans: int = 12, num_classes: int = 19, dropout: float = 0.25):
         super().__init__()
         layers, c_in = [], 1
@@ -46,9 +46,6 @@ class CNN3D(nn.Module):
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(nn.functional.adaptive_avg_pool3d(x, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 @register("cnn3d", "compact 3-D CNN baseline over the band axis (about 1.75 M parameters)")

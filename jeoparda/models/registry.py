@@ -9,6 +9,14 @@ from torch import nn
 from jeoparda.errors import JeopardaError
 
 
+class FeatureHeadModel(nn.Module):
+    """A model in two parts: ``forward_features`` (a feature map) and ``forward_head`` (pool and
+    classify); ``forward`` is their composition."""
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        return self.forward_head(self.forward_features(x))
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     name: str

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from jeoparda.models.registry import register
+from jeoparda.models.registry import FeatureHeadModel, register
 
 Act = Callable[[], nn.Module]
 
@@ -89,7 +89,7 @@ def classic_stem(in_chans: int, act: Act) -> nn.Sequential:
     return nn.Sequential(conv_bn(in_chans, 64, 7, 2, act), nn.MaxPool2d(3, 2, 1))
 
 
-class ResNet(nn.Module):
+class ResNet(FeatureHeadModel):
     """Stem, four stages, global average pool, linear classifier."""
 
     def __init__(self, block: type[BasicBlock], layers: tuple[int, ...], in_chans: int = 12,
@@ -107,9 +107,6 @@ class ResNet(nn.Module):
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def init_weights(model: nn.Module) -> None:
