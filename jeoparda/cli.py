@@ -231,8 +231,13 @@ def _run_models(args: argparse.Namespace) -> int:
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks: the input pipeline alone (loader)",
-                       description="Benchmarks of the suite's parts. See docs/benchmarks.md.")
+    p = sub.add_parser(
+        "bench", help="benchmarks: the input pipeline alone (loader)",
+        description="Benchmarks of the suite's parts, run on their own so that I/O, compute and "
+        "communication can be told apart. Each prints one readable line and, with --json, ends "
+        "with one JSON object. `jeoparda bench loader` times the input pipeline without a model "
+        "(any backend, under mpirun/srun on every rank). Methodology and measured figures: "
+        "docs/benchmarks.md.")
     bench = p.add_subparsers(dest="bench", metavar="BENCHMARK")
     lo = bench.add_parser(
         "loader", help="images/s and MB/s of the input pipeline alone",
