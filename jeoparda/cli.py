@@ -238,7 +238,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "with one JSON object. `jeoparda bench loader` times the input pipeline without a model "
         "(any backend, under mpirun/srun on every rank). Methodology and measured figures: "
         "docs/benchmarks.md.")
-    bench = p.add_subparsers(dest="bench", metavar="BENCHMARK")
+    bench = p.add_subparsers(dest="bench", metavar="BENCHMARK", help="what to measure")
     lo = bench.add_parser(
         "loader", help="images/s and MB/s of the input pipeline alone",
         description="Run the input pipeline alone (no model): warm-up steps, then timed steps, "
