@@ -33,8 +33,11 @@ def _import_dali() -> Any:
 
 
 def build_pipeline(source: Any, batch: int, mean: np.ndarray, inv_std: np.ndarray,
-                   device_id: int | None, threads: int, prefetch: int) -> Any:
-    """The DALI pipeline: (uint16 CHW images, labels, codes, mask) -> float32 normalised images."""
+                   device_id: int | None, threads: int, prefetch: int, geometry: bool = True) -> Any:
+    """The DALI pipeline: (uint16 CHW images, labels, codes, mask) -> float32 normalised images.
+
+    Without ``geometry`` (evaluation, or augmentation off) the rotate/flip operators are left out.
+    """
     dali = _import_dali()
     fn, types = dali.fn, dali.types
 
@@ -46,6 +49,8 @@ def build_pipeline(source: Any, batch: int, mean: np.ndarray, inv_std: np.ndarra
         if device_id is not None:
             images, labels, mask = images.gpu(), labels.gpu(), mask.gpu()
         x = (fn.cast(images, dtype=types.FLOAT) - types.Constant(mean)) * types.Constant(inv_std)
+        if not geometry:
+            return x, labels, mask
         k, h, v = codes[0], codes[1], codes[2]
         # A quarter turn as np.rot90 over (H, W): k=1 is transpose then flip H, k=2 flips both,
         # k=3 is transpose then flip W; the requested flips follow.
@@ -86,7 +91,7 @@ class DaliLoader(Loader):
         gpu = self.device.type == "cuda"
         pipe = build_pipeline(self._feed, self.batch_size, self.source.mean, self.source.inv_std,
                               self.device.index if gpu else None, self.cfg.data.workers,
-                              self.cfg.data.prefetch)
+                              self.cfg.data.prefetch, geometry=self.augment)
         return DALIGenericIterator(pipe, ["image", "label", "mask"], auto_reset=True)
 
     def _batches(self) -> Iterator[Batch]:
