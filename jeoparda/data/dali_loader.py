@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from jeoparda.config import AugmentConfig
 from jeoparda.data.augment import geometry_codes
 from jeoparda.data.loader_base import Batch, Loader
 from jeoparda.errors import JeopardaError
@@ -34,7 +33,7 @@ def _import_dali() -> Any:
 
 def build_pipeline(source: Any, batch: int, mean: np.ndarray, inv_std: np.ndarray,
                    device_id: int | None, threads: int, prefetch: int, geometry: bool = True) -> Any:
-    """The DALI pipeline: (uint16 CHW images, labels, codes, mask) -> float32 normalised images.
+    """The DALI pipeline: (uint16 CHW images, labels, mask[, codes]) -> float32 normalised images.
 
     Without ``geometry`` (evaluation, or augmentation off) the rotate/flip operators are left out.
     """
@@ -43,9 +42,14 @@ def build_pipeline(source: Any, batch: int, mean: np.ndarray, inv_std: np.ndarra
 
     @dali.pipeline_def(enable_conditionals=True)
     def pipeline():  # type: ignore[no-untyped-def]
-        images, labels, codes, mask = fn.external_source(
-            source, num_outputs=4, batch=True, batch_info=True, layout=["CHW", "", "", ""],
-            dtype=[types.UINT16, types.FLOAT, types.INT32, types.BOOL])
+        if geometry:
+            images, labels, mask, codes = fn.external_source(
+                source, num_outputs=4, batch=True, batch_info=True, layout=["CHW", "", "", ""],
+                dtype=[types.UINT16, types.FLOAT, types.BOOL, types.INT32])
+        else:
+            images, labels, mask = fn.external_source(
+                source, num_outputs=3, batch=True, batch_info=True, layout=["CHW", "", ""],
+                dtype=[types.UINT16, types.FLOAT, types.BOOL])
         if device_id is not None:
             images, labels, mask = images.gpu(), labels.gpu(), mask.gpu()
         x = (fn.cast(images, dtype=types.FLOAT) - types.Constant(mean)) * types.Constant(inv_std)
@@ -80,10 +84,12 @@ class DaliLoader(Loader):
         indices, mask = plan.step_batch(step)
         images, labels = self._reader.read(indices)
         n = len(images)
-        aug: AugmentConfig = self.cfg.data.augment if self.augment else AugmentConfig(False, False)
-        codes = geometry_codes(aug, n, self.cfg.train.seed, self.epoch, self.env.rank, step).astype(np.int32)
         # Whole-batch arrays (outer dimension = sample): no per-sample Python objects.
-        return images, labels.astype(np.float32), codes, mask.reshape(n, 1).copy()
+        out = (images, labels.astype(np.float32), mask.reshape(n, 1).copy())
+        if not self.augment:
+            return out
+        codes = geometry_codes(self.cfg.data.augment, n, self.cfg.train.seed, self.epoch, self.env.rank, step)
+        return (*out, codes.astype(np.int32))
 
     def _make_iterator(self) -> Any:
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
