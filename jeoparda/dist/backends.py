@@ -93,10 +93,14 @@ class DDPBackend(Backend):
     def init(self) -> None:
         import torch.distributed as dist
 
-        point = self._settle(rendezvous(self.env, self.cfg.port))
         kind = "nccl" if self.device.type == "cuda" else "gloo"
-        dist.init_process_group(kind, init_method=f"tcp://{point.addr}:{point.port}", rank=self.env.rank,
-                                world_size=self.env.world_size, timeout=timedelta(seconds=self.cfg.timeout_s))
+        if self.env.launcher == "torchrun":  # its agent already serves the store: join it
+            method = "env://"
+        else:
+            point = self._settle(rendezvous(self.env, self.cfg.port))
+            method = f"tcp://{point.addr}:{point.port}"
+        dist.init_process_group(kind, init_method=method, rank=self.env.rank, world_size=self.env.world_size,
+                                timeout=timedelta(seconds=self.cfg.timeout_s))
 
     def _settle(self, point: Rendezvous) -> Rendezvous:
         """Fill in what the launcher did not give: rank 0's host and a free port, over MPI."""

@@ -45,9 +45,11 @@ class LAMB(torch.optim.Adam):
             for p in group["params"]:
                 if p not in before:
                     continue
+                # update = -lr * (adam direction + wd * w); the trust ratio compares ||w|| with the
+                # direction's norm, so the learning rate must not cancel out: ||update|| / lr.
                 update = (p - before[p]) - group["lr"] * self.wd * before[p] * (p.ndim > 1)
-                w_norm, u_norm = before[p].norm(), update.norm()
-                ratio = w_norm / u_norm if (w_norm > 0 and u_norm > 0 and p.ndim > 1) else 1.0
+                w_norm, d_norm = before[p].norm(), update.norm() / group["lr"]
+                ratio = w_norm / d_norm if (w_norm > 0 and d_norm > 0 and p.ndim > 1) else 1.0
                 p.copy_(before[p] + update * ratio)
         return None
 

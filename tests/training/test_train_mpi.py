@@ -74,3 +74,19 @@ def test_a_killed_rank_ends_the_job(dataset, tmp_path):
     assert proc.returncode != 0
     assert time.time() - start < 90
     assert "rank 1" in output
+
+
+def test_torchrun_two_processes(dataset, tmp_path):
+    import shutil
+
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    if torchrun is None:
+        pytest.skip("torchrun not found")
+    out = tmp_path / "run"
+    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "jeoparda", "train"] + \
+        train_cmd(dataset, out, "train.epochs=1", "train.max_steps=2", "dist.backend=ddp")[4:]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    start, end = events(out)[0], events(out)[-1]
+    assert (start["world_size"], start["backend"]) == (2, "ddp") and len(set(end["replica_sha256"])) == 1
