@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import torch
 
 from jeoparda.data.augment import geometry_codes
 from jeoparda.data.loader_base import Batch, Loader

@@ -1,5 +1,4 @@
 """Conversion: content, rejections, determinism across workers, resume, and nothing lost."""
-import filecmp
 import hashlib
 import json
 import os

@@ -1,5 +1,4 @@
 """The model zoo: shapes, parameter counts, BWMS band use, feature/head split, DDP, compile."""
-import os
 
 import pytest
 import torch

@@ -1,13 +1,11 @@
 """jeoparda train end to end: results log, resume after SIGTERM, ranks, failures."""
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
 
 from jeoparda.config import load_config
