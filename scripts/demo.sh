@@ -17,10 +17,15 @@ jeoparda convert --source "$out/archive" --out "$out/shards" --shard-size 64 --w
   --exclude "$out/archive/patches_with_cloud_and_shadow.csv"
 echo "== jeoparda inspect"
 jeoparda inspect "$out/shards"
-echo "== jeoparda train: ResNet18, 2 ranks (mpirun), 4 epochs"
-mpirun -np 2 --oversubscribe jeoparda train --config benchmarks/configs/resnet18.yaml \
-  --set data.path="$out/shards" --set train.epochs=4 --set train.batch_size=32 \
-  --set data.workers=1 --set dist.backend=ddp --out "$out/runs/resnet18-2ranks"
+for ranks in 1 2; do
+  echo "== jeoparda train: ResNet18, $ranks rank(s) (mpirun), 4 epochs, one thread per rank"
+  mpirun -np "$ranks" --oversubscribe jeoparda train --config benchmarks/configs/resnet18.yaml \
+    --set data.path="$out/shards" --set train.epochs=4 --set train.batch_size=32 \
+    --set train.threads=1 --set data.workers=1 --set dist.backend=ddp --out "$out/runs/resnet18-${ranks}rank"
+done
+echo "== jeoparda report: weak scaling 1 -> 2 ranks"
+jeoparda report "$out"/runs/* --out "$out/report"
 echo
 echo "demo data: archive in $out/archive, shards in $out/shards"
-echo "training run: $out/runs/resnet18-2ranks (results.jsonl, config.yaml, checkpoints/)"
+echo "training runs: $out/runs/resnet18-1rank and -2rank (results.jsonl, config.yaml, checkpoints/)"
+echo "scaling report: $out/report/report.md and $out/report/scaling.csv"

@@ -1,0 +1,73 @@
+"""``jeoparda report``: results logs -> scaling.csv and report.md (plots and HTML: to come)."""
+from __future__ import annotations
+
+import csv
+import glob
+from pathlib import Path
+
+from jeoparda.bench.scaling import Row, Run, read_run, scaling_rows
+from jeoparda.errors import JeopardaError
+
+CSV_COLUMNS = ("model", "mode", "data_backend", "world_size", "nodes", "global_batch_size", "images_per_s",
+               "epoch_time_s", "speedup", "efficiency", "f1_samples", "accuracy")
+
+
+def expand(patterns: list[str]) -> list[Path]:
+    """Run folders and results logs named directly or by glob, in order, without repeats."""
+    found: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) or ([pattern] if Path(pattern).exists() else [])
+        if not matches:
+            raise JeopardaError(f"{pattern}: no such run folder or results log")
+        found += [Path(m) for m in matches if Path(m) not in found]
+    return found
+
+
+def write_csv(rows: list[Row], path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(CSV_COLUMNS)
+        for r in rows:
+            out.writerow(["" if getattr(r, c) is None else getattr(r, c) for c in CSV_COLUMNS])
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(rows: list[Row], runs: list[Run], skipped: list[str]) -> str:
+    lines = ["# Scaling report", "",
+             "Throughput is the median images/s of the epochs after the first; efficiency as in "
+             "docs/benchmarks.md (weak: X(N)/(N/N0·X(N0)); strong: T(N0)·N0/(T(N)·N)).", ""]
+    for group in sorted({(r.model, r.mode, r.data_backend) for r in rows}):
+        lines += [f"## {group[0]}, {group[1]} scaling, {group[2]} data", "",
+                  "| workers | nodes | global batch | images/s | epoch time (s) | speed-up | efficiency | F1 (samples) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in (r for r in rows if (r.model, r.mode, r.data_backend) == group):
+            lines.append(f"| {r.world_size} | {r.nodes} | {r.global_batch_size} | {r.images_per_s:.1f} | "
+                         f"{r.epoch_time_s:.2f} | {r.speedup:.2f} | {100 * r.efficiency:.1f} % | {_fmt(r.f1_samples)} |")
+        lines.append("")
+    other = [r for r in runs if r.status != "completed"]
+    if other or skipped:
+        lines += ["## Runs not counted", ""]
+        lines += [f"- {r.path}: {r.status}" for r in other]
+        lines += [f"- {s}: unreadable or incomplete log" for s in skipped]
+        lines.append("")
+    lines += ["## Environment", "", "| run | world size | hosts | torch | cuda | mpi |", "|---|---|---|---|---|---|"]
+    for r in runs:
+        v = r.start.get("versions", {})
+        lines.append(f"| {r.path.parent.name} | {r.world_size} | {', '.join(r.start.get('hosts', []))} | "
+                     f"{v.get('torch')} | {v.get('cuda')} | {v.get('mpi')} |")
+    return "\n".join(lines) + "\n"
+
+
+def make_report(patterns: list[str], out: Path) -> tuple[list[Row], list[Run]]:
+    runs, skipped = [], []
+    for path in expand(patterns):
+        run = read_run(path)
+        (runs.append(run) if run else skipped.append(str(path)))
+    rows = scaling_rows(runs)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out / "scaling.csv")
+    (out / "report.md").write_text(markdown(rows, runs, skipped), encoding="utf-8")
+    return rows, runs

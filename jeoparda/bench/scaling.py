@@ -1,0 +1,122 @@
+"""Scaling maths over results logs (DESIGN.md "Scaling efficiency").
+
+Throughput X(N): median ``images_per_s`` of the epochs after the first (the only epoch when there
+is one); epoch time T(N) likewise. N0 is the smallest worker count of a group.
+Weak scaling (fixed batch per worker): speed-up X(N)/X(N0), E(N) = X(N) / (N/N0 * X(N0)).
+Strong scaling (fixed global batch):   speed-up T(N0)/T(N), E(N) = T(N0)*N0 / (T(N)*N).
+Several completed runs at the same group and N are combined by the median of their X and T.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jeoparda.training.results import RESULTS_NAME
+
+
+@dataclass
+class Run:
+    """One results log, read and checked."""
+
+    path: Path
+    start: dict[str, Any]
+    epochs: list[dict[str, Any]]
+    end: dict[str, Any] | None
+
+    @property
+    def status(self) -> str:
+        return self.end["status"] if self.end else "incomplete"
+
+    @property
+    def group(self) -> tuple[str, str, str]:
+        return self.start["model"], self.start.get("mode", "none"), self.start["data_backend"]
+
+    @property
+    def world_size(self) -> int:
+        return int(self.start["world_size"])
+
+    def steady(self, key: str) -> float:
+        values = [float(e[key]) for e in self.epochs]
+        return statistics.median(values[1:] if len(values) > 1 else values)
+
+
+def read_run(path: Path) -> Run | None:
+    """A run from a run folder or a results.jsonl; None (with a warning naming it) if damaged."""
+    path = Path(path)
+    log = path / RESULTS_NAME if path.is_dir() else path
+    try:
+        lines = log.read_text(encoding="utf-8").splitlines()
+        events = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        warnings.warn(f"{log}: skipped, unreadable results log ({exc})")
+        return None
+    starts = [e for e in events if e.get("event") == "run_start"]
+    epochs = [e for e in events if e.get("event") == "epoch"]
+    ends = [e for e in events if e.get("event") == "run_end"]
+    if not starts:
+        warnings.warn(f"{log}: skipped, no run_start event")
+        return None
+    needed = ("model", "data_backend", "world_size")
+    if any(k not in starts[0] for k in needed) or any("images_per_s" not in e or "epoch_time_s" not in e
+                                                       for e in epochs):
+        warnings.warn(f"{log}: skipped, events lack {', '.join(needed)} or epoch timings")
+        return None
+    return Run(log, starts[0], epochs, ends[-1] if ends else None)
+
+
+@dataclass
+class Row:
+    model: str
+    mode: str
+    data_backend: str
+    world_size: int
+    nodes: int
+    global_batch_size: int
+    images_per_s: float
+    epoch_time_s: float
+    speedup: float = 1.0
+    efficiency: float = 1.0
+    f1_samples: float | None = None
+    accuracy: float | None = None
+    runs: list[str] = field(default_factory=list)
+
+
+def _final(run: Run, key: str) -> float | None:
+    value = (run.end or {}).get(key)
+    return float(value) if value is not None else None
+
+
+def scaling_rows(runs: list[Run]) -> list[Row]:
+    """One row per (model, mode, data backend, world size) over the completed runs that timed epochs."""
+    usable = [r for r in runs if r.status == "completed" and r.epochs]
+    groups: dict[tuple, dict[int, list[Run]]] = {}
+    for run in usable:
+        groups.setdefault(run.group, {}).setdefault(run.world_size, []).append(run)
+    rows = []
+    for (model, mode, backend), by_n in sorted(groups.items()):
+        n0 = min(by_n)
+        cells = {}
+        for n, members in sorted(by_n.items()):
+            f1 = [v for v in (_final(r, "f1_samples") for r in members) if v is not None]
+            acc = [v for v in (_final(r, "accuracy") for r in members) if v is not None]
+            cells[n] = Row(model, mode, backend, n, int(members[0].start.get("nodes", 1)),
+                           int(members[0].start.get("global_batch_size", 0)),
+                           statistics.median(r.steady("images_per_s") for r in members),
+                           statistics.median(r.steady("epoch_time_s") for r in members),
+                           f1_samples=statistics.median(f1) if f1 else None,
+                           accuracy=statistics.median(acc) if acc else None,
+                           runs=[str(r.path) for r in members])
+        base = cells[n0]
+        for n, row in cells.items():
+            if mode == "strong":
+                row.speedup = base.epoch_time_s / row.epoch_time_s
+                row.efficiency = base.epoch_time_s * n0 / (row.epoch_time_s * n)
+            else:
+                row.speedup = row.images_per_s / base.images_per_s
+                row.efficiency = row.images_per_s / (n / n0 * base.images_per_s)
+            rows.append(row)
+    return rows

@@ -1,0 +1,96 @@
+"""jeoparda report on hand-made results logs with known throughputs: the figures are exact."""
+import csv
+import json
+
+import pytest
+
+from jeoparda.bench.report import make_report
+from jeoparda.cli import main
+
+
+def write_run(folder, world, rates=None, times=None, mode="weak", status="completed", model="resnet50",
+              backend="synthetic", f1=0.8):
+    folder.mkdir(parents=True)
+    rates = rates or [1.0] * len(times)
+    times = times or [1.0] * len(rates)
+    lines = [{"event": "run_start", "time": 0, "run_id": folder.name, "model": model, "backend": "ddp",
+              "data_backend": backend, "world_size": world, "nodes": max(1, world // 4), "mode": mode,
+              "global_batch_size": 64 * world if mode == "weak" else 512, "hosts": ["n1"],
+              "versions": {"torch": "2.13"}}]
+    lines += [{"event": "epoch", "time": i, "epoch": i + 1, "images_per_s": r, "epoch_time_s": t}
+              for i, (r, t) in enumerate(zip(rates, times))]
+    if status:
+        lines.append({"event": "run_end", "time": 99, "status": status, "f1_samples": f1, "accuracy": f1 - 0.1})
+    (folder / "results.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return folder
+
+
+def rows(out):
+    with open(out / "scaling.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_weak_scaling_exact(tmp_path):
+    # first epoch (warm-up) is slow and must not count; steady throughput 100, 190, 360
+    write_run(tmp_path / "r1", 1, rates=[10, 100, 100, 100])
+    write_run(tmp_path / "r2", 2, rates=[10, 190, 190])
+    write_run(tmp_path / "r4", 4, rates=[10, 350, 360, 370])
+    make_report([str(tmp_path / "r*")], tmp_path / "rep")
+    got = {int(r["world_size"]): r for r in rows(tmp_path / "rep")}
+    assert [float(got[n]["images_per_s"]) for n in (1, 2, 4)] == [100, 190, 360]
+    assert float(got[2]["efficiency"]) == pytest.approx(0.95, abs=1e-12)
+    assert float(got[4]["efficiency"]) == pytest.approx(0.90, abs=1e-12)
+    assert float(got[4]["speedup"]) == pytest.approx(3.6, abs=1e-12)
+    assert float(got[1]["f1_samples"]) == 0.8 and got[4]["mode"] == "weak"
+
+
+def test_strong_scaling_with_n0_above_one(tmp_path):
+    write_run(tmp_path / "s2", 2, times=[300, 100, 100], mode="strong")
+    write_run(tmp_path / "s4", 4, times=[300, 55], mode="strong")
+    write_run(tmp_path / "s8", 8, times=[30], mode="strong")  # a single epoch counts as it is
+    make_report([str(tmp_path / "s*")], tmp_path / "rep")
+    got = {int(r["world_size"]): r for r in rows(tmp_path / "rep")}
+    assert float(got[2]["efficiency"]) == 1.0
+    assert float(got[4]["efficiency"]) == pytest.approx(100 * 2 / (55 * 4), abs=1e-12)
+    assert float(got[8]["efficiency"]) == pytest.approx(100 * 2 / (30 * 8), abs=1e-12)
+    assert float(got[8]["speedup"]) == pytest.approx(100 / 30, abs=1e-12)
+
+
+def test_repeats_are_combined_and_groups_kept_apart(tmp_path):
+    write_run(tmp_path / "a1", 1, rates=[1, 100, 100])
+    write_run(tmp_path / "a2", 2, rates=[1, 180, 180])
+    write_run(tmp_path / "b2", 2, rates=[1, 200, 200])
+    write_run(tmp_path / "c2", 2, rates=[1, 220, 220])
+    write_run(tmp_path / "t1", 1, rates=[1, 50, 50], backend="torch")
+    make_report([str(tmp_path / "*")], tmp_path / "rep")
+    got = {(r["data_backend"], int(r["world_size"])): r for r in rows(tmp_path / "rep")}
+    assert float(got[("synthetic", 2)]["images_per_s"]) == 200  # median of 180, 200, 220
+    assert float(got[("synthetic", 2)]["efficiency"]) == 1.0
+    assert float(got[("torch", 1)]["images_per_s"]) == 50
+
+
+def test_damaged_failed_and_preempted_runs_are_not_data_points(tmp_path):
+    write_run(tmp_path / "ok1", 1, rates=[1, 100])
+    write_run(tmp_path / "ok2", 2, rates=[1, 150])
+    write_run(tmp_path / "fail", 2, rates=[1, 999], status="failed")
+    write_run(tmp_path / "pre", 2, rates=[1, 999], status="preempted")
+    write_run(tmp_path / "cut", 2, rates=[1, 999], status=None)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "results.jsonl").write_text('{"event": "run_start", "time": 0}\n{not json\n')
+    with pytest.warns(UserWarning, match=f"{bad / 'results.jsonl'}: skipped"):
+        make_report([str(tmp_path / "*")], tmp_path / "rep")
+    got = rows(tmp_path / "rep")
+    assert [float(r["images_per_s"]) for r in got] == [100, 150]
+    report = (tmp_path / "rep" / "report.md").read_text()
+    for line in (f"{tmp_path / 'fail' / 'results.jsonl'}: failed", f"{tmp_path / 'pre' / 'results.jsonl'}: preempted",
+                 f"{tmp_path / 'cut' / 'results.jsonl'}: incomplete", f"{bad}: unreadable or incomplete log"):
+        assert line in report
+
+
+def test_cli(tmp_path, capsys):
+    write_run(tmp_path / "r1", 1, rates=[1, 10])
+    assert main(["report", str(tmp_path / "r1"), "--out", str(tmp_path / "rep")]) == 0
+    assert "1 rows from 1 runs" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "nothing*"), "--out", str(tmp_path / "rep")]) == 1
+    assert "nothing*: no such run folder or results log" in capsys.readouterr().err
