@@ -213,9 +213,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report", help="turn runs at several scales into a scaling report",
         description="Read the results.jsonl of every run given (run folders, logs or globs), group "
-        "them by model, scaling mode and data backend, and write OUT/scaling.csv and OUT/report.md: "
-        "throughput (median images/s after the first epoch), epoch time, speed-up and efficiency "
-        "per world size, with final F1. Damaged logs are skipped with a warning; failed and "
+        "them by model, scaling mode and data backend, and write OUT/scaling.csv, OUT/report.md, a "
+        "self-contained OUT/report.html and PNG plots: throughput (median images/s after the first "
+        "epoch), epoch time, speed-up and efficiency per world size, with final F1. Damaged logs are skipped with a warning; failed and "
         "preempted runs are listed, never used as data points.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders, results logs or globs")
     p.add_argument("--out", type=Path, required=True, help="folder for the report")
@@ -226,7 +226,8 @@ def _run_report(args: argparse.Namespace) -> int:
     from jeoparda.bench.report import make_report
 
     rows, runs = make_report(args.runs, args.out)
-    print(f"{len(rows)} rows from {len(runs)} runs: {args.out / 'scaling.csv'}, {args.out / 'report.md'}")
+    print(f"{len(rows)} rows from {len(runs)} runs: {args.out / 'report.html'} (also report.md, "
+          "scaling.csv and PNG plots)")
     return 0
 
 

@@ -28,4 +28,4 @@ jeoparda report "$out"/runs/* --out "$out/report"
 echo
 echo "demo data: archive in $out/archive, shards in $out/shards"
 echo "training runs: $out/runs/resnet18-1rank and -2rank (results.jsonl, config.yaml, checkpoints/)"
-echo "scaling report: $out/report/report.md and $out/report/scaling.csv"
+echo "scaling report: $out/report/report.html (also report.md, scaling.csv, PNG plots)"

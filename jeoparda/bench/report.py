@@ -1,10 +1,13 @@
-"""``jeoparda report``: results logs -> scaling.csv and report.md (plots and HTML: to come)."""
+"""``jeoparda report``: results logs -> scaling.csv, report.md, report.html and PNG plots."""
 from __future__ import annotations
 
+import base64
 import csv
 import glob
+import html
 from pathlib import Path
 
+from jeoparda.bench.plots import write_plots
 from jeoparda.bench.scaling import Row, Run, read_run, scaling_rows
 from jeoparda.errors import JeopardaError
 
@@ -61,6 +64,43 @@ def markdown(rows: list[Row], runs: list[Run], skipped: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def to_html(markdown_text: str, plots: list[Path]) -> str:
+    """A self-contained page: the report's tables and text, the plots embedded as data URIs."""
+    body, table = [], []
+
+    def flush() -> None:
+        if table:
+            cells = [[c.strip() for c in line.strip("|").split("|")] for line in table if not set(line) <= set("|-")]
+            head, rest = cells[0], cells[1:]
+            body.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"
+                        + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                                  for row in rest) + "</table>")
+            table.clear()
+
+    for line in markdown_text.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        if line.startswith("!["):
+            continue  # images are embedded below
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+        elif line.startswith("- "):
+            body.append(f"<p>&bull; {html.escape(line[2:])}</p>")
+        elif line.strip():
+            body.append(f"<p>{html.escape(line)}</p>")
+    flush()
+    for png in plots:
+        data = base64.b64encode(png.read_bytes()).decode()
+        body.append(f'<figure><img alt="{html.escape(png.stem)}" src="data:image/png;base64,{data}"></figure>')
+    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #bbb;padding:.2em .6em;text-align:right}img{max-width:100%}")
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>jeoparda scaling report</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+
+
 def make_report(patterns: list[str], out: Path) -> tuple[list[Row], list[Run]]:
     runs, skipped = [], []
     for path in expand(patterns):
@@ -69,5 +109,8 @@ def make_report(patterns: list[str], out: Path) -> tuple[list[Row], list[Run]]:
     rows = scaling_rows(runs)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "scaling.csv")
-    (out / "report.md").write_text(markdown(rows, runs, skipped), encoding="utf-8")
+    plots = write_plots(rows, out)
+    text = markdown(rows, runs, skipped) + "\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in plots)
+    (out / "report.md").write_text(text, encoding="utf-8")
+    (out / "report.html").write_text(to_html(text, plots), encoding="utf-8")
     return rows, runs

@@ -91,6 +91,29 @@ def test_damaged_failed_and_preempted_runs_are_not_data_points(tmp_path):
 def test_cli(tmp_path, capsys):
     write_run(tmp_path / "r1", 1, rates=[1, 10])
     assert main(["report", str(tmp_path / "r1"), "--out", str(tmp_path / "rep")]) == 0
-    assert "1 rows from 1 runs" in capsys.readouterr().out
+    assert "1 rows from 1 runs" in capsys.readouterr().out and (tmp_path / "rep" / "report.html").exists()
     assert main(["report", str(tmp_path / "nothing*"), "--out", str(tmp_path / "rep")]) == 1
     assert "nothing*: no such run folder or results log" in capsys.readouterr().err
+
+
+def test_plots_are_pngs_and_html_is_self_contained(tmp_path):
+    import re
+
+    import matplotlib.image
+
+    write_run(tmp_path / "r1", 1, rates=[1, 100])
+    write_run(tmp_path / "r2", 2, rates=[1, 190])
+    make_report([str(tmp_path / "r*")], tmp_path / "rep")
+    pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
+    assert pngs == ["efficiency.png", "epoch_time.png", "f1_vs_batch.png", "throughput.png"]
+    for name in pngs:
+        data = (tmp_path / "rep" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        height, width, _ = matplotlib.image.imread(tmp_path / "rep" / name).shape
+        assert width >= 400 and height >= 300
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "http://" not in page and "https://" not in page and "<script" not in page and "<link" not in page
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert len(sources) == 4 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "<td>95.0 %</td>" in page and "<table>" in page
+    assert "![throughput](throughput.png)" in (tmp_path / "rep" / "report.md").read_text()

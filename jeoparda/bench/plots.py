@@ -1,0 +1,75 @@
+"""PNG plots of a scaling report: throughput (with the ideal line), efficiency, epoch time, and
+F1 against global batch size (does accuracy hold as the batch grows?)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from jeoparda.bench.scaling import Row  # noqa: E402
+
+PLOTS = {
+    "throughput.png": "Throughput vs workers",
+    "efficiency.png": "Scaling efficiency vs workers",
+    "epoch_time.png": "Epoch time vs workers",
+    "f1_vs_batch.png": "F1 (samples) vs global batch size",
+}
+
+
+def _groups(rows: list[Row]) -> dict[str, list[Row]]:
+    out: dict[str, list[Row]] = {}
+    for r in rows:
+        out.setdefault(f"{r.model}, {r.mode}, {r.data_backend}", []).append(r)
+    return out
+
+
+def _figure(title: str, xlabel: str, ylabel: str):  # type: ignore[no-untyped-def]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    return fig, ax
+
+
+def _save(fig, ax, path: Path, ticks: list[int]) -> None:  # type: ignore[no-untyped-def]
+    if ticks:  # only the measured worker counts or batch sizes, never fractions
+        ax.set_xticks(sorted(set(ticks)))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+def write_plots(rows: list[Row], out: Path) -> list[Path]:
+    """Write the four PNGs into ``out``; returns their paths."""
+    groups = _groups(rows)
+    workers = [r.world_size for r in rows]
+    fig, ax = _figure(PLOTS["throughput.png"], "workers", "images/s")
+    for name, rs in groups.items():
+        n = [r.world_size for r in rs]
+        line, = ax.plot(n, [r.images_per_s for r in rs], "o-", label=name)
+        if rs[0].mode != "strong":
+            ideal = [rs[0].images_per_s * k / n[0] for k in n]
+            ax.plot(n, ideal, "--", color=line.get_color(), alpha=0.6, label=f"{name} (ideal)")
+    _save(fig, ax, out / "throughput.png", workers)
+    fig, ax = _figure(PLOTS["efficiency.png"], "workers", "efficiency (%)")
+    for name, rs in groups.items():
+        ax.plot([r.world_size for r in rs], [100 * r.efficiency for r in rs], "o-", label=name)
+    ax.axhline(100, color="grey", linestyle="--", alpha=0.6)
+    _save(fig, ax, out / "efficiency.png", workers)
+    fig, ax = _figure(PLOTS["epoch_time.png"], "workers", "epoch time (s)")
+    for name, rs in groups.items():
+        ax.plot([r.world_size for r in rs], [r.epoch_time_s for r in rs], "o-", label=name)
+    _save(fig, ax, out / "epoch_time.png", workers)
+    fig, ax = _figure(PLOTS["f1_vs_batch.png"], "global batch size", "F1 (samples)")
+    for name, rs in groups.items():
+        pts = sorted((r.global_batch_size, r.f1_samples) for r in rs if r.f1_samples is not None)
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=name)
+    _save(fig, ax, out / "f1_vs_batch.png", [r.global_batch_size for r in rows if r.f1_samples is not None])
+    return [out / name for name in PLOTS]
