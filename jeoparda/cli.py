@@ -254,11 +254,12 @@ def _run_models(args: argparse.Namespace) -> int:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "bench", help="benchmarks: the input pipeline alone (loader)",
+        "bench", help="benchmarks: the input pipeline alone (loader), all-reduce bandwidth",
         description="Benchmarks of the suite's parts, run on their own so that I/O, compute and "
         "communication can be told apart. Each prints one readable line and, with --json, ends "
         "with one JSON object. `jeoparda bench loader` times the input pipeline without a model "
-        "(any backend, under mpirun/srun on every rank). Methodology and measured figures: "
+        "(any backend, under mpirun/srun on every rank); `jeoparda bench allreduce` times the "
+        "all-reduce of the active backend over message sizes. Methodology and measured figures: "
         "docs/benchmarks.md.")
     bench = p.add_subparsers(dest="bench", metavar="BENCHMARK", help="what to measure")
     lo = bench.add_parser(
@@ -279,6 +280,17 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     lo.add_argument("--stage", metavar="DIR", help="stage shards to node-local DIR first")
     lo.add_argument("--json", action="store_true", help="end with one JSON line")
     lo.set_defaults(func=_run_bench_loader)
+    ar = bench.add_parser(
+        "allreduce", help="all-reduce time and bus bandwidth over message sizes",
+        description="Time all-reduce of float32 messages from 4 KiB up to --max-bytes (default: "
+        "the gradient size of ResNet50, about 94 MB) with the chosen backend, as nccl-tests reports "
+        "it: median time, algorithm bandwidth (bytes/time) and bus bandwidth (algbw x 2(n-1)/n). "
+        "Run it under mpirun/srun/torchrun; rank 0 prints. It feeds the scaling projection.")
+    ar.add_argument("--backend", choices=["ddp", "horovod"], default="ddp", help="default ddp")
+    ar.add_argument("--max-bytes", type=_positive_int, default=0, help="largest message (default ResNet50 gradients)")
+    ar.add_argument("--iters", type=_positive_int, default=20, help="timed calls per size (default 20)")
+    ar.add_argument("--json", action="store_true", help="end with one JSON line")
+    ar.set_defaults(func=_run_bench_allreduce)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -303,6 +315,33 @@ def _run_bench_loader(args: argparse.Namespace) -> int:
               f"(setup {result['build_s']:.2f} s, staging {result['stage_time_s']:.2f} s)")
         if args.json:
             print(json.dumps(result))
+    return 0
+
+
+def _run_bench_allreduce(args: argparse.Namespace) -> int:
+    import json
+
+    from jeoparda.bench.allreduce_bench import gradient_bytes, message_sizes, run
+    from jeoparda.config import DistConfig
+    from jeoparda.data.loader_base import default_device
+    from jeoparda.dist.backends import create_backend
+    from jeoparda.dist.env import detect
+
+    env = detect()
+    device = default_device(env)
+    backend = create_backend(env, DistConfig(backend=args.backend), device)
+    try:
+        rows = run(backend, message_sizes(args.max_bytes or gradient_bytes()), args.iters)
+    finally:
+        backend.shutdown()
+    if env.is_root:
+        print(f"all-reduce, {backend.name}, {env.world_size} processes, {device.type}")
+        print(f"{'bytes':>12}{'time (us)':>14}{'algbw (GB/s)':>14}{'busbw (GB/s)':>14}")
+        for r in rows:
+            print(f"{r['bytes']:>12}{r['time_us']:>14.1f}{r['algbw_gb_s']:>14.3f}{r['busbw_gb_s']:>14.3f}")
+        if args.json:
+            print(json.dumps({"backend": backend.name, "world_size": env.world_size, "device": device.type,
+                              "sizes": rows}))
     return 0
 
 
