@@ -254,7 +254,7 @@ def _run_models(args: argparse.Namespace) -> int:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "bench", help="benchmarks: the input pipeline alone (loader), all-reduce bandwidth",
+        "bench", help="benchmarks: training throughput, the input pipeline alone, all-reduce bandwidth",
         description="Benchmarks of the suite's parts, run on their own so that I/O, compute and "
         "communication can be told apart. Each prints one readable line and, with --json, ends "
         "with one JSON object. `jeoparda bench loader` times the input pipeline without a model "
@@ -280,6 +280,21 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     lo.add_argument("--stage", metavar="DIR", help="stage shards to node-local DIR first")
     lo.add_argument("--json", action="store_true", help="end with one JSON line")
     lo.set_defaults(func=_run_bench_loader)
+    tr = bench.add_parser(
+        "train", help="training throughput over timed blocks, with a 95 % interval",
+        description="Training throughput of a configuration (same --config/--set as jeoparda train; "
+        "data.backend=synthetic separates compute and communication from I/O): warm-up steps, then "
+        "timed blocks of steps; images/s in total and per worker with a 95 % interval (+-1.96 std "
+        "over blocks), and time per step split into data wait, compute and exposed communication. "
+        "Writes RUN_DIR/results.jsonl in the training schema (one epoch record per block).")
+    tr.add_argument("--config", type=Path, action="append", default=[], metavar="FILE")
+    tr.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
+    tr.add_argument("--out", type=Path, metavar="RUN_DIR", help="run folder (default runs/<model>-<id>)")
+    tr.add_argument("--warmup-steps", type=_positive_int, default=5, help="untimed steps (default 5)")
+    tr.add_argument("--steps", type=_positive_int, default=10, help="steps per timed block (default 10)")
+    tr.add_argument("--blocks", type=_positive_int, default=5, help="timed blocks (default 5)")
+    tr.add_argument("--json", action="store_true", help="end with one JSON line")
+    tr.set_defaults(func=_run_bench_train)
     ar = bench.add_parser(
         "allreduce", help="all-reduce time and bus bandwidth over message sizes",
         description="Time all-reduce of float32 messages from 4 KiB up to --max-bytes (default: "
@@ -313,6 +328,28 @@ def _run_bench_loader(args: argparse.Namespace) -> int:
               f"{result['workers']} workers, {result['device']}: {result['images_per_s']:.1f} images/s, "
               f"{result['mb_per_s']:.1f} MB/s over {result['steps']} steps "
               f"(setup {result['build_s']:.2f} s, staging {result['stage_time_s']:.2f} s)")
+        if args.json:
+            print(json.dumps(result))
+    return 0
+
+
+def _run_bench_train(args: argparse.Namespace) -> int:
+    import json
+
+    from jeoparda.bench.train_bench import bench_train
+    from jeoparda.config import load_config
+    from jeoparda.dist.env import detect
+
+    cfg = load_config(args.config, args.overrides)
+    result = bench_train(cfg, args.out, args.warmup_steps, args.steps, args.blocks)
+    if detect().is_root:
+        low, high = result["images_per_s_95"]
+        split = (f"data wait {1e3 * result['data_wait_s']:.1f} ms, compute {1e3 * result['compute_s']:.1f} ms, "
+                 f"communication {1e3 * result['communication_s']:.1f} ms" if result["compute_s"] is not None
+                 else f"data wait {1e3 * result['data_wait_s']:.1f} ms")
+        print(f"{cfg.model}, {result['world_size']} worker(s), batch {result['batch_size_per_worker']}/worker: "
+              f"{result['images_per_s']:.1f} images/s (95 % {low:.1f}-{high:.1f}), "
+              f"{result['images_per_s_per_worker']:.1f} per worker; per step {1e3 * result['step_s']:.1f} ms: {split}")
         if args.json:
             print(json.dumps(result))
     return 0

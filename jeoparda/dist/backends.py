@@ -6,6 +6,7 @@ all_gather, gather_objects, broadcast_object, barrier, shutdown.
 """
 from __future__ import annotations
 
+import contextlib
 import socket
 from datetime import timedelta
 from typing import Any
@@ -50,6 +51,11 @@ class Backend:
 
     def sync_initial_state(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         """Make every rank start from rank 0's parameters and optimiser state."""
+
+    def without_gradient_sync(self, model: nn.Module) -> Any:
+        """A context in which backward passes do not communicate (to time compute alone), or None
+        where the backend offers none."""
+        return contextlib.nullcontext()
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
         """Apply the (already reduced) gradients; the scaler is a no-op unless fp16 is on."""
@@ -126,6 +132,9 @@ class DDPBackend(Backend):
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 
+    def without_gradient_sync(self, model: nn.Module) -> Any:
+        return model.no_sync()
+
     def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
         import torch.distributed as dist
 
@@ -180,6 +189,9 @@ class HorovodBackend(Backend):
 
     def wrap_optimizer(self, optimizer: torch.optim.Optimizer, model: nn.Module) -> torch.optim.Optimizer:
         return self.hvd.DistributedOptimizer(optimizer, named_parameters=model.named_parameters())
+
+    def without_gradient_sync(self, model: nn.Module) -> Any:
+        return None  # Horovod reduces in its optimiser hooks; no switch to time compute alone
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
         if not scaler.is_enabled():

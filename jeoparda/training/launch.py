@@ -1,14 +1,16 @@
 """``jeoparda train`` end to end: environment, device, backend, run folder, the loop."""
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from jeoparda.config import RunConfig, dump_config
 from jeoparda.data.loader_base import default_device
-from jeoparda.dist.backends import create_backend
+from jeoparda.dist.backends import Backend, create_backend
 from jeoparda.dist.env import ClusterEnv, detect
 from jeoparda.errors import JeopardaError
 from jeoparda.training.loop import Say, Trainer, configure_threads
@@ -36,8 +38,10 @@ def is_collective_failure(exc: BaseException) -> bool:
     return isinstance(exc, dist_error) or any(w in text for w in ("gloo", "nccl", "connection", "timed out"))
 
 
-def train(cfg: RunConfig, out: Path | None, resume: bool, say: Say = print) -> int:
-    """Run training on this rank; returns the exit status (0, or EXIT_PREEMPTED)."""
+@contextlib.contextmanager
+def session(cfg: RunConfig, out: Path | None, resume: bool) -> Iterator[tuple[ClusterEnv, Backend, torch.device, Path]]:
+    """Environment, device, threads, backend and run folder for one rank; collective failures
+    become one clear error; the backend is shut down on the way out."""
     if resume and out is None:
         raise JeopardaError("--resume needs --out RUN_DIR (the run to continue)")
     env = detect()
@@ -57,10 +61,7 @@ def train(cfg: RunConfig, out: Path | None, resume: bool, say: Say = print) -> i
         problem = backend.broadcast_object(problem)
         if problem:
             raise JeopardaError(problem if backend.rank == 0 else "")
-        status = Trainer(cfg, env, backend, device, run_dir, say).run(resume)
-        if backend.rank == 0:
-            say(f"results: {run_dir / RESULTS_NAME}")
-        return status
+        yield env, backend, device, run_dir
     except RuntimeError as exc:
         if not is_collective_failure(exc):
             raise
@@ -69,3 +70,12 @@ def train(cfg: RunConfig, out: Path | None, resume: bool, say: Say = print) -> i
                             f"did not answer within dist.timeout_s={cfg.dist.timeout_s:g} s ({first})") from None
     finally:
         backend.shutdown()
+
+
+def train(cfg: RunConfig, out: Path | None, resume: bool, say: Say = print) -> int:
+    """Run training on this rank; returns the exit status (0, or EXIT_PREEMPTED)."""
+    with session(cfg, out, resume) as (env, backend, device, run_dir):
+        status = Trainer(cfg, env, backend, device, run_dir, say).run(resume)
+        if backend.rank == 0:
+            say(f"results: {run_dir / RESULTS_NAME}")
+        return status
