@@ -281,7 +281,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     lo.add_argument("--json", action="store_true", help="end with one JSON line")
     lo.set_defaults(func=_run_bench_loader)
     tr = bench.add_parser(
-        "train", help="training throughput over timed blocks, with a 95 % interval",
+        "train", help="training throughput over timed blocks, with a 95 %% interval",
         description="Training throughput of a configuration (same --config/--set as jeoparda train; "
         "data.backend=synthetic separates compute and communication from I/O): warm-up steps, then "
         "timed blocks of steps; images/s in total and per worker with a 95 % interval (+-1.96 std "
