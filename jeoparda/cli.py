@@ -287,8 +287,10 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "timed blocks of steps; images/s in total and per worker with a 95 % interval (+-1.96 std "
         "over blocks), and time per step split into data wait, compute and exposed communication. "
         "Writes RUN_DIR/results.jsonl in the training schema (one epoch record per block).")
-    tr.add_argument("--config", type=Path, action="append", default=[], metavar="FILE")
-    tr.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
+    tr.add_argument("--config", type=Path, action="append", default=[], metavar="FILE",
+                    help="YAML configuration, as for jeoparda train (repeatable)")
+    tr.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                    help="override one key, e.g. data.backend=synthetic (repeatable)")
     tr.add_argument("--out", type=Path, metavar="RUN_DIR", help="run folder (default runs/<model>-<id>)")
     tr.add_argument("--warmup-steps", type=_positive_int, default=5, help="untimed steps (default 5)")
     tr.add_argument("--steps", type=_positive_int, default=10, help="steps per timed block (default 10)")
