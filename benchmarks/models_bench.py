@@ -16,12 +16,8 @@ import time
 
 import torch
 
+from jeoparda.devices import synchronize
 from jeoparda.models import create_model, list_models
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def step_times(name: str, device: torch.device, batch: int, warmup: int, steps: int,
@@ -34,14 +30,14 @@ def step_times(name: str, device: torch.device, batch: int, warmup: int, steps: 
     y = (torch.rand(batch, 19, device=device) > 0.8).float()
     times = []
     for i in range(warmup + steps):
-        sync(device)
+        synchronize(device)
         start = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sync(device)
+        synchronize(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
     return times

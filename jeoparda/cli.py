@@ -179,6 +179,14 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    """--config and --set, as jeoparda train and jeoparda bench train take them."""
+    p.add_argument("--config", type=Path, action="append", default=[], metavar="FILE",
+                   help="YAML configuration (repeatable; later files override earlier ones)")
+    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                   help="override one key, e.g. train.batch_size=32 (repeatable)")
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="train a model data-parallel (alone, mpirun, srun or torchrun)",
@@ -191,10 +199,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "SIGTERM or SIGUSR1 (Slurm's warning before the time limit): finish the step, checkpoint,\n"
         "exit with status 75; `--resume` continues from the newest checkpoint.\n"
         "Shipped recipes: benchmarks/configs/{resnet18,resnet50,bwms}.yaml (docs/training.md).")
-    p.add_argument("--config", type=Path, action="append", default=[], metavar="FILE",
-                   help="YAML configuration (repeatable; later files override earlier ones)")
-    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
-                   help="override one key, e.g. train.batch_size=32 (repeatable)")
+    _add_config_args(p)
     p.add_argument("--out", type=Path, metavar="RUN_DIR",
                    help="run folder (default runs/<model>-<Slurm job id or time stamp>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
@@ -287,10 +292,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "timed blocks of steps; images/s in total and per worker with a 95 % interval (+-1.96 std "
         "over blocks), and time per step split into data wait, compute and exposed communication. "
         "Writes RUN_DIR/results.jsonl in the training schema (one epoch record per block).")
-    tr.add_argument("--config", type=Path, action="append", default=[], metavar="FILE",
-                    help="YAML configuration, as for jeoparda train (repeatable)")
-    tr.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
-                    help="override one key, e.g. data.backend=synthetic (repeatable)")
+    _add_config_args(tr)
     tr.add_argument("--out", type=Path, metavar="RUN_DIR", help="run folder (default runs/<model>-<id>)")
     tr.add_argument("--warmup-steps", type=_positive_int, default=5, help="untimed steps (default 5)")
     tr.add_argument("--steps", type=_positive_int, default=10, help="steps per timed block (default 10)")
@@ -362,7 +364,7 @@ def _run_bench_allreduce(args: argparse.Namespace) -> int:
 
     from jeoparda.bench.allreduce_bench import gradient_bytes, message_sizes, run
     from jeoparda.config import DistConfig
-    from jeoparda.data.loader_base import default_device
+    from jeoparda.devices import default_device
     from jeoparda.dist.backends import create_backend
     from jeoparda.dist.env import detect
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from jeoparda.devices import synchronize
 from jeoparda.dist.backends import Backend
 from jeoparda.errors import JeopardaError
 from jeoparda.models import create_model
@@ -32,11 +33,6 @@ def message_sizes(max_bytes: int, min_bytes: int = 4096) -> list[int]:
     return sizes + [max_bytes]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def run(backend: Backend, sizes: list[int], iters: int = 20, warmup: int = 3) -> list[dict[str, Any]]:
     n, device = backend.world_size, backend.device
     expected = n * (n + 1) / 2  # every rank contributes rank + 1
@@ -46,10 +42,10 @@ def run(backend: Backend, sizes: list[int], iters: int = 20, warmup: int = 3) ->
         times = []
         for i in range(warmup + iters):
             buf.fill_(backend.rank + 1)
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
             backend.all_reduce(buf)
-            _sync(device)
+            synchronize(device)
             if i >= warmup:
                 times.append(time.perf_counter() - start)
             if not torch.all(buf == expected):

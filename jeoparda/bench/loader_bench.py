@@ -12,12 +12,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import torch
-
 from jeoparda.config import RunConfig
 from jeoparda.data.loader import build_loader
 from jeoparda.data.loader_base import Batch, Loader
 from jeoparda.data.shards import IMAGE_SHAPE
+from jeoparda.devices import synchronize
 from jeoparda.dist.env import ClusterEnv
 
 PATCH_BYTES = 2 * IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
@@ -30,11 +29,6 @@ def endless(loader: Loader) -> Iterator[Batch]:
         yield from loader
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def run(cfg: RunConfig, env: ClusterEnv, split: str, steps: int, warmup: int = 2) -> dict[str, Any]:
     build_start = time.perf_counter()
     loader = build_loader(cfg, env, split)
@@ -42,12 +36,12 @@ def run(cfg: RunConfig, env: ClusterEnv, split: str, steps: int, warmup: int = 2
     stream = endless(loader)
     for _ in range(warmup):
         next(stream)
-    _sync(loader.device)
+    synchronize(loader.device)
     start = time.perf_counter()
     images = 0
     for _ in range(steps):
         images += len(next(stream)["image"])
-    _sync(loader.device)
+    synchronize(loader.device)
     elapsed = time.perf_counter() - start
     rate = images / elapsed
     return {"backend": cfg.data.backend, "split": split, "batch_size": cfg.train.batch_size,

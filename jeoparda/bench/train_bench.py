@@ -10,7 +10,6 @@ block, so ``jeoparda report`` reads it like a training run.
 """
 from __future__ import annotations
 
-import contextlib
 import statistics
 import time
 from typing import Any
@@ -18,28 +17,20 @@ from typing import Any
 import torch
 
 from jeoparda.bench.loader_bench import endless
+from jeoparda.devices import synchronize
 from jeoparda.training.loop import Trainer
 
 
 def _steps(trainer: Trainer, batches, count: int, sync_grads: bool = True) -> tuple[float, float, float]:
     """Run ``count`` training steps; returns (seconds, data wait seconds, mean loss)."""
-    trainer._sync()
+    synchronize(trainer.device)
     start, wait, losses = time.perf_counter(), 0.0, []
     for _ in range(count):
         t0 = time.perf_counter()
         batch = next(batches)
         wait += time.perf_counter() - t0
-        context = None if sync_grads else trainer.backend.without_gradient_sync(trainer.net)
-        with context if context is not None else contextlib.nullcontext():  # one per step: single use
-            with torch.autocast(**trainer.autocast):
-                logits = trainer.net(batch["image"])
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), batch["label"])
-            trainer.optimizer.zero_grad()
-            trainer.scaler.scale(loss).backward()
-        if sync_grads:
-            trainer.backend.optimizer_step(trainer.optimizer, trainer.scaler)
-        losses.append(loss.detach())
-    trainer._sync()
+        losses.append(trainer.step(batch, sync_gradients=sync_grads))
+    synchronize(trainer.device)
     return time.perf_counter() - start, wait, float(torch.stack(losses).mean())
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 
 from jeoparda.config import RunConfig
-from jeoparda.data.loader_base import Loader, default_device, open_split
+from jeoparda.data.loader_base import Loader, open_split
+from jeoparda.devices import default_device
 from jeoparda.dist.env import ClusterEnv
 
 

@@ -102,13 +102,6 @@ class Planner:
         return self._cached[1]
 
 
-def default_device(env: ClusterEnv) -> torch.device:
-    """One process per GPU, pinned to its local rank; CPU without CUDA."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", env.local_rank % torch.cuda.device_count())
-    return torch.device("cpu")
-
-
 class Loader:
     """Base of the backends: epochs, steps and mixup; subclasses implement ``_batches``."""
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from jeoparda.config import RunConfig, dump_config
-from jeoparda.data.loader_base import default_device
+from jeoparda.devices import default_device
 from jeoparda.dist.backends import Backend, create_backend
 from jeoparda.dist.env import ClusterEnv, detect
 from jeoparda.errors import JeopardaError

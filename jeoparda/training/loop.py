@@ -5,6 +5,7 @@ backend or data backend it runs with (DESIGN.md rules 4 and 5).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -16,6 +17,7 @@ import torch
 
 from jeoparda.config import RunConfig, to_dict
 from jeoparda.data.loader import build_loader
+from jeoparda.devices import synchronize
 from jeoparda.dist.backends import Backend
 from jeoparda.dist.env import ClusterEnv
 from jeoparda.errors import JeopardaError
@@ -85,16 +87,27 @@ class Trainer:
                          "enabled": gpu and half is not None}
         self.scaler = torch.amp.GradScaler(device.type, enabled=gpu and cfg.train.precision == "fp16")
 
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+    def step(self, batch: dict, sync_gradients: bool = True) -> torch.Tensor:
+        """One training step on ``batch``; returns the loss (detached). Without
+        ``sync_gradients`` the backward pass does not communicate and the optimiser does not step
+        (to time compute alone; the backend may offer no such switch, then it communicates)."""
+        context = None if sync_gradients else self.backend.without_gradient_sync(self.net)
+        with context if context is not None else contextlib.nullcontext():
+            with torch.autocast(**self.autocast):
+                logits = self.net(batch["image"])
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), batch["label"])
+            self.optimizer.zero_grad()  # set_to_none by default; Horovod takes no arguments
+            self.scaler.scale(loss).backward()
+        if sync_gradients:
+            self.backend.optimizer_step(self.optimizer, self.scaler)
+        return loss.detach()
 
     def train_epoch(self, epoch: int, start_step: int, flag: PreemptFlag) -> dict:
         """One epoch from ``start_step``; stops early (preempted) when any rank got the signal."""
         loader = self.train_loader
         loader.set_epoch(epoch, start_step)
         self.net.train()
-        self._sync()
+        synchronize(self.device)
         start = time.perf_counter()
         wait, steps, loss_sum = 0.0, 0, torch.zeros((), device=self.device)
         stop = torch.zeros((), device=self.device)
@@ -103,21 +116,15 @@ class Trainer:
             t0 = time.perf_counter()
             batch = next(batches)
             wait += time.perf_counter() - t0
-            with torch.autocast(**self.autocast):
-                logits = self.net(batch["image"])
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), batch["label"])
-            self.optimizer.zero_grad()  # set_to_none by default; Horovod takes no arguments
-            self.scaler.scale(loss).backward()
-            self.backend.optimizer_step(self.optimizer, self.scaler)
+            loss_sum += self.step(batch)
             self.schedule.step()
-            loss_sum += loss.detach()
             steps += 1
             stop.fill_(float(flag.raised))
             if self.backend.all_reduce(stop, op="max").item() > 0:
                 return {"preempted": True, "next_step": step + 1}
             if self.cfg.train.max_steps and steps >= self.cfg.train.max_steps:
                 break
-        self._sync()
+        synchronize(self.device)
         elapsed = time.perf_counter() - start
         world = self.backend.world_size
         loss_mean = float(self.backend.all_reduce(loss_sum.clone()).item()) / max(steps * world, 1)
