@@ -1,0 +1,136 @@
+"""``jeoparda bench loader|train|allreduce``: benchmarks of the suite's parts."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from jeoparda.cli.common import add_config_args, positive_int
+
+
+def add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench", help="benchmarks: training throughput, the input pipeline alone, all-reduce bandwidth",
+        description="Benchmarks of the suite's parts, run on their own so that I/O, compute and "
+        "communication can be told apart. Each prints one readable line and, with --json, ends "
+        "with one JSON object. `jeoparda bench loader` times the input pipeline without a model "
+        "(any backend, under mpirun/srun on every rank); `jeoparda bench allreduce` times the "
+        "all-reduce of the active backend over message sizes. Methodology and measured figures: "
+        "docs/benchmarks.md.")
+    bench = p.add_subparsers(dest="bench", metavar="BENCHMARK", help="what to measure")
+    lo = bench.add_parser(
+        "loader", help="images/s and MB/s of the input pipeline alone",
+        description="Run the input pipeline alone (no model): warm-up steps, then timed steps, "
+        "cycling epochs. Prints images/s and MB/s (raw shard bytes: 345,600 per patch). With "
+        "--json the last line is one JSON object (images_per_s, mb_per_s, backend, batch_size, "
+        "steps, ...). Under mpirun/srun every rank runs its share; rank 0 prints.")
+    lo.add_argument("--data", type=Path, default=None, help="converted data set (optional for synthetic)")
+    lo.add_argument("--split", default="train", help="split to read (default train)")
+    lo.add_argument("--backend", choices=["torch", "dali", "synthetic"], default="torch")
+    lo.add_argument("--batch-size", type=positive_int, default=32, help="per worker (default 32)")
+    lo.add_argument("--steps", type=positive_int, default=50, help="timed steps (default 50)")
+    lo.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    lo.add_argument("--workers", type=int, default=2,
+                    help="reader processes (torch) or CPU threads (dali); default 2")
+    lo.add_argument("--no-augment", action="store_true", help="switch flips and rotations off")
+    lo.add_argument("--stage", metavar="DIR", help="stage shards to node-local DIR first")
+    lo.add_argument("--json", action="store_true", help="end with one JSON line")
+    lo.set_defaults(func=_run_bench_loader)
+    tr = bench.add_parser(
+        "train", help="training throughput over timed blocks, with a 95 %% interval",
+        description="Training throughput of a configuration (same --config/--set as jeoparda train; "
+        "data.backend=synthetic separates compute and communication from I/O): warm-up steps, then "
+        "timed blocks of steps; images/s in total and per worker with a 95 % interval (+-1.96 std "
+        "over blocks), and time per step split into data wait, compute and exposed communication. "
+        "Writes RUN_DIR/results.jsonl in the training schema (one epoch record per block).")
+    add_config_args(tr)
+    tr.add_argument("--out", type=Path, metavar="RUN_DIR", help="run folder (default runs/<model>-<id>)")
+    tr.add_argument("--warmup-steps", type=positive_int, default=5, help="untimed steps (default 5)")
+    tr.add_argument("--steps", type=positive_int, default=10, help="steps per timed block (default 10)")
+    tr.add_argument("--blocks", type=positive_int, default=5, help="timed blocks (default 5)")
+    tr.add_argument("--json", action="store_true", help="end with one JSON line")
+    tr.set_defaults(func=_run_bench_train)
+    ar = bench.add_parser(
+        "allreduce", help="all-reduce time and bus bandwidth over message sizes",
+        description="Time all-reduce of float32 messages from 4 KiB up to --max-bytes (default: "
+        "the gradient size of ResNet50, about 94 MB) with the chosen backend, as nccl-tests reports "
+        "it: median time, algorithm bandwidth (bytes/time) and bus bandwidth (algbw x 2(n-1)/n). "
+        "Run it under mpirun/srun/torchrun; rank 0 prints. It feeds the scaling projection.")
+    ar.add_argument("--backend", choices=["ddp", "horovod"], default="ddp", help="default ddp")
+    ar.add_argument("--max-bytes", type=positive_int, default=0, help="largest message (default ResNet50 gradients)")
+    ar.add_argument("--iters", type=positive_int, default=20, help="timed calls per size (default 20)")
+    ar.add_argument("--json", action="store_true", help="end with one JSON line")
+    ar.set_defaults(func=_run_bench_allreduce)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _run_bench_loader(args: argparse.Namespace) -> int:
+    import json
+
+    from jeoparda.bench.loader_bench import run
+    from jeoparda.config import AugmentConfig, DataConfig, RunConfig, TrainConfig
+    from jeoparda.dist.env import detect
+
+    aug = AugmentConfig(flip=False, rot90=False) if args.no_augment else AugmentConfig()
+    cfg = RunConfig(data=DataConfig(path=str(args.data or ""), backend=args.backend,
+                                    workers=args.workers, augment=aug, stage=bool(args.stage),
+                                    stage_dir=args.stage or ""),
+                    train=TrainConfig(batch_size=args.batch_size))
+    env = detect()
+    result = run(cfg, env, args.split, args.steps, args.warmup)
+    if env.is_root:
+        print(f"{result['backend']} loader, {result['split']} split, batch {result['batch_size']}, "
+              f"{result['workers']} workers, {result['device']}: {result['images_per_s']:.1f} images/s, "
+              f"{result['mb_per_s']:.1f} MB/s over {result['steps']} steps "
+              f"(setup {result['build_s']:.2f} s, staging {result['stage_time_s']:.2f} s)")
+        if args.json:
+            print(json.dumps(result))
+    return 0
+
+
+def _run_bench_train(args: argparse.Namespace) -> int:
+    import json
+
+    from jeoparda.bench.train_bench import bench_train
+    from jeoparda.config import load_config
+    from jeoparda.dist.env import detect
+
+    cfg = load_config(args.config, args.overrides)
+    result = bench_train(cfg, args.out, args.warmup_steps, args.steps, args.blocks)
+    if detect().is_root:
+        low, high = result["images_per_s_95"]
+        split = (f"data wait {1e3 * result['data_wait_s']:.1f} ms, compute {1e3 * result['compute_s']:.1f} ms, "
+                 f"communication {1e3 * result['communication_s']:.1f} ms" if result["compute_s"] is not None
+                 else f"data wait {1e3 * result['data_wait_s']:.1f} ms")
+        print(f"{cfg.model}, {result['world_size']} worker(s), batch {result['batch_size_per_worker']}/worker: "
+              f"{result['images_per_s']:.1f} images/s (95 % {low:.1f}-{high:.1f}), "
+              f"{result['images_per_s_per_worker']:.1f} per worker; per step {1e3 * result['step_s']:.1f} ms: {split}")
+        if args.json:
+            print(json.dumps(result))
+    return 0
+
+
+def _run_bench_allreduce(args: argparse.Namespace) -> int:
+    import json
+
+    from jeoparda.bench.allreduce_bench import gradient_bytes, message_sizes, run
+    from jeoparda.config import DistConfig
+    from jeoparda.devices import default_device
+    from jeoparda.dist.backends import create_backend
+    from jeoparda.dist.env import detect
+
+    env = detect()
+    device = default_device(env)
+    backend = create_backend(env, DistConfig(backend=args.backend), device)
+    try:
+        rows = run(backend, message_sizes(args.max_bytes or gradient_bytes()), args.iters)
+    finally:
+        backend.shutdown()
+    if env.is_root:
+        print(f"all-reduce, {backend.name}, {env.world_size} processes, {device.type}")
+        print(f"{'bytes':>12}{'time (us)':>14}{'algbw (GB/s)':>14}{'busbw (GB/s)':>14}")
+        for r in rows:
+            print(f"{r['bytes']:>12}{r['time_us']:>14.1f}{r['algbw_gb_s']:>14.3f}{r['busbw_gb_s']:>14.3f}")
+        if args.json:
+            print(json.dumps({"backend": backend.name, "world_size": env.world_size, "device": device.type,
+                              "sizes": rows}))
+    return 0
