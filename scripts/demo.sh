@@ -23,9 +23,16 @@ for ranks in 1 2; do
     --set data.path="$out/shards" --set train.epochs=4 --set train.batch_size=32 \
     --set train.threads=1 --set data.workers=1 --set dist.backend=ddp --out "$out/runs/resnet18-${ranks}rank"
 done
-echo "== jeoparda report: weak scaling 1 -> 2 ranks"
-jeoparda report "$out"/runs/* --out "$out/report"
+echo "== jeoparda bench allreduce: 2 ranks, up to ResNet18's gradient size (45 MB)"
+mpirun -np 2 --oversubscribe jeoparda bench allreduce --max-bytes 44857932 --iters 5 --json > "$out/allreduce.txt"
+head -n -1 "$out/allreduce.txt"
+echo "== jeoparda project: the 1-rank step and the measured all-reduce, projected to 8 workers"
+jeoparda project --from "$out/runs/resnet18-1rank" --allreduce "$out/allreduce.txt" --max-gpus 8 \
+  --out "$out/projection"
+echo "== jeoparda report: weak scaling 1 -> 2 ranks, next to the projection"
+jeoparda report "$out"/runs/* --out "$out/report" --projection "$out/projection/projection.json"
 echo
 echo "demo data: archive in $out/archive, shards in $out/shards"
 echo "training runs: $out/runs/resnet18-1rank and -2rank (results.jsonl, config.yaml, checkpoints/)"
+echo "projection: $out/projection/projection.json and projection.csv"
 echo "scaling report: $out/report/report.html (also report.md, scaling.csv, PNG plots)"

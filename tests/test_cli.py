@@ -6,7 +6,7 @@ import pytest
 
 from jeoparda.cli import build_parser, main
 
-SUBCOMMANDS = ["synth", "convert", "inspect", "train", "report", "models", "bench"]
+SUBCOMMANDS = ["synth", "convert", "inspect", "train", "report", "models", "bench", "project"]
 
 
 def test_python_dash_m_and_top_level_help():

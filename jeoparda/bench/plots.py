@@ -45,6 +45,13 @@ def _save(fig, ax, path: Path, ticks: list[int]) -> None:  # type: ignore[no-unt
     plt.close(fig)
 
 
+def _projected(ax, rows: list[Row], key: str, color: str, name: str, scale: float = 1) -> None:  # type: ignore[no-untyped-def]
+    """The projection's figures as crosses on a dotted line, where the report has them."""
+    pts = [(r.world_size, scale * getattr(r, key)) for r in rows if getattr(r, key) is not None]
+    if pts:
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "x:", color=color, label=f"{name} (projected)")
+
+
 def write_plots(rows: list[Row], out: Path) -> list[Path]:
     """Write the four PNGs into ``out``; returns their paths."""
     groups = _groups(rows)
@@ -56,10 +63,12 @@ def write_plots(rows: list[Row], out: Path) -> list[Path]:
         if rs[0].mode != "strong":
             ideal = [rs[0].images_per_s * k / n[0] for k in n]
             ax.plot(n, ideal, "--", color=line.get_color(), alpha=0.6, label=f"{name} (ideal)")
+        _projected(ax, rs, "projected_images_per_s", line.get_color(), name)
     _save(fig, ax, out / "throughput.png", workers)
     fig, ax = _figure(PLOTS["efficiency.png"], "workers", "efficiency (%)")
     for name, rs in groups.items():
-        ax.plot([r.world_size for r in rs], [100 * r.efficiency for r in rs], "o-", label=name)
+        line, = ax.plot([r.world_size for r in rs], [100 * r.efficiency for r in rs], "o-", label=name)
+        _projected(ax, rs, "projected_efficiency", line.get_color(), name, scale=100)
     ax.axhline(100, color="grey", linestyle="--", alpha=0.6)
     _save(fig, ax, out / "efficiency.png", workers)
     fig, ax = _figure(PLOTS["epoch_time.png"], "workers", "epoch time (s)")

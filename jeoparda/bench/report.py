@@ -5,14 +5,18 @@ import base64
 import csv
 import glob
 import html
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from jeoparda.bench.plots import write_plots
+from jeoparda.bench.projection import attach_projection, read_projection
 from jeoparda.bench.scaling import Row, Run, read_run, scaling_rows
 from jeoparda.errors import JeopardaError
 
 CSV_COLUMNS = ("model", "mode", "data_backend", "world_size", "nodes", "global_batch_size", "images_per_s",
-               "epoch_time_s", "speedup", "efficiency", "f1_samples", "accuracy")
+               "epoch_time_s", "speedup", "efficiency", "f1_samples", "accuracy", "projected_images_per_s",
+               "projected_efficiency", "projection_error")
 
 
 def expand(patterns: list[str]) -> list[Path]:
@@ -36,6 +40,27 @@ def write_csv(rows: list[Row], path: Path) -> None:
 
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
+
+
+def projection_section(rows: list[Row], doc: dict[str, Any], source: str) -> list[str]:
+    """Projection next to measurement for the rows a projection matched."""
+    system = doc["system"]
+    lines = [f"## Projection vs measurement: {doc['model']}, {doc['mode']} scaling", "",
+             f"From {source}: system {system['name']} ({system['gpus_per_node']} workers per node, "
+             f"{system['intra_bandwidth_gbs']:.3g} GB/s in a node, {system['node_bandwidth_gbs']:.3g} GB/s "
+             f"per node across), step measured in {doc['workload']['source']}. "
+             "Error = measured / projected images/s - 1.", ""]
+    matched = [r for r in rows if r.projected_images_per_s is not None
+               and (r.model, r.mode) == (doc["model"], doc["mode"])]
+    if not matched:
+        return lines + ["No measured world size matches this projection (model, mode and global batch).", ""]
+    lines += ["| data | workers | measured images/s | projected images/s | error | measured efficiency "
+              "| projected efficiency |", "|---|---|---|---|---|---|---|"]
+    for r in matched:
+        lines.append(f"| {r.data_backend} | {r.world_size} | {r.images_per_s:.1f} | {r.projected_images_per_s:.1f} | "
+                     f"{100 * r.projection_error:+.1f} % | {100 * r.efficiency:.1f} % | "
+                     f"{100 * r.projected_efficiency:.1f} % |")
+    return lines + [""]
 
 
 def markdown(rows: list[Row], runs: list[Run], skipped: list[str]) -> str:
@@ -101,16 +126,23 @@ def to_html(markdown_text: str, plots: list[Path]) -> str:
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
 
 
-def make_report(patterns: list[str], out: Path) -> tuple[list[Row], list[Run]]:
+def make_report(patterns: list[str], out: Path, projections: Sequence[Path] = ()) -> tuple[list[Row], list[Run]]:
+    """Read the runs, compute the rows, attach projections (``jeoparda project --out``), write everything."""
     runs, skipped = [], []
     for path in expand(patterns):
         run = read_run(path)
         (runs.append(run) if run else skipped.append(str(path)))
     rows = scaling_rows(runs)
+    docs = [(read_projection(p), str(p)) for p in projections]
+    for doc, _ in docs:
+        attach_projection(rows, doc)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "scaling.csv")
     plots = write_plots(rows, out)
-    text = markdown(rows, runs, skipped) + "\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in plots)
+    text = markdown(rows, runs, skipped)
+    for doc, source in docs:
+        text += "\n".join(projection_section(rows, doc, source)) + "\n"
+    text += "\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in plots)
     (out / "report.md").write_text(text, encoding="utf-8")
     (out / "report.html").write_text(to_html(text, plots), encoding="utf-8")
     return rows, runs

@@ -83,6 +83,9 @@ class Row:
     f1_samples: float | None = None
     accuracy: float | None = None
     runs: list[str] = field(default_factory=list)
+    projected_images_per_s: float | None = None
+    projected_efficiency: float | None = None
+    projection_error: float | None = None  # measured / projected images/s - 1
 
 
 def _final(run: Run, key: str) -> float | None:

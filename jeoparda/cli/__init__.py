@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Sequence
 
 from jeoparda import __version__
-from jeoparda.cli import bench, data, run
+from jeoparda.cli import bench, data, project, run
 from jeoparda.errors import JeopardaError
 
 DESCRIPTION = """\
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_report(sub)
     run.add_models(sub)
     bench.add_bench(sub)
+    project.add_project(sub)
     return parser
 
 

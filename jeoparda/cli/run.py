@@ -44,13 +44,16 @@ def add_report(sub: argparse._SubParsersAction) -> None:
         "preempted runs are listed, never used as data points.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders, results logs or globs")
     p.add_argument("--out", type=Path, required=True, help="folder for the report")
+    p.add_argument("--projection", type=Path, action="append", default=[], metavar="FILE",
+                   help="projection.json from `jeoparda project --out` to show next to the measurements "
+                   "(same model, mode and global batch; repeatable)")
     p.set_defaults(func=_run_report)
 
 
 def _run_report(args: argparse.Namespace) -> int:
     from jeoparda.bench.report import make_report
 
-    rows, runs = make_report(args.runs, args.out)
+    rows, runs = make_report(args.runs, args.out, args.projection)
     print(f"{len(rows)} rows from {len(runs)} runs: {args.out / 'report.html'} (also report.md, "
           "scaling.csv and PNG plots)")
     return 0
