@@ -68,7 +68,7 @@ def bench_train(cfg: Any, out: Any, warmup: int, steps: int, blocks: int, say=pr
 
     from jeoparda.training.launch import session
 
-    with session(cfg, out, resume=False) as (env, backend, device, run_dir):
+    with session(cfg, out, resume=False) as (env, backend, device, run_dir, _):
         trainer = Trainer(cfg, env, backend, device, run_dir, say)
         trainer._log_start(resumed_from=None)
         start = _time.perf_counter()

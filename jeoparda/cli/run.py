@@ -23,6 +23,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, metavar="RUN_DIR",
                    help="run folder (default runs/<model>-<Slurm job id or time stamp>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    p.add_argument("--resume-if-checkpoint", action="store_true",
+                   help="continue from the newest checkpoint in RUN_DIR if there is one, else start there "
+                   "(the Slurm scripts pass it after a requeue; without --out, RUN_DIR is runs/<model>-<job id>)")
     p.set_defaults(func=_run_train)
 
 
@@ -31,7 +34,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from jeoparda.training.launch import train
 
     cfg = load_config(args.config, args.overrides)
-    return train(cfg, args.out, args.resume)
+    return train(cfg, args.out, args.resume, if_checkpoint=args.resume_if_checkpoint)
 
 
 def add_report(sub: argparse._SubParsersAction) -> None:

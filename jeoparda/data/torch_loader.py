@@ -11,6 +11,7 @@ normalised it: the ring has more slots than batches the DataLoader can have in f
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 from collections.abc import Iterator
 
 import numpy as np
@@ -91,7 +92,7 @@ class TorchLoader(Loader):
         return DataLoader(self._dataset(self._ring), batch_size=None, sampler=self._sampler,
                           num_workers=data.workers, prefetch_factor=data.prefetch,
                           persistent_workers=True, multiprocessing_context=_reader_context(),
-                          collate_fn=_as_is)
+                          collate_fn=_as_is, worker_init_fn=_leave_signals_to_the_trainer)
 
     def _batches(self) -> Iterator[Batch]:
         finish = _DeviceFinisher(self.source.mean, self.source.inv_std, self.device)
@@ -112,6 +113,14 @@ class TorchLoader(Loader):
 def _as_is(item: dict) -> dict:
     """The DataLoader's collate step: keep the reader's dict as it is (no tensor conversion)."""
     return item
+
+
+def _leave_signals_to_the_trainer(worker_id: int) -> None:
+    """Readers ignore the preemption signals: Slurm sends them to every process of a job step, and
+    a reader that died of one would fail the step the trainer is about to checkpoint. The trainer
+    stops its readers itself when it exits."""
+    for sig in (signal.SIGTERM, signal.SIGUSR1):  # jeoparda.training.preempt.SIGNALS
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _reader_context() -> mp.context.BaseContext:

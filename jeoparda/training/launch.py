@@ -13,6 +13,7 @@ from jeoparda.devices import default_device
 from jeoparda.dist.backends import Backend, create_backend
 from jeoparda.dist.env import ClusterEnv, detect
 from jeoparda.errors import JeopardaError
+from jeoparda.training import checkpoint
 from jeoparda.training.loop import Say, Trainer, configure_threads
 from jeoparda.training.results import RESULTS_NAME
 
@@ -38,10 +39,16 @@ def is_collective_failure(exc: BaseException) -> bool:
     return isinstance(exc, dist_error) or any(w in text for w in ("gloo", "nccl", "connection", "timed out"))
 
 
+def wants_resume(run_dir: Path, resume: bool, if_checkpoint: bool) -> bool:
+    """--resume always continues; --resume-if-checkpoint continues only when a checkpoint exists."""
+    return resume or (if_checkpoint and checkpoint.newest(run_dir) is not None)
+
+
 @contextlib.contextmanager
-def session(cfg: RunConfig, out: Path | None, resume: bool) -> Iterator[tuple[ClusterEnv, Backend, torch.device, Path]]:
-    """Environment, device, threads, backend and run folder for one rank; collective failures
-    become one clear error; the backend is shut down on the way out."""
+def session(cfg: RunConfig, out: Path | None, resume: bool, if_checkpoint: bool = False
+            ) -> Iterator[tuple[ClusterEnv, Backend, torch.device, Path, bool]]:
+    """Environment, device, threads, backend and run folder for one rank, and whether to resume;
+    collective failures become one clear error; the backend is shut down on the way out."""
     if resume and out is None:
         raise JeopardaError("--resume needs --out RUN_DIR (the run to continue)")
     env = detect()
@@ -54,14 +61,15 @@ def session(cfg: RunConfig, out: Path | None, resume: bool) -> Iterator[tuple[Cl
         run_dir = Path(backend.broadcast_object(str(out or default_run_dir(cfg, env))))
         problem = None
         if backend.rank == 0:
+            resume = wants_resume(run_dir, resume, if_checkpoint)
             try:
                 prepare_run_dir(run_dir, cfg, resume)
             except JeopardaError as exc:
                 problem = str(exc)
-        problem = backend.broadcast_object(problem)
+        problem, resume = backend.broadcast_object((problem, resume))
         if problem:
             raise JeopardaError(problem if backend.rank == 0 else "")
-        yield env, backend, device, run_dir
+        yield env, backend, device, run_dir, resume
     except RuntimeError as exc:
         if not is_collective_failure(exc):
             raise
@@ -72,9 +80,9 @@ def session(cfg: RunConfig, out: Path | None, resume: bool) -> Iterator[tuple[Cl
         backend.shutdown()
 
 
-def train(cfg: RunConfig, out: Path | None, resume: bool, say: Say = print) -> int:
+def train(cfg: RunConfig, out: Path | None, resume: bool, say: Say = print, if_checkpoint: bool = False) -> int:
     """Run training on this rank; returns the exit status (0, or EXIT_PREEMPTED)."""
-    with session(cfg, out, resume) as (env, backend, device, run_dir):
+    with session(cfg, out, resume, if_checkpoint) as (env, backend, device, run_dir, resume):
         status = Trainer(cfg, env, backend, device, run_dir, say).run(resume)
         if backend.rank == 0:
             say(f"results: {run_dir / RESULTS_NAME}")

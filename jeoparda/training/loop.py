@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -50,15 +50,21 @@ def per_worker_batch(cfg: RunConfig, world: int) -> int:
     return g // world
 
 
+def auto_threads(env: ClusterEnv, environ: Mapping[str, str] = os.environ) -> int:
+    """The cores this process may use shared by the node's ranks, at most Slurm's CPUs per task."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    share = max(1, cores // env.local_size)
+    per_task = environ.get("SLURM_CPUS_PER_TASK", "")
+    return min(share, int(per_task)) if per_task.isdigit() and int(per_task) > 0 else share
+
+
 def configure_threads(cfg: RunConfig, env: ClusterEnv, device: torch.device) -> None:
-    """CPU threads per rank: train.threads, else the node's cores shared by its ranks (1 in
-    deterministic mode)."""
+    """CPU threads per rank: train.threads, else :func:`auto_threads` (1 in deterministic mode)."""
     if cfg.train.deterministic:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
     if device.type == "cpu":
-        auto = 1 if cfg.train.deterministic else max(1, (os.cpu_count() or 1) // env.local_size)
-        torch.set_num_threads(cfg.train.threads or auto)
+        torch.set_num_threads(cfg.train.threads or (1 if cfg.train.deterministic else auto_threads(env)))
 
 
 class Trainer:

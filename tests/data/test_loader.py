@@ -104,6 +104,26 @@ def test_background_workers_give_the_same_batches(dataset):
     assert all(torch.equal(x["image"], y["image"]) and torch.equal(x["label"], y["label"]) for x, y in zip(a, b))
 
 
+def test_readers_outlive_preemption_signals(dataset):
+    """Slurm signals every process of a step; the readers must leave SIGTERM/SIGUSR1 to the trainer."""
+    import signal
+
+    ref = batches(build_loader(cfg(dataset), ClusterEnv(), "train"))
+    loader = build_loader(cfg(dataset, workers=2), ClusterEnv(), "train")
+    loader.set_epoch(0)
+    it = iter(loader)
+    got = [next(it)]
+    readers = loader._stream._iterator._workers  # the DataLoader's reader processes
+    assert len(readers) == 2
+    for proc in readers:
+        os.kill(proc.pid, signal.SIGTERM)
+        os.kill(proc.pid, signal.SIGUSR1)
+    got += list(it)
+    assert all(p.is_alive() for p in readers)
+    assert len(got) == len(ref) and all(torch.equal(x["image"], y["image"]) for x, y in zip(got, ref))
+    loader.close()
+
+
 def test_augmentation_keeps_labels_and_skips_evaluation(dataset):
     plain = batches(build_loader(cfg(dataset), ClusterEnv(), "train"))
     aug = batches(build_loader(cfg(dataset, augment=AugmentConfig()), ClusterEnv(), "train"))

@@ -73,6 +73,23 @@ def test_resume_after_sigterm_equals_uninterrupted(dataset, tmp_path):
     assert events(cut)[-1]["replica_sha256"] == events(tmp_path / "ref")[-1]["replica_sha256"]
 
 
+def test_resume_if_checkpoint_starts_fresh_then_continues(dataset, tmp_path):
+    """What the Slurm scripts pass after a requeue: continue when there is a checkpoint, else start."""
+    out = tmp_path / "run"
+    first = subprocess.run(train_cmd(dataset, out, "train.epochs=1", "train.max_steps=2", "dist.backend=single",
+                                     "train.test=false") + ["--resume-if-checkpoint"],
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "resumed from" not in first.stdout and checkpoint.newest(out) is not None
+    again = subprocess.run(train_cmd(dataset, out, "train.epochs=2", "train.max_steps=2", "dist.backend=single",
+                                     "train.test=false") + ["--resume-if-checkpoint"],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "resumed from" in again.stdout and "epoch 2/2" in again.stdout and "epoch 1/2" not in again.stdout
+    starts = [e for e in events(out) if e["event"] == "run_start"]
+    assert [s.get("resumed_from") for s in starts] == [None, [1, 0]]
+
+
 def test_bad_configuration_is_one_line(dataset, tmp_path):
     proc = subprocess.run(train_cmd(dataset, tmp_path / "r", "train.epoch=3"), capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
