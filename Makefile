@@ -7,9 +7,15 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 DEMO   ?= demo-output
 
-.PHONY: install horovod test demo clean
+.PHONY: install horovod system test demo clean
 
-install: $(STAMP) $(VENV)/.horovod
+install: $(STAMP) $(VENV)/.horovod $(VENV)/.system
+
+# Debian's Slurm and PMIx for the tests on a real one-node cluster (apt-get, as root).
+system: $(VENV)/.system
+$(VENV)/.system: $(STAMP) scripts/install_system.sh
+	bash scripts/install_system.sh
+	touch $@
 
 # Horovod 0.28.1 built from source with the C++17 fix (about 2-3 minutes, once).
 horovod: $(VENV)/.horovod

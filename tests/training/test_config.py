@@ -20,7 +20,7 @@ def test_layers_then_overrides(tmp_path):
     assert load_config([tmp_path / "resolved.yaml"]) == cfg
 
 
-@pytest.mark.parametrize("name", ["resnet18.yaml", "resnet50.yaml", "bwms.yaml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_shipped_recipes_load(name):
     cfg = load_config([CONFIGS / name], ["data.path=/data"])
     assert cfg.model == name.removesuffix(".yaml") and cfg.data.path == "/data"

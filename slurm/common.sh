@@ -1,0 +1,60 @@
+# Shared by the slurm/*.sh job scripts (sourced, not run): the environment every jeoparda rank
+# gets, the launch line (srun, optionally inside an Apptainer image) and requeue after preemption.
+#
+# Variables a user may set before `sbatch` (sbatch passes the environment on):
+#   JEOPARDA_CONTAINER   Apptainer image: run `srun apptainer exec --nv IMAGE jeoparda ...`
+#   JEOPARDA_APPTAINER_ARGS  extra `apptainer exec` options, e.g. "--bind /scratch"
+#   JEOPARDA_SRUN_MPI    srun's --mpi plugin (default pmix; `srun --mpi=list` shows the site's)
+#   JEOPARDA_STAGE_DIR   node-local folder for staged shards (default $TMPDIR, else /tmp)
+#   NCCL_* / TORCH_NCCL_*  kept as given; defaults below only fill what is unset
+
+# Threads: one rank per task; PyTorch and OpenMP use the task's CPUs, BLAS stays single-threaded
+# (jeoparda's numpy work is many small arrays).
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
+
+# NCCL: warnings (not silence) in the job log; a rank that dies or hangs ends the job with an
+# error instead of leaving the others waiting in a collective until the time limit.
+export NCCL_DEBUG="${NCCL_DEBUG:-WARN}"
+export TORCH_NCCL_ASYNC_ERROR_HANDLING="${TORCH_NCCL_ASYNC_ERROR_HANDLING:-1}"
+
+# Node-local staging target (used when the run sets data.stage=true).
+export JEOPARDA_STAGE_DIR="${JEOPARDA_STAGE_DIR:-${TMPDIR:-/tmp}}"
+
+# Exit status of `jeoparda train` after a preemption signal (SIGTERM, or SIGUSR1 from --signal).
+JEOPARDA_EXIT_PREEMPTED=75
+
+# srun [apptainer exec --nv IMAGE] jeoparda ARGS...: one jeoparda process per task.
+jeoparda_srun() {
+    local mpi="${JEOPARDA_SRUN_MPI:-pmix}"
+    if [ -n "${JEOPARDA_CONTAINER:-}" ]; then
+        if [ ! -e "$JEOPARDA_CONTAINER" ]; then
+            echo "jeoparda: error: JEOPARDA_CONTAINER=$JEOPARDA_CONTAINER: no such image" >&2
+            return 2
+        fi
+        # shellcheck disable=SC2086  # the extra options are meant to split into words
+        srun --mpi="$mpi" apptainer exec --nv ${JEOPARDA_APPTAINER_ARGS:-} "$JEOPARDA_CONTAINER" jeoparda "$@"
+    else
+        srun --mpi="$mpi" jeoparda "$@"
+    fi
+}
+
+# jeoparda_train CONFIG ARGS...: train with CONFIG; ARGS go to `jeoparda train` (--set, --out).
+# After a requeue (SLURM_RESTART_COUNT > 0) the run continues from its newest checkpoint; when
+# the run was preempted it requeues the job (same job id, so the same default run folder).
+jeoparda_train() {
+    local config="$1"
+    shift
+    local resume=()
+    if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then
+        resume=(--resume-if-checkpoint)
+    fi
+    echo "jeoparda: job ${SLURM_JOB_ID:-?} on ${SLURM_JOB_NUM_NODES:-1} node(s), ${SLURM_NTASKS:-1} task(s), restart ${SLURM_RESTART_COUNT:-0}: jeoparda train --config $config ${resume[*]} $*"
+    local status=0
+    jeoparda_srun train --config "$config" --set "data.stage_dir=$JEOPARDA_STAGE_DIR" "${resume[@]}" "$@" || status=$?
+    if [ "$status" -eq "$JEOPARDA_EXIT_PREEMPTED" ] && [ -n "${SLURM_JOB_ID:-}" ]; then
+        echo "jeoparda: preempted, checkpoint written; requeueing job $SLURM_JOB_ID"
+        scontrol requeue "$SLURM_JOB_ID"
+    fi
+    return "$status"
+}
