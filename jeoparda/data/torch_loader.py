@@ -10,13 +10,16 @@ normalised it: the ring has more slots than batches the DataLoader can have in f
 """
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
+import os
 import signal
+import weakref
 from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from jeoparda.config import AugmentConfig
 from jeoparda.data.augment import apply_geometry, geometry_codes, normalise
@@ -29,9 +32,10 @@ class EpochBatches(Dataset):
     """Item ``(epoch, step, slot)``: read that step's batch into ring slot ``slot``."""
 
     def __init__(self, reader: SplitReader, planner: Planner, augment: AugmentConfig | None,
-                 seed: int, rank: int, ring: torch.Tensor | None = None) -> None:
+                 seed: int, rank: int, ring: torch.Tensor | None = None, closing: torch.Tensor | None = None) -> None:
         self.reader, self.planner, self.augment = reader, planner, augment
         self.seed, self.rank, self.ring = seed, rank, ring
+        self.closing = closing  # shared flag: the loader is shutting its readers down
 
     def load(self, epoch: int, step: int, out: np.ndarray | None = None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,21 +77,31 @@ class EpochSampler(Sampler):
 class TorchLoader(Loader):
     _stream: DataLoader | None = None
     _ring: torch.Tensor | None = None
+    _closing: torch.Tensor | None = None
 
     def close(self) -> None:
-        """Stop the reader processes now (they also stop when the loader is dropped)."""
+        """Stop the reader processes now (they also stop when the loader is dropped or at exit)."""
+        if self._closing is not None:
+            self._closing[0] = True
         self._stream = None
         self._ring = None
+
+    def __del__(self) -> None:
+        self.close()
 
     def _dataset(self, ring: torch.Tensor | None = None) -> EpochBatches:
         return EpochBatches(self.source.reader(), self.planner,
                             self.cfg.data.augment if self.augment else None, self.cfg.train.seed,
-                            self.env.rank, ring)
+                            self.env.rank, ring, self._closing)
 
     def _open_stream(self) -> DataLoader:
         data = self.cfg.data
         slots = data.workers * data.prefetch + 2
         self._ring = torch.empty((slots, self.batch_size, *IMAGE_SHAPE), dtype=torch.uint16).share_memory_()
+        self._closing = torch.zeros(1, dtype=torch.bool).share_memory_()
+        # Before multiprocessing's own exit handler (atexit runs last-registered first), which
+        # would terminate the readers and wait for them: stop them the orderly way.
+        atexit.register(_close_if_alive, weakref.ref(self))
         self._sampler = EpochSampler(slots)
         return DataLoader(self._dataset(self._ring), batch_size=None, sampler=self._sampler,
                           num_workers=data.workers, prefetch_factor=data.prefetch,
@@ -115,12 +129,26 @@ def _as_is(item: dict) -> dict:
     return item
 
 
+def _close_if_alive(ref: weakref.ReferenceType) -> None:
+    loader = ref()
+    if loader is not None:
+        loader.close()
+
+
 def _leave_signals_to_the_trainer(worker_id: int) -> None:
-    """Readers ignore the preemption signals: Slurm sends them to every process of a job step, and
-    a reader that died of one would fail the step the trainer is about to checkpoint. The trainer
-    stops its readers itself when it exits."""
+    """Readers ignore the preemption signals while their loader runs: Slurm sends them to every
+    process of a job step, and a reader that died of one would fail the step the trainer is about
+    to checkpoint. Once the loader is closing, the signals end the reader as usual (that is how
+    torch and multiprocessing stop stragglers)."""
+    closing = get_worker_info().dataset.closing
+
+    def handle(signum: int, frame: object) -> None:
+        if closing is not None and bool(closing[0]):
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
     for sig in (signal.SIGTERM, signal.SIGUSR1):  # jeoparda.training.preempt.SIGNALS
-        signal.signal(sig, signal.SIG_IGN)
+        signal.signal(sig, handle)
 
 
 def _reader_context() -> mp.context.BaseContext:

@@ -112,7 +112,7 @@ def test_readers_outlive_preemption_signals(dataset):
     loader = build_loader(cfg(dataset, workers=2), ClusterEnv(), "train")
     loader.set_epoch(0)
     it = iter(loader)
-    got = [next(it)]
+    got = [next(it), next(it)]  # one batch from each reader: both are up
     readers = loader._stream._iterator._workers  # the DataLoader's reader processes
     assert len(readers) == 2
     for proc in readers:
