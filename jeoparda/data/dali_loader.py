@@ -1,9 +1,10 @@
 """The ``dali`` backend: an NVIDIA DALI pipeline fed from the shards by ``fn.external_source``.
 
 The host reads uint16 batches exactly as the torch backend does (same plan, same reads); DALI
-casts, normalises, rotates and flips, on the GPU when there is one (``device_id`` = local rank)
-and on CPU threads otherwise (``device_id=None``). Rotation and flip choices are fed in from the
-shared random stream, so with augmentation off or on the batches equal the torch backend's.
+rotates and flips the uint16 data and normalises it to float32 (crop_mirror_normalize), on the
+GPU when there is one (``device_id`` = local rank) and on CPU threads otherwise
+(``device_id=None``). Rotation and flip choices are fed in from the shared random stream, so with
+augmentation off or on the batches equal the torch backend's (to float32 rounding: 1e-6).
 """
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ def build_pipeline(source: Any, batch: int, mean: np.ndarray, inv_std: np.ndarra
     """
     dali = _import_dali()
     fn, types = dali.fn, dali.types
+    mean_list = [float(m) for m in np.ravel(mean)]
+    std_list = [float(1.0 / np.float64(i)) for i in np.ravel(inv_std)]
 
     @dali.pipeline_def(enable_conditionals=True)
     def pipeline():  # type: ignore[no-untyped-def]
@@ -51,17 +54,21 @@ def build_pipeline(source: Any, batch: int, mean: np.ndarray, inv_std: np.ndarra
                 dtype=[types.UINT16, types.FLOAT, types.BOOL])
         if device_id is not None:
             images, labels, mask = images.gpu(), labels.gpu(), mask.gpu()
-        x = (fn.cast(images, dtype=types.FLOAT) - types.Constant(mean)) * types.Constant(inv_std)
-        if not geometry:
-            return x, labels, mask
-        k, h, v = codes[0], codes[1], codes[2]
-        # A quarter turn as np.rot90 over (H, W): k=1 is transpose then flip H, k=2 flips both,
-        # k=3 is transpose then flip W; the requested flips follow.
-        if (k == 1) | (k == 3):
-            x = fn.transpose(x, perm=[0, 2, 1], output_layout="CHW")
-        flip_w = fn.cast((k == 3) ^ (k == 2) ^ (h == 1), dtype=types.INT32)
-        flip_h = fn.cast((k == 1) ^ (k == 2) ^ (v == 1), dtype=types.INT32)
-        x = fn.flip(x, horizontal=flip_w, vertical=flip_h)
+        flip_w = None
+        if geometry:
+            k, h, v = codes[0], codes[1], codes[2]
+            # A quarter turn as np.rot90 over (H, W): k=1 is transpose then flip H, k=2 flips both,
+            # k=3 is transpose then flip W; the requested flips follow. Moved on the uint16 data
+            # (half the bytes of float32); the W flip is done by crop_mirror_normalize's mirror.
+            if (k == 1) | (k == 3):
+                images = fn.transpose(images, perm=[0, 2, 1], output_layout="CHW")
+            flip_h = fn.cast((k == 1) ^ (k == 2) ^ (v == 1), dtype=types.INT32)
+            images = fn.flip(images, horizontal=0, vertical=flip_h)
+            flip_w = fn.cast((k == 3) ^ (k == 2) ^ (h == 1), dtype=types.INT32)
+        # (x - mean) / std per band in float32: DALI's fused normalise kernel, about 3x faster on CPU
+        # than the same expression in arithmetic operators (measured: 9,900 vs 3,000 images/s).
+        x = fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW", mean=mean_list,
+                                     std=std_list, **({"mirror": flip_w} if geometry else {}))
         return x, labels, mask
 
     return pipeline(batch_size=batch, num_threads=max(threads, 1), device_id=device_id,
