@@ -49,7 +49,13 @@ def test_sigterm_checkpoints_requeues_and_resumes(slurm, dataset, tmp_path):
     preempted = [e for e in events(run) if e["event"] == "run_end"]
     assert preempted and preempted[0]["status"] == "preempted"
     assert checkpoint.newest(run) is not None
-    slurm.run("scontrol", "update", f"jobid={job}", "StartTime=now")  # skip Slurm's 2-minute requeue hold
+    # Skip Slurm's 2-minute requeue hold, but only once the old allocation is gone and a couple of
+    # seconds have passed: slurmd refuses a relaunch within the second its credential was revoked.
+    deadline = time.time() + 60
+    while slurm.run("sinfo", "-h", "-o", "%T").stdout.strip() != "idle" and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(3)
+    slurm.run("scontrol", "update", f"jobid={job}", "StartTime=now")
     info = slurm.wait(job)
     out = job_output(tmp_path, job)
     assert info["JobState"] == "COMPLETED", out
