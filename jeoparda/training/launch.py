@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +24,19 @@ def default_run_dir(cfg: RunConfig, env: ClusterEnv) -> Path:
     return Path("runs") / f"{cfg.model}-{env.job_id or time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool) -> None:
+def prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, restart: bool = False) -> None:
+    """Create or check the run folder. ``restart`` (--resume-if-checkpoint without a checkpoint):
+    an earlier attempt that died before its first checkpoint keeps its log under another name."""
+    log = run_dir / RESULTS_NAME
     if resume and not run_dir.is_dir():
         raise JeopardaError(f"{run_dir}: --resume but no such run folder")
-    if not resume and (run_dir / RESULTS_NAME).exists():
-        raise JeopardaError(f"{run_dir}: already holds a run; use --resume to continue it or another --out")
+    if not resume and log.exists():
+        if not restart:
+            raise JeopardaError(f"{run_dir}: already holds a run; use --resume to continue it or another --out")
+        kept = log.with_name(f"results-attempt-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+        log.rename(kept)
+        warnings.warn(f"{run_dir}: no checkpoint to resume from; starting again (the earlier attempt's log "
+                      f"is {kept.name})")
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, run_dir / "config.yaml")
 
@@ -63,7 +72,7 @@ def session(cfg: RunConfig, out: Path | None, resume: bool, if_checkpoint: bool 
         if backend.rank == 0:
             resume = wants_resume(run_dir, resume, if_checkpoint)
             try:
-                prepare_run_dir(run_dir, cfg, resume)
+                prepare_run_dir(run_dir, cfg, resume, restart=if_checkpoint)
             except JeopardaError as exc:
                 problem = str(exc)
         problem, resume = backend.broadcast_object((problem, resume))

@@ -88,6 +88,16 @@ def test_resume_if_checkpoint_starts_fresh_then_continues(dataset, tmp_path):
     assert "resumed from" in again.stdout and "epoch 2/2" in again.stdout and "epoch 1/2" not in again.stdout
     starts = [e for e in events(out) if e["event"] == "run_start"]
     assert [s.get("resumed_from") for s in starts] == [None, [1, 0]]
+    # an attempt that died before its first checkpoint (a node failure, say): start again
+    for path in checkpoint.checkpoint_dir(out).iterdir():
+        path.unlink()
+    third = subprocess.run(train_cmd(dataset, out, "train.epochs=1", "train.max_steps=1", "dist.backend=single",
+                                     "train.test=false") + ["--resume-if-checkpoint"],
+                           capture_output=True, text=True, timeout=300)
+    assert third.returncode == 0, third.stderr
+    assert "no checkpoint to resume from; starting again" in third.stderr
+    assert [e["event"] for e in events(out)][0] == "run_start" and events(out)[-1]["status"] == "completed"
+    assert len(list(out.glob("results-attempt-*.jsonl"))) == 1
 
 
 def test_bad_configuration_is_one_line(dataset, tmp_path):
