@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the slurm/*.sh job scripts (sourced, not run): the environment every jeoparda rank
 # gets, the launch line (srun, optionally inside an Apptainer image) and requeue after preemption.
 #

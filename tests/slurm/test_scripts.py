@@ -3,6 +3,7 @@ stand-in srun/sbatch/scontrol and parsed by jeoparda's own parser and configurat
 their flags cannot drift from what jeoparda accepts."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +133,13 @@ def test_scripts_document_themselves_and_use_strict_bash(script):
     assert text.startswith("#!/bin/bash\n# ")
     assert "set -euo pipefail" in text
     assert os.access(REPO / "slurm" / script, os.X_OK)
+
+
+def test_shellcheck_finds_nothing():
+    if shutil.which("shellcheck") is None:
+        if os.environ.get("JEOPARDA_REQUIRE_SLURM") == "1":
+            pytest.fail("shellcheck missing; scripts/install_system.sh installs it")
+        pytest.skip("shellcheck not installed (scripts/install_system.sh installs it)")
+    scripts = [str(p) for p in sorted((REPO / "slurm").glob("*.sh")) + sorted((REPO / "scripts").glob("*.sh"))]
+    proc = subprocess.run(["shellcheck", "-x", *scripts], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
