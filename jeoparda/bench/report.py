@@ -81,11 +81,15 @@ def markdown(rows: list[Row], runs: list[Run], skipped: list[str]) -> str:
         lines += [f"- {r.path}: {r.status}" for r in other]
         lines += [f"- {s}: unreadable or incomplete log" for s in skipped]
         lines.append("")
-    lines += ["## Environment", "", "| run | world size | hosts | torch | cuda | mpi |", "|---|---|---|---|---|---|"]
+    lines += ["## Environment", "",
+              "| run | world size | nodes | device | GPUs/node | hosts | torch | cuda | mpi | dali | horovod |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
-        v = r.start.get("versions", {})
-        lines.append(f"| {r.path.parent.name} | {r.world_size} | {', '.join(r.start.get('hosts', []))} | "
-                     f"{v.get('torch')} | {v.get('cuda')} | {v.get('mpi')} |")
+        v, st = r.start.get("versions", {}), r.start
+        device = st.get("device_name") or st.get("device", "")
+        lines.append(f"| {r.path.parent.name} | {r.world_size} | {st.get('nodes', '')} | {device} | "
+                     f"{st.get('gpus_per_node', '')} | {', '.join(st.get('hosts', []))} | {v.get('torch')} | "
+                     f"{v.get('cuda')} | {v.get('mpi')} | {v.get('dali')} | {v.get('horovod')} |")
     return "\n".join(lines) + "\n"
 
 

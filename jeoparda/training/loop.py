@@ -17,7 +17,7 @@ import torch
 
 from jeoparda.config import RunConfig, to_dict
 from jeoparda.data.loader import build_loader
-from jeoparda.devices import synchronize
+from jeoparda.devices import device_name, synchronize
 from jeoparda.dist.backends import Backend
 from jeoparda.dist.env import ClusterEnv
 from jeoparda.errors import JeopardaError
@@ -211,6 +211,7 @@ class Trainer:
         self.log.write("run_start", run_id=self.run_dir.name, model=self.cfg.model, backend=self.backend.name,
                        data_backend=self.cfg.data.backend, world_size=self.backend.world_size,
                        nodes=len(hosts), gpus_per_node=gpus, device=self.device.type,
+                       device_name=device_name(self.device),
                        batch_size_per_worker=self.cfg.train.batch_size, global_batch_size=self.global_batch,
                        mode="weak" if self.cfg.train.global_batch_size == 0 else "strong",
                        config=to_dict(self.cfg), versions=versions(), git_sha=git_sha(), hosts=hosts,

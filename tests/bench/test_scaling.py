@@ -117,3 +117,18 @@ def test_plots_are_pngs_and_html_is_self_contained(tmp_path):
     assert len(sources) == 4 and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "<td>95.0 %</td>" in page and "<table>" in page
     assert "![throughput](throughput.png)" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_environment_table_names_devices_hosts_and_versions(tmp_path):
+    run = write_run(tmp_path / "g8", 8, rates=[1, 800])
+    log = run / "results.jsonl"
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    events[0].update(device="cuda", device_name="NVIDIA H100 80GB HBM3", gpus_per_node=4, hosts=["n1", "n2"],
+                     versions={"torch": "2.13", "cuda": "12.6", "mpi": "Open MPI v5.0.8", "dali": "2.4.0",
+                               "horovod": None})
+    log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    make_report([str(run)], tmp_path / "rep")
+    text = (tmp_path / "rep" / "report.md").read_text()
+    env = text[text.index("## Environment"):]
+    assert "| g8 | 8 | 2 | NVIDIA H100 80GB HBM3 | 4 | n1, n2 | 2.13 | 12.6 | Open MPI v5.0.8 | 2.4.0 | None |" in env
+    assert "NVIDIA H100 80GB HBM3" in (tmp_path / "rep" / "report.html").read_text()
