@@ -34,8 +34,8 @@ def test_single_process_run_and_results_log(dataset, tmp_path):
     log = events(out)
     assert [e["event"] for e in log] == ["run_start", "epoch", "epoch", "run_end"]
     start, end = log[0], log[-1]
-    for key in ("run_id", "model", "backend", "data_backend", "world_size", "nodes", "gpus_per_node", "device", "device_name",
-                "batch_size_per_worker", "global_batch_size", "mode", "config", "versions", "git_sha", "hosts"):
+    for key in ("run_id", "model", "backend", "data_backend", "world_size", "nodes", "gpus_per_node", "device",
+                "device_name", "batch_size_per_worker", "global_batch_size", "mode", "config", "versions", "git_sha", "hosts"):
         assert key in start, key
     assert (start["backend"], start["world_size"], start["mode"]) == ("single", 1, "weak")
     for e in log[1:3]:
