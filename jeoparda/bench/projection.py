@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from jeoparda.bench.interconnect import System, allreduce_time, ring_time, tree_time
-from jeoparda.bench.scaling import Row, read_run
+from jeoparda.bench.scaling import Row, read_run, speedup_efficiency
 from jeoparda.errors import JeopardaError
 
 BIGEARTHNET_TRAIN_IMAGES = 269_695  # BigEarthNet-S2 train split without cloudy/snowy patches
@@ -69,23 +69,21 @@ class ModelOptions:
             raise JeopardaError("bucket size and training images must be positive")
 
 
-def step_parts(work: Workload, system: System, p: int, batch: float, opts: ModelOptions) -> dict[str, float]:
-    """Seconds per step on p GPUs with ``batch`` images per GPU: data, compute, all-reduce, exposed, total."""
+def step_parts(work: Workload, system: System, p: int, batch: float, opts: ModelOptions) -> dict[str, Any]:
+    """Seconds per step on p GPUs with ``batch`` images per GPU (data, compute, all-reduce, exposed,
+    total) and the all-reduce algorithm used (``auto``: the faster for the bucket size)."""
     scale = batch / work.batch_size
     compute, data = work.compute_s * scale, work.data_wait_s * scale
     buckets = max(1, math.ceil(work.gradient_bytes / opts.bucket_bytes))
-    per_bucket = allreduce_time(system, p, work.gradient_bytes / buckets, opts.algorithm)
+    size = work.gradient_bytes / buckets
+    algorithm = opts.algorithm
+    if algorithm == "auto":
+        algorithm = "ring" if ring_time(system, p, size) <= tree_time(system, p, size) else "tree"
+    per_bucket = allreduce_time(system, p, size, algorithm)
     comm = buckets * per_bucket
     exposed = 0.0 if p == 1 else max(per_bucket, comm - opts.overlap * opts.backward_fraction * compute)
     return {"data_s": data, "compute_s": compute, "allreduce_s": comm, "exposed_comm_s": exposed,
-            "step_time_s": data + compute + exposed}
-
-
-def chosen_algorithm(work: Workload, system: System, p: int, opts: ModelOptions) -> str:
-    if opts.algorithm != "auto":
-        return opts.algorithm
-    size = work.gradient_bytes / max(1, math.ceil(work.gradient_bytes / opts.bucket_bytes))
-    return "ring" if ring_time(system, p, size) <= tree_time(system, p, size) else "tree"
+            "step_time_s": data + compute + exposed, "algorithm": algorithm}
 
 
 def project(work: Workload, system: System, world_sizes: list[int], opts: ModelOptions) -> list[dict[str, Any]]:
@@ -102,18 +100,13 @@ def project(work: Workload, system: System, world_sizes: list[int], opts: ModelO
         parts = step_parts(work, system, p, batch, opts)
         global_batch = batch * p
         steps = int(opts.train_images // global_batch)
+        rate = global_batch / parts["step_time_s"]
         if base is None:
-            base = (p, parts["step_time_s"])
-        p0, t0 = base
-        if opts.mode == "strong":
-            speedup = t0 / parts["step_time_s"]
-            efficiency = t0 * p0 / (parts["step_time_s"] * p)
-        else:
-            speedup = p * t0 / (p0 * parts["step_time_s"])
-            efficiency = t0 / parts["step_time_s"]
+            base = (p, rate, parts["step_time_s"])
+        # strong scaling runs the same steps at every p, so step times stand in for epoch times
+        speedup, efficiency = speedup_efficiency(opts.mode, *base, p, rate, parts["step_time_s"])
         rows.append({"world_size": p, "nodes": math.ceil(p / system.gpus_per_node), "batch_per_gpu": batch,
-                     "global_batch": global_batch, **parts, "algorithm": chosen_algorithm(work, system, p, opts),
-                     "images_per_s": global_batch / parts["step_time_s"],
+                     "global_batch": global_batch, **parts, "images_per_s": rate,
                      "epoch_time_s": steps * parts["step_time_s"] if steps else None,
                      "speedup": speedup, "efficiency": efficiency})
     return rows
@@ -191,10 +184,9 @@ def attach_projection(rows: list[Row], doc: dict[str, Any]) -> int:
             if proj is None or base is None or round(proj["global_batch"]) != row.global_batch_size:
                 continue
             row.projected_images_per_s = proj["images_per_s"]
-            if mode == "strong":
-                row.projected_efficiency = base["step_time_s"] * n0 / (proj["step_time_s"] * row.world_size)
-            else:
-                row.projected_efficiency = base["step_time_s"] / proj["step_time_s"]
+            _, row.projected_efficiency = speedup_efficiency(
+                mode, n0, base["images_per_s"], base["step_time_s"], row.world_size, proj["images_per_s"],
+                proj["step_time_s"])
             row.projection_error = row.images_per_s / proj["images_per_s"] - 1
             matched += 1
     return matched

@@ -93,6 +93,17 @@ def _final(run: Run, key: str) -> float | None:
     return float(value) if value is not None else None
 
 
+def speedup_efficiency(mode: str, n0: int, x0: float, t0: float, n: int, x: float, t: float) -> tuple[float, float]:
+    """Speed-up and efficiency at N workers against N0, from throughputs X and epoch times T.
+
+    Strong scaling: T(N0)/T(N) and T(N0)*N0 / (T(N)*N); weak: X(N)/X(N0) and X(N) / (N/N0 * X(N0)).
+    Any time proportional to the epoch time (a step time, at a fixed number of steps) does as well.
+    """
+    if mode == "strong":
+        return t0 / t, t0 * n0 / (t * n)
+    return x / x0, x / (n / n0 * x0)
+
+
 def scaling_rows(runs: list[Run]) -> list[Row]:
     """One row per (model, mode, data backend, world size) over the completed runs that timed epochs."""
     usable = [r for r in runs if r.status == "completed" and r.epochs]
@@ -115,11 +126,7 @@ def scaling_rows(runs: list[Run]) -> list[Row]:
                            runs=[str(r.path) for r in members])
         base = cells[n0]
         for n, row in cells.items():
-            if mode == "strong":
-                row.speedup = base.epoch_time_s / row.epoch_time_s
-                row.efficiency = base.epoch_time_s * n0 / (row.epoch_time_s * n)
-            else:
-                row.speedup = row.images_per_s / base.images_per_s
-                row.efficiency = row.images_per_s / (n / n0 * base.images_per_s)
+            row.speedup, row.efficiency = speedup_efficiency(mode, n0, base.images_per_s, base.epoch_time_s,
+                                                             n, row.images_per_s, row.epoch_time_s)
             rows.append(row)
     return rows
