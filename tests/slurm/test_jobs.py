@@ -1,6 +1,5 @@
 """The slurm/ job scripts submitted to a real one-node Slurm cluster (see conftest.py)."""
 import csv
-import json
 import os
 import time
 from pathlib import Path
@@ -9,12 +8,10 @@ import pytest
 
 from jeoparda.training import checkpoint
 from tests.data.test_convert import same_tree
+from tests.slurm.conftest import REPO
+from tests.training.test_train import events
 
 SMALL = ["--set", "train.batch_size=4", "--set", "data.workers=1"]
-
-
-def events(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
 
 
 def job_output(tmp_path: Path, job_id: str) -> str:
@@ -125,7 +122,7 @@ def test_convert_script_with_two_mpi_tasks(slurm, archive_master, dataset, tmp_p
     assert same_tree(dataset, out)  # byte-identical to the in-process conversion
 
 
-@pytest.mark.parametrize("script", sorted(p.name for p in (Path(__file__).resolve().parents[2] / "slurm").glob("*.sh")
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "slurm").glob("*.sh")
                                           if p.name not in ("common.sh", "scaling_sweep.sh")))
 def test_every_header_is_accepted_by_sbatch(slurm, script, tmp_path):
     """sbatch --test-only validates every #SBATCH line (with the overrides a CPU cluster needs)."""

@@ -12,8 +12,9 @@ import pytest
 
 from jeoparda.cli import build_parser
 from jeoparda.config import load_config
+from jeoparda.training.preempt import EXIT_PREEMPTED
+from tests.slurm.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted(p.name for p in (REPO / "slurm").glob("*.sh"))
 TRAIN_SCRIPTS = [s for s in SCRIPTS if s.startswith("train_")]
 RECORDER = """#!{python}
@@ -64,8 +65,8 @@ def test_train_scripts_build_a_valid_jeoparda_train(script, restarts, tmp_path):
 
 
 def test_preempted_training_requeues_the_job(tmp_path):
-    proc, calls = run_script(tmp_path, ["slurm/train_resnet18.sh"], srun_exit=75)
-    assert proc.returncode == 75
+    proc, calls = run_script(tmp_path, ["slurm/train_resnet18.sh"], srun_exit=EXIT_PREEMPTED)
+    assert proc.returncode == EXIT_PREEMPTED
     assert calls[-1] == ["scontrol", "requeue", "4242"]
     proc, calls = run_script(tmp_path, ["slurm/train_resnet18.sh"], srun_exit=1)
     assert proc.returncode == 1 and [c[0] for c in calls] == ["srun"]  # a failure is not requeued
