@@ -23,12 +23,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from jeoparda.data.archive import band_path, locate_root  # noqa: E402
-from jeoparda.data.convert import run_conversion  # noqa: E402
-from jeoparda.data.convert_plan import ConvertOptions  # noqa: E402
-from jeoparda.data.shards import ShardReader  # noqa: E402
-from jeoparda.data.synth import synthesize  # noqa: E402
-from jeoparda.dist.env import ClusterEnv  # noqa: E402
+from jeoparda.sources.bigearthnet_v1 import band_path, locate_root  # noqa: E402
+from jeoparda.convert.run import run_conversion  # noqa: E402
+from jeoparda.convert.plan import ConvertOptions  # noqa: E402
+from jeoparda.shards.format import ShardReader  # noqa: E402
+from jeoparda.sources.synth import synthesize  # noqa: E402
+from jeoparda.cluster.env import ClusterEnv  # noqa: E402
 from jeoparda.sentinel2 import BAND_NAMES  # noqa: E402
 
 

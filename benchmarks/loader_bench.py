@@ -28,10 +28,10 @@ import torch  # noqa: E402
 
 from jeoparda.bench.loader_bench import endless, run  # noqa: E402
 from jeoparda.config import AugmentConfig, DataConfig, RunConfig, TrainConfig  # noqa: E402
-from jeoparda.data.loader import build_loader  # noqa: E402
-from jeoparda.data.shards import ShardReader  # noqa: E402
-from jeoparda.data.synth import synthesize  # noqa: E402
-from jeoparda.dist.env import ClusterEnv  # noqa: E402
+from jeoparda.loaders.build import build_loader  # noqa: E402
+from jeoparda.shards.format import ShardReader  # noqa: E402
+from jeoparda.sources.synth import synthesize  # noqa: E402
+from jeoparda.cluster.env import ClusterEnv  # noqa: E402
 from jeoparda.models import create_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))

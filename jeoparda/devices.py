@@ -5,7 +5,7 @@ import platform
 
 import torch
 
-from jeoparda.dist.env import ClusterEnv
+from jeoparda.cluster.env import ClusterEnv
 
 
 def default_device(env: ClusterEnv) -> torch.device:

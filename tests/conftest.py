@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from jeoparda.data.convert import run_conversion
-from jeoparda.data.convert_plan import ConvertOptions
-from jeoparda.data.synth import synthesize
-from jeoparda.dist.env import ClusterEnv
+from jeoparda.convert.run import run_conversion
+from jeoparda.convert.plan import ConvertOptions
+from jeoparda.sources.synth import synthesize
+from jeoparda.cluster.env import ClusterEnv
 
 
 @pytest.fixture(scope="session")

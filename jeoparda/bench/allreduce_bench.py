@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from jeoparda.devices import synchronize
-from jeoparda.dist.backends import Backend
+from jeoparda.cluster.backends import Backend
 from jeoparda.errors import JeopardaError
 from jeoparda.models import create_model
 from jeoparda.models.complexity import count_parameters

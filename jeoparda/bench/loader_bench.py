@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from jeoparda.config import RunConfig
-from jeoparda.data.loader import build_loader
-from jeoparda.data.loader_base import Batch, Loader
-from jeoparda.data.shards import IMAGE_SHAPE
+from jeoparda.loaders.build import build_loader
+from jeoparda.loaders.base import Batch, Loader
+from jeoparda.shards.format import IMAGE_SHAPE
 from jeoparda.devices import synchronize
-from jeoparda.dist.env import ClusterEnv
+from jeoparda.cluster.env import ClusterEnv
 
 PATCH_BYTES = 2 * IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
 

@@ -68,7 +68,7 @@ def _run_bench_loader(args: argparse.Namespace) -> int:
 
     from jeoparda.bench.loader_bench import run
     from jeoparda.config import AugmentConfig, DataConfig, RunConfig, TrainConfig
-    from jeoparda.dist.env import detect
+    from jeoparda.cluster.env import detect
 
     aug = AugmentConfig(flip=False, rot90=False) if args.no_augment else AugmentConfig()
     cfg = RunConfig(data=DataConfig(path=str(args.data or ""), backend=args.backend,
@@ -92,7 +92,7 @@ def _run_bench_train(args: argparse.Namespace) -> int:
 
     from jeoparda.bench.train_bench import bench_train
     from jeoparda.config import load_config
-    from jeoparda.dist.env import detect
+    from jeoparda.cluster.env import detect
 
     cfg = load_config(args.config, args.overrides)
     result = bench_train(cfg, args.out, args.warmup_steps, args.steps, args.blocks)
@@ -115,8 +115,8 @@ def _run_bench_allreduce(args: argparse.Namespace) -> int:
     from jeoparda.bench.allreduce_bench import gradient_bytes, message_sizes, run
     from jeoparda.config import DistConfig
     from jeoparda.devices import default_device
-    from jeoparda.dist.backends import create_backend
-    from jeoparda.dist.env import detect
+    from jeoparda.cluster.backends import create_backend
+    from jeoparda.cluster.env import detect
 
     env = detect()
     device = default_device(env)

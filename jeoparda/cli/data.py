@@ -25,7 +25,7 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from jeoparda.data.synth import synthesize
+    from jeoparda.sources.synth import synthesize
     from jeoparda.progress import Progress
 
     if args.out.exists() and any(args.out.iterdir()):
@@ -39,8 +39,8 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 
 def add_convert(sub: argparse._SubParsersAction) -> None:
-    from jeoparda.data.resample import METHODS
-    from jeoparda.data.shards import COMPRESSION
+    from jeoparda.convert.resample import METHODS
+    from jeoparda.shards.format import COMPRESSION
 
     p = sub.add_parser(
         "convert", help="convert a BigEarthNet-S2 archive into sharded 12-band HDF5",
@@ -76,9 +76,9 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from jeoparda.data.convert import run_conversion
-    from jeoparda.data.convert_plan import ConvertOptions, noisy_list_hint
-    from jeoparda.dist.env import detect
+    from jeoparda.convert.run import run_conversion
+    from jeoparda.convert.plan import ConvertOptions, noisy_list_hint
+    from jeoparda.cluster.env import detect
     from jeoparda.progress import Progress
 
     env = detect()
@@ -141,8 +141,8 @@ def add_inspect(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from jeoparda.data.inspect import summary_lines, verify_dataset
-    from jeoparda.data.manifest import read_manifest
+    from jeoparda.shards.inspect import summary_lines, verify_dataset
+    from jeoparda.shards.manifest import read_manifest
     from jeoparda.progress import Progress
 
     manifest = read_manifest(args.dataset)

@@ -11,8 +11,8 @@ import torch
 
 from jeoparda.config import RunConfig, dump_config
 from jeoparda.devices import default_device
-from jeoparda.dist.backends import Backend, create_backend
-from jeoparda.dist.env import ClusterEnv, detect
+from jeoparda.cluster.backends import Backend, create_backend
+from jeoparda.cluster.env import ClusterEnv, detect
 from jeoparda.errors import JeopardaError
 from jeoparda.training import checkpoint
 from jeoparda.training.loop import Say, Trainer, configure_threads

@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 
 from jeoparda.config import RunConfig, to_dict
-from jeoparda.data.loader import build_loader
+from jeoparda.loaders.build import build_loader
 from jeoparda.devices import device_name, synchronize
-from jeoparda.dist.backends import Backend
-from jeoparda.dist.env import ClusterEnv
+from jeoparda.cluster.backends import Backend
+from jeoparda.cluster.env import ClusterEnv
 from jeoparda.errors import JeopardaError
 from jeoparda.models import create_model
 from jeoparda.training import checkpoint

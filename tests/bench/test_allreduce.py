@@ -8,9 +8,9 @@ import torch
 
 from jeoparda.bench.allreduce_bench import gradient_bytes, message_sizes, run
 from jeoparda.config import DistConfig
-from jeoparda.dist.backends import Backend
-from jeoparda.dist.env import ClusterEnv
-from tests.data.test_convert_mpi import mpi_env, mpirun
+from jeoparda.cluster.backends import Backend
+from jeoparda.cluster.env import ClusterEnv
+from tests.convert.test_run_mpi import mpi_env, mpirun
 
 
 def test_sizes_run_from_4k_to_the_resnet50_gradients():

@@ -9,7 +9,7 @@ import pytest
 from jeoparda.bench.report import make_report
 from jeoparda.bench.train_bench import bench_train
 from jeoparda.config import load_config
-from tests.data.test_convert_mpi import mpi_env, mpirun
+from tests.convert.test_run_mpi import mpi_env, mpirun
 
 SETS = ["data.backend=synthetic", "model=resnet18", "train.batch_size=4", "train.threads=1"]
 

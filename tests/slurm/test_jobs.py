@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jeoparda.training import checkpoint
-from tests.data.test_convert import same_tree
+from tests.convert.test_run import same_tree
 from tests.slurm.conftest import REPO
 from tests.training.test_train import events
 

@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from tests.data.test_convert_mpi import mpi_env, mpirun
+from tests.convert.test_run_mpi import mpi_env, mpirun
 from tests.training.test_train import events, train_cmd
 
 pytestmark = pytest.mark.mpi
@@ -29,8 +29,8 @@ def test_horovod_missing_is_a_clear_error(dataset, tmp_path, monkeypatch):
     import torch
 
     from jeoparda.config import DistConfig
-    from jeoparda.dist.backends import HorovodBackend
-    from jeoparda.dist.env import ClusterEnv
+    from jeoparda.cluster.backends import HorovodBackend
+    from jeoparda.cluster.env import ClusterEnv
     from jeoparda.errors import JeopardaError
 
     real_import = builtins.__import__

@@ -2,7 +2,7 @@
 never more than Slurm's CPUs per task."""
 import os
 
-from jeoparda.dist.env import ClusterEnv
+from jeoparda.cluster.env import ClusterEnv
 from jeoparda.training.loop import auto_threads
 
 

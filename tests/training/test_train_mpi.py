@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from jeoparda.config import RunConfig, DataConfig, TrainConfig
-from jeoparda.data.loader import build_loader
-from jeoparda.dist.backends import Backend
-from jeoparda.dist.env import ClusterEnv
+from jeoparda.loaders.build import build_loader
+from jeoparda.cluster.backends import Backend
+from jeoparda.cluster.env import ClusterEnv
 from jeoparda.config import DistConfig
 from jeoparda.models import create_model
 from jeoparda.training import checkpoint
 from jeoparda.training.evaluate import evaluate
-from tests.data.test_convert_mpi import mpi_env, mpirun
+from tests.convert.test_run_mpi import mpi_env, mpirun
 from tests.training.test_train import events, train_cmd
 
 pytestmark = pytest.mark.mpi

@@ -1,0 +1,1 @@
+"""Launcher environment detection (Slurm, Open MPI, MPICH, torchrun) and communication backends."""

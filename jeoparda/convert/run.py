@@ -1,0 +1,298 @@
+"""``jeoparda convert``: BigEarthNet-S2 archive -> sharded 12-band HDF5 (DESIGN.md, shard format v1).
+
+Work is cut into chunks, one per shard. A chunk is converted into ``<shard>.tmp-<pid>``, renamed when
+complete, and then a small record (checksum, rejected patches, exact integer band sums) is written
+to ``OUT/.jeoparda-convert/records/``. A rerun reuses every shard whose record and checksum agree,
+so an interrupted run resumes. Chunks are spread over ``--workers`` processes and, under
+``mpirun``/``srun``, over MPI ranks; rank 0 writes the manifest. The result does not depend on how
+the work was spread: same shards, same bytes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jeoparda import __version__
+from jeoparda.sources.bigearthnet_v1 import PatchError, read_patch
+from jeoparda.convert.plan import Chunk, ConvertOptions, Plan, make_plan
+from jeoparda.shards.manifest import MANIFEST_NAME, write_json_atomic
+from jeoparda.shards.format import FORMAT, VERSION, ShardWriter, file_sha256
+from jeoparda.sources.splits import SPLITS
+from jeoparda.cluster.env import ClusterEnv
+from jeoparda.errors import JeopardaError
+from jeoparda.labels import CLASSES19, LABELS43
+from jeoparda.sentinel2 import BAND_NAMES, TARGET_RESOLUTION_M, TARGET_SIZE
+
+WORK_DIR = ".jeoparda-convert"
+Tick = Callable[[int], None]
+
+
+class StrictStop(Exception):
+    """First damaged patch under --strict; the message names the file."""
+
+
+class QuietExit(JeopardaError):
+    """Non-zero exit on ranks other than 0, whose message rank 0 already printed."""
+
+
+def _records_dir(out: Path) -> Path:
+    return out / WORK_DIR / "records"
+
+
+def _same_input(path: Path, fingerprint: str) -> bool | None:
+    """Whether the JSON at ``path`` carries ``fingerprint``; None if the file does not exist."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("fingerprint") == fingerprint
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def prepare_out(opts: ConvertOptions, plan: Plan) -> str:
+    """Check and set up OUT; returns 'fresh', 'resume' or 'complete'. Refuses foreign content."""
+    out = Path(opts.out)
+    if out.resolve().is_relative_to(plan.root.resolve()):
+        raise JeopardaError(f"{out}: output folder lies inside the source archive {plan.root}")
+    out.mkdir(parents=True, exist_ok=True)
+    plan_file = out / WORK_DIR / "plan.json"
+    done = _same_input(out / MANIFEST_NAME, plan.fingerprint)
+    started = _same_input(plan_file, plan.fingerprint)
+    state = "fresh"
+    if not opts.overwrite:
+        if done is False:
+            raise JeopardaError(f"{out}: already holds a different converted data set "
+                                f"({MANIFEST_NAME}); use --overwrite to replace it")
+        if done:
+            return "complete"
+        if started is False:
+            raise JeopardaError(f"{out}: holds an unfinished conversion of other input or options; "
+                                "use --overwrite to start over")
+        if started is None and any(out.iterdir()):
+            raise JeopardaError(f"{out}: folder is not empty and holds no jeoparda data set; "
+                                "choose an empty folder or use --overwrite")
+        state = "resume" if started else "fresh"
+    else:
+        (out / MANIFEST_NAME).unlink(missing_ok=True)
+        for name in (*SPLITS, WORK_DIR):
+            shutil.rmtree(out / name, ignore_errors=True)
+    _records_dir(out).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(plan_file, {"fingerprint": plan.fingerprint})
+    for split in SPLITS:
+        (out / split).mkdir(exist_ok=True)
+        for stale in (out / split).glob("*.tmp-*"):
+            stale.unlink()
+    return state
+
+
+def _finished_record(out: Path, chunk: Chunk) -> dict[str, Any] | None:
+    """The chunk's record if its shard is complete and its checksum still matches."""
+    rec_path = _records_dir(out) / f"{chunk.key}.json"
+    shard = out / chunk.file
+    if not (rec_path.is_file() and shard.is_file()):
+        return None
+    try:
+        record = json.loads(rec_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if record.get("sha256") == file_sha256(shard) else None
+
+
+def convert_chunk(root: Path, chunk: Chunk, out: Path, resample: str, compression: str,
+                  strict: bool, tick: Tick) -> dict[str, Any]:
+    """Convert the patches of one chunk into its shard and return the chunk's record."""
+    final = out / chunk.file
+    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
+    rejected: list[dict[str, str]] = []
+    sums = [0] * len(BAND_NAMES)
+    sumsq = [0] * len(BAND_NAMES)
+    class_counts = np.zeros(len(CLASSES19), dtype=np.int64)
+    try:
+        with ShardWriter(tmp, len(chunk.names), compression) as writer:
+            for name in chunk.names:
+                try:
+                    patch = read_patch(root, name, resample)
+                except PatchError as exc:
+                    if strict:
+                        raise StrictStop(f"{exc.file}: {exc.reason} (patch {name})") from None
+                    rejected.append({"patch": name, "split": chunk.split, "file": str(exc.file),
+                                     "reason": exc.reason})
+                    tick(1)
+                    continue
+                writer.append(patch.name, patch.image, patch.labels43, patch.labels19)
+                flat = patch.image.reshape(len(BAND_NAMES), -1).astype(np.float64)
+                # Per patch these float64 sums are exact integers (< 2**53); totals stay Python ints.
+                for b, (s, q) in enumerate(zip(flat.sum(axis=1), np.einsum("ij,ij->i", flat, flat))):
+                    sums[b] += int(s)
+                    sumsq[b] += int(q)
+                class_counts += patch.labels19
+                tick(1)
+            patches = len(writer)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    sha = file_sha256(tmp)
+    os.replace(tmp, final)
+    record = {"split": chunk.split, "index": chunk.index, "file": chunk.file, "patches": patches,
+              "sha256": sha, "rejected": rejected, "pixels": patches * TARGET_SIZE**2,
+              "sum": sums, "sumsq": sumsq, "class_counts": class_counts.tolist()}
+    write_json_atomic(_records_dir(out) / f"{chunk.key}.json", record)
+    return record
+
+
+_COUNTER = None
+
+
+def _init_worker(counter: Any) -> None:
+    global _COUNTER
+    _COUNTER = counter
+
+
+def _shared_tick(n: int) -> None:
+    with _COUNTER.get_lock():
+        _COUNTER.value += n
+
+
+def _pool_task(args: tuple) -> dict[str, Any]:
+    return convert_chunk(*args, tick=_shared_tick)
+
+
+def convert_local(chunks: list[Chunk], plan: Plan, opts: ConvertOptions,
+                  tick: Tick) -> list[dict[str, Any]]:
+    """Convert this rank's chunks with ``opts.workers`` processes; skips finished ones."""
+    out = Path(opts.out)
+    records, todo = [], []
+    for chunk in chunks:
+        record = _finished_record(out, chunk)
+        if record is None:
+            todo.append(chunk)
+        else:
+            records.append(record)
+            tick(len(chunk.names))
+    args = [(plan.root, c, out, opts.resample, opts.compression, opts.strict) for c in todo]
+    workers = min(opts.workers, len(todo))
+    if workers <= 1:
+        records += [convert_chunk(*a, tick=tick) for a in args]
+        return records
+    ctx = mp.get_context("spawn")  # fork is unsafe under MPI and with threads
+    counter = ctx.Value("q", 0)
+    seen = 0
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(counter,)) as pool:
+        pending = {pool.submit(_pool_task, a) for a in args}
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                records += [f.result() for f in done]
+                current = counter.value
+                tick(current - seen)
+                seen = current
+        except BrokenProcessPool:
+            raise JeopardaError("a conversion worker process died (out of memory or killed); "
+                                "run the same command again to resume") from None
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+    return records
+
+
+def band_stats(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and std per band over the train records, from exact integer sums."""
+    train = [r for r in records if r["split"] == "train"]
+    n = sum(r["pixels"] for r in train)
+    if n == 0:
+        return {"mean": None, "std": None, "split": "train", "pixels": 0}
+    s = [sum(r["sum"][b] for r in train) for b in range(len(BAND_NAMES))]
+    q = [sum(r["sumsq"][b] for r in train) for b in range(len(BAND_NAMES))]
+    return {"mean": [sb / n for sb in s],
+            "std": [math.sqrt((qb * n - sb * sb) / (n * n)) for sb, qb in zip(s, q)],
+            "split": "train", "pixels": n}
+
+
+def build_manifest(plan: Plan, opts: ConvertOptions, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest (DESIGN.md) from all chunk records, in plan order."""
+    order = {c.key: i for i, c in enumerate(plan.chunks)}
+    records = sorted(records, key=lambda r: order[f"{r['split']}-{r['index']:05d}"])
+    splits = {}
+    for split in SPLITS:
+        mine = [r for r in records if r["split"] == split]
+        counts = np.sum([r["class_counts"] for r in mine], axis=0).astype(int).tolist() if mine \
+            else [0] * len(CLASSES19)
+        splits[split] = {"patches": sum(r["patches"] for r in mine), "class_counts": counts,
+                         "shards": [{"file": r["file"], "patches": r["patches"], "sha256": r["sha256"]}
+                                    for r in mine]}
+    return {"format": FORMAT, "version": VERSION, "bands": list(BAND_NAMES), "size": TARGET_SIZE,
+            "resolution_m": TARGET_RESOLUTION_M, "resample": opts.resample,
+            "compression": opts.compression, "shard_size": opts.shard_size,
+            "classes": list(CLASSES19), "labels43": list(LABELS43), "band_stats": band_stats(records),
+            "splits": splits, "rejected": [x for r in records for x in r["rejected"]],
+            "excluded": plan.excluded, "split_source": plan.split_source,
+            "fingerprint": plan.fingerprint, "created_by": f"jeoparda {__version__}"}
+
+
+def _mpi_comm(env: ClusterEnv) -> Any:
+    if not env.is_distributed:
+        return None
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise JeopardaError(f"running as rank {env.rank} of {env.world_size} ({env.launcher}) needs "
+                            "mpi4py: pip install 'jeoparda[mpi]'") from None
+    comm = MPI.COMM_WORLD
+    if comm.Get_size() != env.world_size:
+        raise JeopardaError(f"MPI sees {comm.Get_size()} ranks but the launcher says "
+                            f"{env.world_size}; with srun use --mpi=pmix")
+    return comm
+
+
+def _collective(comm: Any, value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (identity without MPI)."""
+    return value if comm is None else comm.bcast(value, root=0)
+
+
+def run_conversion(opts: ConvertOptions, env: ClusterEnv,
+                   make_tick: Callable[[int], Tick]) -> tuple[dict[str, Any], str]:
+    """Convert (or resume) and return (manifest, state) on every rank."""
+    comm = _mpi_comm(env)
+    plan = make_plan(opts)
+    state = error = None
+    if env.is_root:
+        try:
+            state = prepare_out(opts, plan)
+        except JeopardaError as exc:
+            error = str(exc)
+    state, error = _collective(comm, (state, error))
+    if error:
+        raise JeopardaError(error) if env.is_root else QuietExit("")
+    out = Path(opts.out)
+    if state == "complete":
+        return json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8")), state
+    mine = plan.chunks[env.rank::env.world_size]
+    tick = make_tick(sum(len(c.names) for c in mine))
+    records, failure = [], None
+    try:
+        records = convert_local(mine, plan, opts, tick)
+    except StrictStop as exc:
+        failure = str(exc)
+    gathered = [(records, failure)] if comm is None else comm.allgather((records, failure))
+    failures = [f for _, f in gathered if f]
+    if failures:
+        raise JeopardaError(failures[0]) if env.is_root else QuietExit("")
+    manifest = build_manifest(plan, opts, [r for recs, _ in gathered for r in recs])
+    if env.is_root:
+        write_json_atomic(out / MANIFEST_NAME, manifest)
+        shutil.rmtree(out / WORK_DIR, ignore_errors=True)
+    if comm is not None:
+        comm.Barrier()
+    return manifest, state

@@ -1,1 +1,0 @@
-"""Data: archive readers, synthetic archive writer, converter, shard format and loaders."""

@@ -1,1 +1,0 @@
-"""Cluster environment detection and distributed backends."""

@@ -1,0 +1,154 @@
+"""What every loader backend shares: the split's shards and statistics, who reads what, the
+epoch plan, checksums, and mixup. Backends only turn plans into batches.
+
+Every backend yields ``{"image": float32 B x 12 x 120 x 120 (normalised with the manifest's band
+statistics), "label": float32 B x 19, "mask": bool B}`` on the target device. ``mask`` is False
+only for the padding of the last evaluation batches (see jeoparda.loaders.partition); mixup adds
+``mix_weight``.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from jeoparda.config import RunConfig
+from jeoparda.loaders.augment import mixup, normaliser
+from jeoparda.shards.manifest import read_manifest
+from jeoparda.loaders.partition import EpochPlan, Placement, eval_plan, placement, train_plan
+from jeoparda.loaders.split_reader import SplitReader
+from jeoparda.shards.format import verify_shard
+from jeoparda.cluster.env import ClusterEnv
+from jeoparda.errors import JeopardaError
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class SplitSource:
+    """A split ready to read: where its shards are, who reads which, how to normalise."""
+
+    root: Path
+    split: str
+    shards: list[dict[str, Any]]
+    place: Placement
+    mean: np.ndarray
+    inv_std: np.ndarray
+    stage_time_s: float = 0.0
+
+    @property
+    def sizes(self) -> list[int]:
+        return [int(s["patches"]) for s in self.shards]
+
+    def reader(self) -> SplitReader:
+        return SplitReader(self.root, self.shards)
+
+
+def open_split(cfg: RunConfig, env: ClusterEnv, split: str) -> SplitSource:
+    """Read the manifest, place shards and ranks, stage if asked, and check the shards."""
+    if not cfg.data.path:
+        raise JeopardaError("configuration: data.path is empty; set it to a converted data set")
+    root = Path(cfg.data.path)
+    manifest = read_manifest(root)
+    if split not in manifest["splits"]:
+        raise JeopardaError(f"{root / 'manifest.json'}: no split {split!r} "
+                            f"(has {', '.join(manifest['splits'])})")
+    stats = manifest["band_stats"]
+    if not stats.get("mean") or not stats.get("std"):
+        raise JeopardaError(f"{root / 'manifest.json'}: no band statistics (empty train split?)")
+    shards = manifest["splits"][split]["shards"]
+    place = placement(len(shards), env, node_local=cfg.data.stage)
+    mine = list(place.groups[place.group])
+    stage_time = 0.0
+    if cfg.data.stage:
+        from jeoparda.loaders.staging import stage_shards
+
+        start = time.perf_counter()
+        root = stage_shards(root, manifest, [shards[i] for i in mine], cfg.data.stage_dir, env)
+        stage_time = time.perf_counter() - start
+    elif cfg.data.verify_checksums:  # each shard hashed by one rank: the job reads it once
+        for i in range(env.rank, len(shards), env.world_size):
+            verify_shard(root / shards[i]["file"], shards[i]["sha256"], shards[i]["patches"])
+    SplitReader(root, shards).check_formats(mine)
+    mean, inv = normaliser(stats["mean"], stats["std"])
+    return SplitSource(root, split, shards, place, mean, inv, stage_time)
+
+
+@dataclass
+class Planner:
+    """Everything that decides a rank's epoch plan; picklable, so reader processes derive the
+    plan of any epoch themselves instead of being sent index lists."""
+
+    sizes: list[int]
+    place: Placement
+    batch: int
+    seed: int
+    block: int
+    train: bool
+
+    def __post_init__(self) -> None:
+        self._cached: tuple[int, EpochPlan] | None = None
+
+    def plan(self, epoch: int) -> EpochPlan:
+        if self._cached is None or self._cached[0] != epoch:
+            plan = (train_plan(self.sizes, self.place, self.batch, self.seed, epoch, self.block)
+                    if self.train else eval_plan(self.sizes, self.place, self.batch))
+            self._cached = (epoch, plan)
+        return self._cached[1]
+
+
+class Loader:
+    """Base of the backends: epochs, steps and mixup; subclasses implement ``_batches``."""
+
+    def __init__(self, cfg: RunConfig, env: ClusterEnv, split: str, source: SplitSource | None,
+                 device: torch.device) -> None:
+        self.cfg, self.env, self.split, self.source, self.device = cfg, env, split, source, device
+        self.batch_size = cfg.train.batch_size
+        self.train = split == "train"
+        self.epoch = 0
+        self.start_step = 0
+        self.planner = None if source is None else Planner(
+            source.sizes, source.place, self.batch_size, cfg.train.seed, cfg.data.block_size, self.train)
+
+    @property
+    def stage_time_s(self) -> float:
+        return self.source.stage_time_s if self.source else 0.0
+
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        """Select the epoch whose shuffle the next iteration uses, and the step to start from
+        (a run resumed mid-epoch continues with exactly the batches it had not seen)."""
+        self.epoch = epoch
+        self.start_step = start_step
+
+    def plan(self) -> EpochPlan:
+        return self.planner.plan(self.epoch)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.plan().steps
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    @property
+    def augment(self) -> bool:
+        return self.train and (self.cfg.data.augment.flip or self.cfg.data.augment.rot90)
+
+    def __iter__(self) -> Iterator[Batch]:
+        alpha = self.cfg.data.augment.mixup_alpha if self.train else 0.0
+        for step, batch in enumerate(self._batches(), start=self.start_step):
+            if alpha > 0:
+                batch = mixup(batch, alpha, self.cfg.train.seed, self.epoch, self.env.rank, step)
+            yield batch
+
+    def close(self) -> None:
+        """Release background resources (reader processes); the loader is unusable after."""
+
+    def _batches(self) -> Iterator[Batch]:
+        """Batches of steps ``start_step`` .. ``steps_per_epoch - 1`` of the current epoch."""
+        raise NotImplementedError

@@ -1,0 +1,32 @@
+"""``build_loader(cfg, env, split)``: the input pipeline of one rank.
+
+Selects the backend named by ``cfg.data.backend`` (torch, dali, synthetic); all of them yield the
+same batch dict (see jeoparda.loaders.base), know ``steps_per_epoch`` and take
+``set_epoch(e)``.
+"""
+from __future__ import annotations
+
+import torch
+
+from jeoparda.config import RunConfig
+from jeoparda.loaders.base import Loader, open_split
+from jeoparda.devices import default_device
+from jeoparda.cluster.env import ClusterEnv
+
+
+def build_loader(cfg: RunConfig, env: ClusterEnv, split: str, device: torch.device | None = None) -> Loader:
+    device = device or default_device(env)
+    backend = cfg.data.backend
+    if backend == "synthetic":
+        from jeoparda.loaders.synthetic_loader import SyntheticLoader
+
+        source = open_split(cfg, env, split) if cfg.data.path else None
+        return SyntheticLoader(cfg, env, split, source, device)
+    source = open_split(cfg, env, split)
+    if backend == "dali":
+        from jeoparda.loaders.dali_loader import DaliLoader
+
+        return DaliLoader(cfg, env, split, source, device)
+    from jeoparda.loaders.torch_loader import TorchLoader
+
+    return TorchLoader(cfg, env, split, source, device)

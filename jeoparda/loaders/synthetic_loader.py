@@ -1,0 +1,37 @@
+"""The ``synthetic`` backend: one batch of random tensors of the real shape, created once on the
+device and yielded every step. No I/O and no host work, so a run measures compute and
+communication alone (as Horovod's synthetic benchmark does)."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from jeoparda.loaders.base import Batch, Loader
+from jeoparda.loaders.partition import EpochPlan
+from jeoparda.sentinel2 import BAND_NAMES, TARGET_SIZE
+
+DEFAULT_PATCHES = 1024
+
+
+class SyntheticLoader(Loader):
+    """Steps per epoch follow the real split when ``data.path`` is set (so the two backends run
+    the same number of steps), else ``data.synthetic_patches`` (default 1024 per rank)."""
+
+    def plan(self) -> EpochPlan:
+        if self.source is not None:
+            return super().plan()
+        patches = self.cfg.data.synthetic_patches or DEFAULT_PATCHES * self.env.world_size
+        steps = max(1, patches // (self.env.world_size * self.batch_size))
+        return EpochPlan(np.zeros(0, np.int64), np.zeros(0, bool), steps, self.batch_size)
+
+    def _batches(self) -> Iterator[Batch]:
+        gen = torch.Generator(device=self.device).manual_seed(self.cfg.train.seed + self.env.rank)
+        n = self.batch_size
+        batch = {"image": torch.randn(n, len(BAND_NAMES), TARGET_SIZE, TARGET_SIZE, device=self.device,
+                                      generator=gen),
+                 "label": (torch.rand(n, 19, device=self.device, generator=gen) < 0.2).float(),
+                 "mask": torch.ones(n, dtype=torch.bool, device=self.device)}
+        for _ in range(self.start_step, self.steps_per_epoch):
+            yield batch

@@ -1,0 +1,200 @@
+"""The ``torch`` backend: shard reads in persistent background processes (torch DataLoader).
+
+Each item of the DataLoader is a whole batch (no per-sample Python work). Reader processes write
+the batch's uint16 images into a ring of shared-memory slots allocated once and send back only
+the slot number, labels and mask; sending a fresh 22 MB float32 tensor per batch through shared
+memory costs more than reading it (measured: docs/benchmarks.md). The consumer normalises to
+float32 on its side: on the GPU when there is one (uint16 crosses PCIe through pinned buffers,
+non-blocking), in the main process on CPU. A slot is reused only after the consumer has
+normalised it: the ring has more slots than batches the DataLoader can have in flight.
+"""
+from __future__ import annotations
+
+import atexit
+import multiprocessing as mp
+import os
+import signal
+import weakref
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
+
+from jeoparda.config import AugmentConfig
+from jeoparda.loaders.augment import apply_geometry, geometry_codes, normalise
+from jeoparda.loaders.base import Batch, Loader, Planner
+from jeoparda.loaders.split_reader import SplitReader
+from jeoparda.shards.format import IMAGE_SHAPE
+
+
+class EpochBatches(Dataset):
+    """Item ``(epoch, step, slot)``: read that step's batch into ring slot ``slot``."""
+
+    def __init__(self, reader: SplitReader, planner: Planner, augment: AugmentConfig | None,
+                 seed: int, rank: int, ring: torch.Tensor | None = None, closing: torch.Tensor | None = None) -> None:
+        self.reader, self.planner, self.augment = reader, planner, augment
+        self.seed, self.rank, self.ring = seed, rank, ring
+        self.closing = closing  # shared flag: the loader is shutting its readers down
+
+    def load(self, epoch: int, step: int, out: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """uint16 images (augmented if configured), float32 labels and mask of one step."""
+        indices, mask = self.planner.plan(epoch).step_batch(step)
+        images, labels = self.reader.read(indices, out)
+        if self.augment is not None:
+            apply_geometry(images, geometry_codes(self.augment, len(images), self.seed, epoch, self.rank, step))
+        return images, labels.astype(np.float32), mask
+
+    def __getitem__(self, key: tuple[int, int, int]) -> dict[str, np.ndarray | int]:
+        epoch, step, slot = key
+        images, labels, mask = self.load(epoch, step, self.ring[slot].numpy())
+        # numpy, not tensors: tensors would travel by file descriptor, numpy by value (small)
+        return {"slot": slot, "n": len(images), "label": labels, "mask": mask}
+
+
+class EpochSampler(Sampler):
+    """(epoch, step, slot) for the steps the loader asks for; slots go round.
+
+    It holds its own cursor, not the loader: a loader -> DataLoader -> sampler -> loader cycle
+    would leave the reader processes to the cyclic garbage collector, whose finaliser waits
+    10 s per process for a shutdown message that never arrives (measured).
+    """
+
+    def __init__(self, slots: int) -> None:
+        self.slots, self.issued = slots, 0
+        self.epoch, self.first, self.steps = 0, 0, 0
+
+    def __len__(self) -> int:
+        return self.steps - self.first
+
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        for step in range(self.first, self.steps):
+            self.issued += 1
+            yield self.epoch, step, (self.issued - 1) % self.slots
+
+
+class TorchLoader(Loader):
+    _stream: DataLoader | None = None
+    _ring: torch.Tensor | None = None
+    _closing: torch.Tensor | None = None
+
+    def close(self) -> None:
+        """Stop the reader processes now (they also stop when the loader is dropped or at exit)."""
+        if self._closing is not None:
+            self._closing[0] = True
+        self._stream = None
+        self._ring = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _dataset(self, ring: torch.Tensor | None = None) -> EpochBatches:
+        return EpochBatches(self.source.reader(), self.planner,
+                            self.cfg.data.augment if self.augment else None, self.cfg.train.seed,
+                            self.env.rank, ring, self._closing)
+
+    def _open_stream(self) -> DataLoader:
+        data = self.cfg.data
+        slots = data.workers * data.prefetch + 2
+        self._ring = torch.empty((slots, self.batch_size, *IMAGE_SHAPE), dtype=torch.uint16).share_memory_()
+        self._closing = torch.zeros(1, dtype=torch.bool).share_memory_()
+        # Before multiprocessing's own exit handler (atexit runs last-registered first), which
+        # would terminate the readers and wait for them: stop them the orderly way.
+        atexit.register(_close_if_alive, weakref.ref(self))
+        self._sampler = EpochSampler(slots)
+        return DataLoader(self._dataset(self._ring), batch_size=None, sampler=self._sampler,
+                          num_workers=data.workers, prefetch_factor=data.prefetch,
+                          persistent_workers=True, multiprocessing_context=_reader_context(),
+                          collate_fn=_as_is, worker_init_fn=_leave_signals_to_the_trainer)
+
+    def _batches(self) -> Iterator[Batch]:
+        finish = _DeviceFinisher(self.source.mean, self.source.inv_std, self.device)
+        if self.cfg.data.workers == 0:
+            dataset = self._dataset()
+            for step in range(self.start_step, self.steps_per_epoch):
+                yield finish(*dataset.load(self.epoch, step))
+            return
+        if self._stream is None:
+            self._stream = self._open_stream()
+        self._sampler.epoch, self._sampler.first = self.epoch, self.start_step
+        self._sampler.steps = self.steps_per_epoch
+        for item in self._stream:
+            images = self._ring[item["slot"], :item["n"]].numpy()
+            yield finish(images, item["label"], item["mask"])
+
+
+def _as_is(item: dict) -> dict:
+    """The DataLoader's collate step: keep the reader's dict as it is (no tensor conversion)."""
+    return item
+
+
+def _close_if_alive(ref: weakref.ReferenceType) -> None:
+    loader = ref()
+    if loader is not None:
+        loader.close()
+
+
+def _leave_signals_to_the_trainer(worker_id: int) -> None:
+    """Readers ignore the preemption signals while their loader runs: Slurm sends them to every
+    process of a job step, and a reader that died of one would fail the step the trainer is about
+    to checkpoint. Once the loader is closing, the signals end the reader as usual (that is how
+    torch and multiprocessing stop stragglers)."""
+    closing = get_worker_info().dataset.closing
+
+    def handle(signum: int, frame: object) -> None:
+        if closing is not None and bool(closing[0]):
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    for sig in (signal.SIGTERM, signal.SIGUSR1):  # jeoparda.training.preempt.SIGNALS
+        signal.signal(sig, handle)
+
+
+def _reader_context() -> mp.context.BaseContext:
+    """Reader processes start from a clean forkserver (torch and this module preloaded), never
+    as forks of the caller: a fork inherits whatever the caller holds (a running DALI pipeline,
+    other loaders' iterators, CUDA state) and dies when its garbage collector finalises them."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "h5py", "jeoparda.loaders.torch_loader"])
+    return ctx
+
+
+class _DeviceFinisher:
+    """uint16 batch on the host -> normalised float32 batch on the device."""
+
+    def __init__(self, mean: np.ndarray, inv_std: np.ndarray, device: torch.device) -> None:
+        self.mean, self.inv_std, self.device = mean, inv_std, device
+        if device.type == "cuda":
+            self.mean_dev = torch.from_numpy(mean).to(device)
+            self.inv_dev = torch.from_numpy(inv_std).to(device)
+            self.pinned: list[tuple[torch.Tensor, torch.cuda.Event]] = []
+            self.turn = 0
+
+    def __call__(self, images: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> Batch:
+        if self.device.type != "cuda":
+            return {"image": normalise(images, self.mean, self.inv_std),
+                    "label": torch.from_numpy(labels), "mask": torch.from_numpy(mask)}
+        host = self._pinned_copy(images)
+        image = host.to(self.device, non_blocking=True)
+        self.pinned[self.turn][1].record()  # the pinned buffer is free again once this is done
+        image = image.float().sub_(self.mean_dev).mul_(self.inv_dev)
+        return {"image": image, "label": torch.from_numpy(labels).to(self.device, non_blocking=False),
+                "mask": torch.from_numpy(mask).to(self.device)}
+
+    def _pinned_copy(self, images: np.ndarray) -> torch.Tensor:
+        """Copy into one of two alternating pinned buffers, after its last transfer finished."""
+        self.turn = 1 - self.turn
+        if len(self.pinned) < 2 or self.pinned[self.turn][0].shape[0] < len(images):
+            buf = torch.empty((max(len(images), 1), *IMAGE_SHAPE), dtype=torch.uint16).pin_memory()
+            event = torch.cuda.Event()
+            event.record()
+            if len(self.pinned) < 2:
+                self.pinned.append((buf, event))
+            else:
+                self.pinned[self.turn] = (buf, event)
+        buf, event = self.pinned[self.turn]
+        event.synchronize()
+        host = buf[:len(images)]
+        host.numpy()[...] = images
+        return host

@@ -1,0 +1,1 @@
+"""The ``jeoparda-shards`` format: writer, reader, manifest and inspection."""

@@ -1,0 +1,71 @@
+"""Launcher detection from fake environments."""
+import pytest
+
+from jeoparda.cluster.env import detect
+
+
+def test_single_process():
+    env = detect({})
+    assert (env.rank, env.world_size, env.launcher, env.is_root) == (0, 1, "single", True)
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({"TORCHELASTIC_RUN_ID": "x", "RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "1",
+      "LOCAL_WORLD_SIZE": "4"}, ("torchrun", 3, 8, 1, 4, 2)),
+    ({"OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
+      "OMPI_COMM_WORLD_LOCAL_SIZE": "2"}, ("openmpi", 1, 2, 1, 2, 1)),
+    ({"PMI_RANK": "5", "PMI_SIZE": "6", "MPI_LOCALRANKID": "2", "MPI_LOCALNRANKS": "3"},
+     ("mpich", 5, 6, 2, 3, 2)),
+    ({"SLURM_JOB_ID": "42", "SLURM_STEP_ID": "0", "SLURM_PROCID": "7", "SLURM_NTASKS": "8",
+      "SLURM_LOCALID": "3", "SLURM_NTASKS_PER_NODE": "4(x2)", "SLURM_STEP_NUM_NODES": "2"},
+     ("slurm", 7, 8, 3, 4, 2)),
+])
+def test_launchers(environ, expected):
+    env = detect(environ)
+    assert (env.launcher, env.rank, env.world_size, env.local_rank, env.local_size, env.nodes) == expected
+
+
+def test_mpirun_inside_a_slurm_job_is_open_mpi():
+    env = detect({"SLURM_JOB_ID": "9", "SLURM_STEP_ID": "0", "SLURM_PROCID": "0", "SLURM_NTASKS": "1",
+                  "OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "2"})
+    assert (env.launcher, env.rank, env.world_size, env.job_id) == ("openmpi", 1, 2, "9")
+
+
+def test_slurm_batch_script_without_srun_is_single():
+    env = detect({"SLURM_JOB_ID": "9", "SLURM_PROCID": "0", "SLURM_NTASKS": "8"})
+    assert (env.launcher, env.world_size) == ("single", 1)
+
+
+def test_garbage_is_a_clear_error():
+    with pytest.raises(ValueError, match="OMPI_COMM_WORLD_SIZE"):
+        detect({"OMPI_COMM_WORLD_RANK": "0", "OMPI_COMM_WORLD_SIZE": "two"})
+
+
+def test_rendezvous_rules():
+    from jeoparda.cluster.env import ClusterEnv, first_slurm_host, rendezvous
+
+    one_node = ClusterEnv(world_size=2, local_size=2, nodes=1, launcher="openmpi")
+    r = rendezvous(one_node, environ={})
+    assert (r.addr, r.port) == ("127.0.0.1", None)
+    multi = ClusterEnv(world_size=8, local_size=4, nodes=2, launcher="slurm", job_id="123456")
+    r = rendezvous(multi, environ={"SLURM_JOB_NODELIST": "gpu[07-08]"})
+    assert (r.addr, r.port) == ("gpu07", 29500 + 123456 % 10000)
+    user = rendezvous(multi, port=4000, environ={"MASTER_ADDR": "head", "MASTER_PORT": "1234"})
+    assert (user.addr, user.port) == ("head", 1234)  # the user's settings win, untouched
+    assert rendezvous(multi, port=4000, environ={"SLURM_JOB_NODELIST": "n1"}).port == 4000
+    mpi = ClusterEnv(world_size=8, local_size=4, nodes=2, launcher="openmpi")
+    r = rendezvous(mpi, environ={})
+    assert (r.addr, r.port) == (None, None)  # settled over MPI at start-up
+    assert first_slurm_host("a[1-3],b") == "a1" and first_slurm_host("node7,node9") == "node7"
+
+
+def test_single_backend_refuses_many_processes():
+    import torch
+
+    from jeoparda.config import DistConfig
+    from jeoparda.cluster.backends import Backend
+    from jeoparda.cluster.env import ClusterEnv
+    from jeoparda.errors import JeopardaError
+
+    with pytest.raises(JeopardaError, match="dist.backend=single"):
+        Backend(ClusterEnv(rank=0, world_size=2), DistConfig(backend="single"), torch.device("cpu")).init()
