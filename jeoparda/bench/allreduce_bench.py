@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from jeoparda.devices import synchronize
 from jeoparda.cluster.backends import Backend
+from jeoparda.devices import synchronize
 from jeoparda.errors import JeopardaError
 from jeoparda.models import create_model
 from jeoparda.models.complexity import count_parameters

@@ -134,6 +134,6 @@ def fit_measured(sizes: list[dict[str, Any]], world_size: int, name: str = "meas
                   f"{bandwidth / 1e9:.2f} GB/s bus bandwidth")
 
 
-def with_overrides(system: System, **values: float | int | None) -> System:
+def with_overrides(system: System, **values: Any) -> System:
     """The system with the given fields replaced (None leaves a field as it is)."""
     return replace(system, **{k: v for k, v in values.items() if v is not None})

@@ -3,6 +3,7 @@ F1 against global batch size (does accuracy hold as the batch grows?)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -26,7 +27,7 @@ def _groups(rows: list[Row]) -> dict[str, list[Row]]:
     return out
 
 
-def _figure(title: str, xlabel: str, ylabel: str):  # type: ignore[no-untyped-def]
+def _figure(title: str, xlabel: str, ylabel: str) -> tuple[Any, Any]:
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
@@ -35,7 +36,7 @@ def _figure(title: str, xlabel: str, ylabel: str):  # type: ignore[no-untyped-de
     return fig, ax
 
 
-def _save(fig, ax, path: Path, ticks: list[int]) -> None:  # type: ignore[no-untyped-def]
+def _save(fig: Any, ax: Any, path: Path, ticks: list[int]) -> None:
     if ticks:  # only the measured worker counts or batch sizes, never fractions
         ax.set_xticks(sorted(set(ticks)))
     if ax.get_legend_handles_labels()[0]:
@@ -45,7 +46,7 @@ def _save(fig, ax, path: Path, ticks: list[int]) -> None:  # type: ignore[no-unt
     plt.close(fig)
 
 
-def _projected(ax, rows: list[Row], key: str, color: str, name: str, scale: float = 1) -> None:  # type: ignore[no-untyped-def]
+def _projected(ax: Any, rows: list[Row], key: str, color: str, name: str, scale: float = 1) -> None:
     """The projection's figures as crosses on a dotted line, where the report has them."""
     pts = [(r.world_size, scale * getattr(r, key)) for r in rows if getattr(r, key) is not None]
     if pts:

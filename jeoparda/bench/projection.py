@@ -92,10 +92,10 @@ def project(work: Workload, system: System, world_sizes: list[int], opts: ModelO
     base = None
     rows = []
     for p in sorted(set(world_sizes)):
-        batch = opts.global_batch / p if opts.mode == "strong" else work.batch_size
+        batch = (opts.global_batch or 0) / p if opts.mode == "strong" else work.batch_size
         if batch < 1:
             warnings.warn(f"{p} GPUs: fewer than one image per GPU at global batch {opts.global_batch}; "
-                          "larger world sizes left out")
+                          "larger world sizes left out", stacklevel=2)
             break
         parts = step_parts(work, system, p, batch, opts)
         global_batch = batch * p
@@ -134,7 +134,8 @@ def workload_from_run(path: Path) -> Workload:
         compute = step - wait
         if run.world_size > 1:
             warnings.warn(f"{run.path}: measured on {run.world_size} workers without a compute/communication "
-                          "split; its communication counts as compute (use a 1-worker run or bench train)")
+                          "split; its communication counts as compute (use a 1-worker run or bench train)",
+                          stacklevel=2)
     return Workload(run.start["model"], batch, compute, wait, gradient_bytes(run.start["model"]), str(run.path))
 
 

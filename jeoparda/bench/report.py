@@ -42,6 +42,10 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _pct(value: float | None, spec: str) -> str:
+    return "–" if value is None else f"{100 * value:{spec}} %"
+
+
 def projection_section(rows: list[Row], doc: dict[str, Any], source: str) -> list[str]:
     """Projection next to measurement for the rows a projection matched."""
     system = doc["system"]
@@ -58,8 +62,8 @@ def projection_section(rows: list[Row], doc: dict[str, Any], source: str) -> lis
               "| projected efficiency |", "|---|---|---|---|---|---|---|"]
     for r in matched:
         lines.append(f"| {r.data_backend} | {r.world_size} | {r.images_per_s:.1f} | {r.projected_images_per_s:.1f} | "
-                     f"{100 * r.projection_error:+.1f} % | {100 * r.efficiency:.1f} % | "
-                     f"{100 * r.projected_efficiency:.1f} % |")
+                     f"{_pct(r.projection_error, '+.1f')} | {100 * r.efficiency:.1f} % | "
+                     f"{_pct(r.projected_efficiency, '.1f')} |")
     return lines + [""]
 
 
@@ -69,11 +73,13 @@ def markdown(rows: list[Row], runs: list[Run], skipped: list[str]) -> str:
              "docs/benchmarks.md (weak: X(N)/(N/N0·X(N0)); strong: T(N0)·N0/(T(N)·N)).", ""]
     for group in sorted({(r.model, r.mode, r.data_backend) for r in rows}):
         lines += [f"## {group[0]}, {group[1]} scaling, {group[2]} data", "",
-                  "| workers | nodes | global batch | images/s | epoch time (s) | speed-up | efficiency | F1 (samples) |",
+                  "| workers | nodes | global batch | images/s | epoch time (s) | speed-up | efficiency "
+                  "| F1 (samples) |",
                   "|---|---|---|---|---|---|---|---|"]
         for r in (r for r in rows if (r.model, r.mode, r.data_backend) == group):
             lines.append(f"| {r.world_size} | {r.nodes} | {r.global_batch_size} | {r.images_per_s:.1f} | "
-                         f"{r.epoch_time_s:.2f} | {r.speedup:.2f} | {100 * r.efficiency:.1f} % | {_fmt(r.f1_samples)} |")
+                         f"{r.epoch_time_s:.2f} | {r.speedup:.2f} | {100 * r.efficiency:.1f} % | "
+                         f"{_fmt(r.f1_samples)} |")
         lines.append("")
     other = [r for r in runs if r.status != "completed"]
     if other or skipped:
@@ -84,10 +90,10 @@ def markdown(rows: list[Row], runs: list[Run], skipped: list[str]) -> str:
     lines += ["## Environment", "",
               "| run | world size | nodes | device | GPUs/node | hosts | torch | cuda | mpi | dali | horovod |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in runs:
-        v, st = r.start.get("versions", {}), r.start
+    for run in runs:
+        v, st = run.start.get("versions", {}), run.start
         device = st.get("device_name") or st.get("device", "")
-        lines.append(f"| {r.path.parent.name} | {r.world_size} | {st.get('nodes', '')} | {device} | "
+        lines.append(f"| {run.path.parent.name} | {run.world_size} | {st.get('nodes', '')} | {device} | "
                      f"{st.get('gpus_per_node', '')} | {', '.join(st.get('hosts', []))} | {v.get('torch')} | "
                      f"{v.get('cuda')} | {v.get('mpi')} | {v.get('dali')} | {v.get('horovod')} |")
     return "\n".join(lines) + "\n"
@@ -95,7 +101,8 @@ def markdown(rows: list[Row], runs: list[Run], skipped: list[str]) -> str:
 
 def to_html(markdown_text: str, plots: list[Path]) -> str:
     """A self-contained page: the report's tables and text, the plots embedded as data URIs."""
-    body, table = [], []
+    body: list[str] = []
+    table: list[str] = []
 
     def flush() -> None:
         if table:

@@ -52,18 +52,18 @@ def read_run(path: Path) -> Run | None:
         lines = log.read_text(encoding="utf-8").splitlines()
         events = [json.loads(line) for line in lines if line.strip()]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        warnings.warn(f"{log}: skipped, unreadable results log ({exc})")
+        warnings.warn(f"{log}: skipped, unreadable results log ({exc})", stacklevel=2)
         return None
     starts = [e for e in events if e.get("event") == "run_start"]
     epochs = [e for e in events if e.get("event") == "epoch"]
     ends = [e for e in events if e.get("event") == "run_end"]
     if not starts:
-        warnings.warn(f"{log}: skipped, no run_start event")
+        warnings.warn(f"{log}: skipped, no run_start event", stacklevel=2)
         return None
     needed = ("model", "data_backend", "world_size")
     if any(k not in starts[0] for k in needed) or any("images_per_s" not in e or "epoch_time_s" not in e
                                                        for e in epochs):
-        warnings.warn(f"{log}: skipped, events lack {', '.join(needed)} or epoch timings")
+        warnings.warn(f"{log}: skipped, events lack {', '.join(needed)} or epoch timings", stacklevel=2)
         return None
     return Run(log, starts[0], epochs, ends[-1] if ends else None)
 

@@ -67,8 +67,8 @@ def _run_bench_loader(args: argparse.Namespace) -> int:
     import json
 
     from jeoparda.bench.loader_bench import run
-    from jeoparda.config import AugmentConfig, DataConfig, RunConfig, TrainConfig
     from jeoparda.cluster.env import detect
+    from jeoparda.config import AugmentConfig, DataConfig, RunConfig, TrainConfig
 
     aug = AugmentConfig(flip=False, rot90=False) if args.no_augment else AugmentConfig()
     cfg = RunConfig(data=DataConfig(path=str(args.data or ""), backend=args.backend,
@@ -91,8 +91,8 @@ def _run_bench_train(args: argparse.Namespace) -> int:
     import json
 
     from jeoparda.bench.train_bench import bench_train
-    from jeoparda.config import load_config
     from jeoparda.cluster.env import detect
+    from jeoparda.config import load_config
 
     cfg = load_config(args.config, args.overrides)
     result = bench_train(cfg, args.out, args.warmup_steps, args.steps, args.blocks)
@@ -113,10 +113,10 @@ def _run_bench_allreduce(args: argparse.Namespace) -> int:
     import json
 
     from jeoparda.bench.allreduce_bench import gradient_bytes, message_sizes, run
-    from jeoparda.config import DistConfig
-    from jeoparda.devices import default_device
     from jeoparda.cluster.backends import create_backend
     from jeoparda.cluster.env import detect
+    from jeoparda.config import DistConfig
+    from jeoparda.devices import default_device
 
     env = detect()
     device = default_device(env)

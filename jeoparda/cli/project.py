@@ -83,7 +83,8 @@ def _system(args: argparse.Namespace):
             doc = json.loads(lines[-1])
             system = fit_measured(doc["sizes"], int(doc["world_size"]))
         except (OSError, IndexError, KeyError, TypeError, ValueError) as exc:
-            raise JeopardaError(f"{args.allreduce}: not the output of `jeoparda bench allreduce --json` ({exc})") from None
+            raise JeopardaError(f"{args.allreduce}: not the output of `jeoparda bench allreduce --json` "
+                                f"({exc})") from None
     else:
         system = preset(args.system or "a100-hdr200")
     us, gb = (lambda v: None if v is None else v * 1e-6), (lambda v: None if v is None else v * 1e9)
@@ -105,7 +106,8 @@ def _workload(args: argparse.Namespace):
 
     if args.model not in {m.name for m in list_models()}:
         raise JeopardaError(f"unknown model {args.model!r}; see `jeoparda models`")
-    return Workload(args.model, args.batch_size, args.step_time, args.data_wait, gradient_bytes(args.model), "command line")
+    return Workload(args.model, args.batch_size, args.step_time, args.data_wait, gradient_bytes(args.model),
+                    "command line")
 
 
 def _world_sizes(args: argparse.Namespace) -> list[int]:

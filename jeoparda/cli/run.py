@@ -43,7 +43,8 @@ def add_report(sub: argparse._SubParsersAction) -> None:
         description="Read the results.jsonl of every run given (run folders, logs or globs), group "
         "them by model, scaling mode and data backend, and write OUT/scaling.csv, OUT/report.md, a "
         "self-contained OUT/report.html and PNG plots: throughput (median images/s after the first "
-        "epoch), epoch time, speed-up and efficiency per world size, with final F1. Damaged logs are skipped with a warning; failed and "
+        "epoch), epoch time, speed-up and efficiency per world size, with final F1. Damaged logs are skipped "
+        "with a warning; failed and "
         "preempted runs are listed, never used as data points.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders, results logs or globs")
     p.add_argument("--out", type=Path, required=True, help="folder for the report")

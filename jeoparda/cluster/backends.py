@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from jeoparda.config import DistConfig
 from jeoparda.cluster.env import ClusterEnv, Rendezvous, rendezvous
+from jeoparda.config import DistConfig
 from jeoparda.errors import JeopardaError
 
 HOROVOD_HINT = ("Horovod is not installed; build it with `make horovod` (Horovod 0.28.1 with the C++17 "
@@ -133,7 +133,7 @@ class DDPBackend(Backend):
         return DistributedDataParallel(model, device_ids=ids)
 
     def without_gradient_sync(self, model: nn.Module) -> Any:
-        return model.no_sync()
+        return model.no_sync()  # type: ignore[operator]  # DDP's method, reached through nn.Module
 
     def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
         import torch.distributed as dist
@@ -197,9 +197,10 @@ class HorovodBackend(Backend):
         if not scaler.is_enabled():
             optimizer.step()
             return
-        optimizer.synchronize()  # reduce before unscaling, then step without reducing again
+        hvd_opt: Any = optimizer  # Horovod's DistributedOptimizer adds these two methods
+        hvd_opt.synchronize()  # reduce before unscaling, then step without reducing again
         scaler.unscale_(optimizer)
-        with optimizer.skip_synchronize():
+        with hvd_opt.skip_synchronize():
             scaler.step(optimizer)
         scaler.update()
 

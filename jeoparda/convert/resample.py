@@ -7,7 +7,7 @@ rounded to the nearest integer and clipped to the uint16 range.
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -21,7 +21,7 @@ def _keys_cubic(t: np.ndarray, a: float = -0.5) -> np.ndarray:
     return np.where(t <= 1, near, np.where(t < 2, far, 0.0))
 
 
-@lru_cache(maxsize=None)
+@cache
 def weight_matrix(n_in: int, n_out: int, method: str) -> np.ndarray:
     """The (n_out, n_in) matrix W with ``resampled = W @ image @ W.T``."""
     if method not in METHODS:

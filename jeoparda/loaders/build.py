@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from jeoparda.config import RunConfig
-from jeoparda.loaders.base import Loader, open_split
-from jeoparda.devices import default_device
 from jeoparda.cluster.env import ClusterEnv
+from jeoparda.config import RunConfig
+from jeoparda.devices import default_device
+from jeoparda.loaders.base import Loader, open_split
 
 
 def build_loader(cfg: RunConfig, env: ClusterEnv, split: str, device: torch.device | None = None) -> Loader:

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jeoparda.shards.manifest import MANIFEST_NAME, write_json_atomic
-from jeoparda.shards.format import ShardError, file_sha256
 from jeoparda.cluster.env import ClusterEnv
 from jeoparda.errors import JeopardaError
+from jeoparda.shards.format import ShardError, file_sha256
+from jeoparda.shards.manifest import MANIFEST_NAME, write_json_atomic
 
 WAIT_LIMIT_S = 3600.0
 

@@ -42,6 +42,9 @@ class BandWiseMultiScale(nn.Module):
 
 
 class BWMS(FeatureHeadModel):
+    idx10: torch.Tensor  # buffers: canonical indices of the 10 m and 20 m bands
+    idx20: torch.Tensor
+
     def __init__(self, block: type[BasicBlock], layers: tuple[int, ...], in_chans: int = 12,
                  num_classes: int = 19, dropout: float = 0.25):
         super().__init__()

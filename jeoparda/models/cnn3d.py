@@ -25,7 +25,8 @@ class CNN3D(FeatureHeadModel):
         super().__init__()
         layers, c_in = [], 1
         for c_out, kernel, stride in LAYERS:
-            layers += [nn.Conv3d(c_in, c_out, kernel, stride, tuple(k // 2 for k in kernel), bias=False),
+            padding = (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2)
+            layers += [nn.Conv3d(c_in, c_out, kernel, stride, padding, bias=False),
                        nn.BatchNorm3d(c_out), nn.ReLU(inplace=True)]
             c_in = c_out
         self.body = nn.Sequential(*layers)
@@ -34,7 +35,7 @@ class CNN3D(FeatureHeadModel):
                                   nn.Dropout(dropout), nn.Linear(512, num_classes))
         init_weights(self)
 
-    def to(self, *args, **kwargs) -> "CNN3D":
+    def to(self, *args, **kwargs) -> CNN3D:
         """Accept ``memory_format=torch.channels_last`` like the 2-D models: the 5-D Conv3d
         weights take its 3-D counterpart (plain channels_last is undefined for 5-D tensors)."""
         if kwargs.get("memory_format") is torch.channels_last:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from jeoparda.errors import JeopardaError
@@ -13,7 +14,13 @@ class FeatureHeadModel(nn.Module):
     """A model in two parts: ``forward_features`` (a feature map) and ``forward_head`` (pool and
     classify); ``forward`` is their composition."""
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
 

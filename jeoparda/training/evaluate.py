@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from jeoparda.loaders.base import Loader
 from jeoparda.cluster.backends import Backend
+from jeoparda.loaders.base import Loader
 from jeoparda.training.metrics import multilabel_scores
 
 

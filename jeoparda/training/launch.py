@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from jeoparda.config import RunConfig, dump_config
-from jeoparda.devices import default_device
 from jeoparda.cluster.backends import Backend, create_backend
 from jeoparda.cluster.env import ClusterEnv, detect
+from jeoparda.config import RunConfig, dump_config
+from jeoparda.devices import default_device
 from jeoparda.errors import JeopardaError
 from jeoparda.training import checkpoint
 from jeoparda.training.loop import Say, Trainer, configure_threads
@@ -36,7 +36,7 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, restart: bool =
         kept = log.with_name(f"results-attempt-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
         log.rename(kept)
         warnings.warn(f"{run_dir}: no checkpoint to resume from; starting again (the earlier attempt's log "
-                      f"is {kept.name})")
+                      f"is {kept.name})", stacklevel=2)
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, run_dir / "config.yaml")
 

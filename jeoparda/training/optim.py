@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,7 +19,7 @@ class LARS(torch.optim.SGD):
         self.wd, self.trust = weight_decay, trust
 
     @torch.no_grad()
-    def step(self, closure=None):  # type: ignore[override]
+    def step(self, closure: Any = None) -> Any:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None or p.ndim <= 1:
@@ -38,7 +39,7 @@ class LAMB(torch.optim.Adam):
         self.wd = weight_decay
 
     @torch.no_grad()
-    def step(self, closure=None):  # type: ignore[override]
+    def step(self, closure: Any = None) -> Any:
         before = {p: p.detach().clone() for g in self.param_groups for p in g["params"] if p.grad is not None}
         super().step(closure)
         for group in self.param_groups:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from types import FrameType
+from typing import Any
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again later"
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -12,9 +13,9 @@ SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 class PreemptFlag:
     def __init__(self) -> None:
         self.signal: int | None = None
-        self._previous = {}
+        self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "PreemptFlag":
+    def __enter__(self) -> PreemptFlag:
         for sig in SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
         return self

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from jeoparda.bench.allreduce_bench import gradient_bytes, message_sizes, run
-from jeoparda.config import DistConfig
 from jeoparda.cluster.backends import Backend
 from jeoparda.cluster.env import ClusterEnv
+from jeoparda.config import DistConfig
 from tests.convert.test_run_mpi import mpi_env, mpirun
 
 

@@ -136,7 +136,8 @@ def test_workload_from_a_training_log(tmp_path):
         workload_from_run(_train_log(tmp_path / "r2", world=2))
 
 
-def _projection_doc(path, model="resnet50", mode="weak", batch=64, step={1: 0.5, 2: 0.55, 4: 0.6}):
+def _projection_doc(path, model="resnet50", mode="weak", batch=64, step=None):
+    step = step or {1: 0.5, 2: 0.55, 4: 0.6}
     rows = [{"world_size": n, "global_batch": batch * n, "step_time_s": t, "images_per_s": batch * n / t}
             for n, t in step.items()]
     doc = {"format": "jeoparda-projection", "version": 1, "model": model, "mode": mode, "rows": rows,

@@ -35,7 +35,8 @@ def test_single_process_blocks_and_summary(tmp_path):
 def test_two_ranks_split_compute_and_communication(tmp_path):
     sets = [a for s in SETS for a in ("--set", s)]
     proc = subprocess.run([mpirun(), "-np", "2", "--oversubscribe", sys.executable, "-m", "jeoparda", "bench", "train",
-                           *sets, "--warmup-steps", "1", "--steps", "2", "--blocks", "2", "--out", str(tmp_path / "run"),
+                           *sets, "--warmup-steps", "1", "--steps", "2", "--blocks", "2",
+                           "--out", str(tmp_path / "run"),
                            "--json"], capture_output=True, text=True, env=mpi_env(), timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])

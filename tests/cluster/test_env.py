@@ -62,9 +62,9 @@ def test_rendezvous_rules():
 def test_single_backend_refuses_many_processes():
     import torch
 
-    from jeoparda.config import DistConfig
     from jeoparda.cluster.backends import Backend
     from jeoparda.cluster.env import ClusterEnv
+    from jeoparda.config import DistConfig
     from jeoparda.errors import JeopardaError
 
     with pytest.raises(JeopardaError, match="dist.backend=single"):

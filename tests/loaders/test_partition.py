@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from jeoparda.loaders.partition import eval_plan, placement, shuffled, train_plan
 from jeoparda.cluster.env import ClusterEnv
 from jeoparda.errors import JeopardaError
+from jeoparda.loaders.partition import eval_plan, placement, shuffled, train_plan
 
 SIZES = [40, 40, 17, 23]  # 120 patches in 4 shards of uneven size
 

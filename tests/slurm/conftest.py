@@ -60,6 +60,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY")
+
+
 @dataclass
 class Cluster:
     root: Path
@@ -80,8 +83,7 @@ class Cluster:
         out = self.run("scontrol", "show", "job", "-o", job_id).stdout
         return dict(field.split("=", 1) for field in out.split() if "=" in field)
 
-    def wait(self, job_id: str, timeout: float = 300, until: tuple[str, ...] = ("COMPLETED", "FAILED", "CANCELLED",
-                                                                               "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY")) -> dict:
+    def wait(self, job_id: str, timeout: float = 300, until: tuple[str, ...] = FINAL_STATES) -> dict:
         deadline = time.time() + timeout
         while time.time() < deadline:
             info = self.job(job_id)

@@ -38,7 +38,8 @@ def test_sigterm_checkpoints_requeues_and_resumes(slurm, dataset, tmp_path):
                        "--set", "train.checkpoint_every=1000", *SMALL, "--out", str(run))
     deadline = time.time() + 240
     while not (run / "results.jsonl").exists() or not any(e["event"] == "epoch" for e in events(run)):
-        assert time.time() < deadline and slurm.job(job)["JobState"] in ("PENDING", "RUNNING"), job_output(tmp_path, job)
+        state = slurm.job(job)["JobState"]
+        assert time.time() < deadline and state in ("PENDING", "RUNNING"), job_output(tmp_path, job)
         time.sleep(0.5)
     slurm.run("scancel", "--signal=TERM", job)  # what a preemption sends, well before the time limit
     info = slurm.wait(job, until=("PENDING",))  # the script requeued it

@@ -86,7 +86,8 @@ def test_container_launch_line(tmp_path):
 
 
 def test_convert_and_report_scripts(tmp_path):
-    proc, calls = run_script(tmp_path, ["slurm/convert_bigearthnet.sh", "--source", "A", "--out", "D", "--workers", "2"])
+    proc, calls = run_script(tmp_path, ["slurm/convert_bigearthnet.sh", "--source", "A", "--out", "D",
+                                        "--workers", "2"])
     assert proc.returncode == 0, proc.stderr
     args = build_parser().parse_args(jeoparda_argv(calls[0]))
     assert (args.command, args.source, args.out, args.workers) == ("convert", Path("A"), Path("D"), 2)
@@ -96,7 +97,8 @@ def test_convert_and_report_scripts(tmp_path):
 
 
 @pytest.mark.parametrize("axis, scale", [("--nodes", ["--nodes=1", "--nodes=2", "--nodes=4"]),
-                                         ("--tasks", ["--ntasks-per-node=1", "--ntasks-per-node=2", "--ntasks-per-node=4"])])
+                                         ("--tasks", ["--ntasks-per-node=1", "--ntasks-per-node=2",
+                                                      "--ntasks-per-node=4"])])
 def test_scaling_sweep_submits_each_scale_and_a_report(axis, scale, tmp_path):
     out = tmp_path / "sweep"
     proc, calls = run_script(tmp_path, ["slurm/scaling_sweep.sh", axis, "1 2 4", "--script", "slurm/train_resnet18.sh",

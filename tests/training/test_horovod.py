@@ -28,9 +28,9 @@ def test_horovod_missing_is_a_clear_error(dataset, tmp_path, monkeypatch):
 
     import torch
 
-    from jeoparda.config import DistConfig
     from jeoparda.cluster.backends import HorovodBackend
     from jeoparda.cluster.env import ClusterEnv
+    from jeoparda.config import DistConfig
     from jeoparda.errors import JeopardaError
 
     real_import = builtins.__import__

@@ -8,11 +8,10 @@ import time
 import pytest
 import torch
 
-from jeoparda.config import RunConfig, DataConfig, TrainConfig
-from jeoparda.loaders.build import build_loader
 from jeoparda.cluster.backends import Backend
 from jeoparda.cluster.env import ClusterEnv
-from jeoparda.config import DistConfig
+from jeoparda.config import DataConfig, DistConfig, RunConfig, TrainConfig
+from jeoparda.loaders.build import build_loader
 from jeoparda.models import create_model
 from jeoparda.training import checkpoint
 from jeoparda.training.evaluate import evaluate
@@ -37,7 +36,8 @@ def test_two_ranks_stay_in_sync_and_metrics_cover_all_ranks(dataset, tmp_path):
     model = create_model("resnet18")
     model.load_state_dict(state["model"])
     cfg = RunConfig(data=DataConfig(path=str(dataset), workers=0), train=TrainConfig(batch_size=4))
-    single = evaluate(model, build_loader(cfg, ClusterEnv(), "test"), Backend(ClusterEnv(), DistConfig(), torch.device("cpu")),
+    backend = Backend(ClusterEnv(), DistConfig(), torch.device("cpu"))
+    single = evaluate(model, build_loader(cfg, ClusterEnv(), "test"), backend,
                       0.5, {"device_type": "cpu", "enabled": False})
     assert single["samples"] == end["test"]["samples"] == 7
     for key, value in single.items():
