@@ -23,13 +23,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from jeoparda.sources.bigearthnet_v1 import band_path, locate_root  # noqa: E402
-from jeoparda.convert.run import run_conversion  # noqa: E402
-from jeoparda.convert.plan import ConvertOptions  # noqa: E402
-from jeoparda.shards.format import ShardReader  # noqa: E402
-from jeoparda.sources.synth import synthesize  # noqa: E402
 from jeoparda.cluster.env import ClusterEnv  # noqa: E402
+from jeoparda.convert.plan import ConvertOptions  # noqa: E402
+from jeoparda.convert.run import run_conversion  # noqa: E402
 from jeoparda.sentinel2 import BAND_NAMES  # noqa: E402
+from jeoparda.shards.reader import ShardReader  # noqa: E402
+from jeoparda.sources.bigearthnet_v1 import band_path, locate_root  # noqa: E402
+from jeoparda.sources.synth import synthesize  # noqa: E402
 
 
 def convert_rate(source: Path, out: Path, workers: int) -> float:

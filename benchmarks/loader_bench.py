@@ -27,12 +27,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 from jeoparda.bench.loader_bench import endless, run  # noqa: E402
+from jeoparda.cluster.env import ClusterEnv  # noqa: E402
 from jeoparda.config import AugmentConfig, DataConfig, RunConfig, TrainConfig  # noqa: E402
 from jeoparda.loaders.build import build_loader  # noqa: E402
-from jeoparda.shards.format import ShardReader  # noqa: E402
-from jeoparda.sources.synth import synthesize  # noqa: E402
-from jeoparda.cluster.env import ClusterEnv  # noqa: E402
 from jeoparda.models import create_model  # noqa: E402
+from jeoparda.shards.reader import ShardReader  # noqa: E402
+from jeoparda.sources.synth import synthesize  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from convert_bench import convert_rate, read_geotiffs  # noqa: E402

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import typing
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,8 @@ class DataConfig:
     stage: bool = False            # copy this node's shards to node-local storage first
     stage_dir: str = ""            # node-local folder; empty: the temporary directory ($TMPDIR)
     synthetic_patches: int = 0     # synthetic backend without a data path: patches per epoch
+    bands: str = ""                # channels to deliver: "" = the data set's optical bands; "s2+s1"
+    #                                adds VV, VH; or a comma list, e.g. "B02,B03,B04,B08,VV,VH"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -97,10 +100,12 @@ class TrainConfig:
         _check(self.epochs >= 1, "train.epochs", f"must be >= 1, got {self.epochs}")
         _check(self.batch_size >= 1, "train.batch_size", f"must be >= 1, got {self.batch_size}")
         _check(self.global_batch_size >= 0, "train.global_batch_size", "must be >= 0")
-        _check(self.optimizer in OPTIMIZERS, "train.optimizer", f"{self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        _check(self.optimizer in OPTIMIZERS, "train.optimizer",
+               f"{self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         _check(self.lr_scaling in ("none", "linear"), "train.lr_scaling", "must be none or linear")
         _check(self.schedule in SCHEDULES, "train.schedule", f"{self.schedule!r} is not one of {', '.join(SCHEDULES)}")
-        _check(self.precision in PRECISIONS, "train.precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        _check(self.precision in PRECISIONS, "train.precision",
+               f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
         _check(self.lr > 0, "train.lr", f"must be > 0, got {self.lr}")
         _check(self.step_epochs >= 1 and self.lr_base_batch >= 1, "train.step_epochs", "must be >= 1")
         _check(0 <= self.threshold <= 1, "train.threshold", "must be within 0..1")
@@ -115,7 +120,8 @@ class DistConfig:
     timeout_s: float = 300.0         # a collective that waits longer ends the job
 
     def __post_init__(self) -> None:
-        _check(self.backend in DIST_BACKENDS, "dist.backend", f"{self.backend!r} is not one of {', '.join(DIST_BACKENDS)}")
+        _check(self.backend in DIST_BACKENDS, "dist.backend",
+               f"{self.backend!r} is not one of {', '.join(DIST_BACKENDS)}")
         _check(0 <= self.port < 65536, "dist.port", f"must be a port number, got {self.port}")
         _check(self.timeout_s > 0, "dist.timeout_s", "must be > 0")
 
@@ -169,7 +175,7 @@ def _coerce(value: Any, kind: Any, name: str, where: str) -> Any:
     raise JeopardaError(f"{where}: {name} must be {words.get(kind, kind)}, got {value!r}")
 
 
-def _build(cls: type, values: dict[str, Any], where: str, prefix: str = "") -> Any:
+def _build(cls: Any, values: dict[str, Any], where: str, prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in fields(cls):
@@ -198,7 +204,7 @@ def parse_override(text: str) -> dict[str, Any]:
     return out
 
 
-def load_config(files: list[Path] = (), overrides: list[str] = ()) -> RunConfig:
+def load_config(files: Sequence[Path] = (), overrides: Sequence[str] = ()) -> RunConfig:
     """Defaults, then each YAML file in order, then ``--set`` overrides."""
     merged = to_dict(RunConfig())
     sources = []

@@ -44,3 +44,7 @@ BAND_INDEX: dict[str, int] = {name: i for i, name in enumerate(BAND_NAMES)}
 def band_indices(resolution_m: int) -> tuple[int, ...]:
     """Indices (in canonical order) of the bands whose native resolution is ``resolution_m``."""
     return tuple(i for i, b in enumerate(BANDS) if b.resolution_m == resolution_m)
+
+
+#: Sentinel-1 channels (dB), where converted: they follow the optical bands in this order.
+S1_BANDS: tuple[str, ...] = ("VV", "VH")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job end to end on a small built-in data set: synthesise an archive, convert it into
-# shards, inspect them, and train ResNet18 data-parallel on 2 MPI ranks (DDP over gloo).
+# shards, inspect them, and train ResNet18 data-parallel on 2 MPI ranks (DDP over gloo); a
+# BigEarthNet v2.0 leg converts an LMDB archive with reference maps and Sentinel-1.
 # Usage: scripts/demo.sh [OUTPUT_DIR]
 set -euo pipefail
 out="${1:-demo-output}"
@@ -17,6 +18,16 @@ jeoparda convert --source "$out/archive" --out "$out/shards" --shard-size 64 --w
   --exclude "$out/archive/patches_with_cloud_and_shadow.csv"
 echo "== jeoparda inspect"
 jeoparda inspect "$out/shards"
+echo "== BigEarthNet v2.0: a 200-patch archive as rico-hdl encodes it (LMDB, reference maps, Sentinel-1)"
+jeoparda synth --out "$out/reben" --patches 200 --seed 0 --layout lmdb
+echo "== jeoparda convert: LMDB + reference maps + Sentinel-1 -> shard format v2 (tasks multilabel, segmentation)"
+jeoparda convert --source "$out/reben" --out "$out/reben-shards" --shard-size 64 --workers 2 --with-s1
+jeoparda inspect "$out/reben-shards" > "$out/reben-inspect.txt"
+head -n 8 "$out/reben-inspect.txt"
+echo "== jeoparda train: one epoch on the 14 channels (12 optical + VV, VH)"
+jeoparda train --config benchmarks/configs/resnet18.yaml --set data.path="$out/reben-shards" \
+  --set data.bands=s2+s1 --set train.epochs=1 --set train.batch_size=32 --set data.workers=1 \
+  --set dist.backend=single --out "$out/runs-reben/resnet18-s2s1"
 for ranks in 1 2; do
   echo "== jeoparda train: ResNet18, $ranks rank(s) (mpirun), 4 epochs, one thread per rank"
   mpirun -np "$ranks" --oversubscribe jeoparda train --config benchmarks/configs/resnet18.yaml \
@@ -32,7 +43,7 @@ jeoparda project --from "$out/runs/resnet18-1rank" --allreduce "$out/allreduce.t
 echo "== jeoparda report: weak scaling 1 -> 2 ranks, next to the projection"
 jeoparda report "$out"/runs/* --out "$out/report" --projection "$out/projection/projection.json"
 echo
-echo "demo data: archive in $out/archive, shards in $out/shards"
+echo "demo data: archive in $out/archive, shards in $out/shards; v2.0 archive in $out/reben, shards in $out/reben-shards"
 echo "training runs: $out/runs/resnet18-1rank and -2rank (results.jsonl, config.yaml, checkpoints/)"
 echo "projection: $out/projection/projection.json and projection.csv"
 echo "scaling report: $out/report/report.html (also report.md, scaling.csv, PNG plots)"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from jeoparda.convert.run import run_conversion
-from jeoparda.convert.plan import ConvertOptions
-from jeoparda.sources.synth import synthesize
 from jeoparda.cluster.env import ClusterEnv
+from jeoparda.convert.plan import ConvertOptions
+from jeoparda.convert.run import run_conversion
+from jeoparda.sources.synth import synthesize
 
 
 @pytest.fixture(scope="session")
@@ -41,4 +41,49 @@ def dataset(archive_master, tmp_path_factory) -> Path:
     """The master archive converted (shard size 8); never modify it."""
     out = tmp_path_factory.mktemp("dataset") / "shards"
     convert(archive_master, out)
+    return out
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def reben_tree_master(tmp_path_factory) -> Path:
+    """A 24-patch synthetic BigEarthNet v2.0 archive (GeoTIFF trees, maps, S1); never modify it."""
+    from jeoparda.sources.synth_v2 import synthesize_v2
+
+    out = tmp_path_factory.mktemp("reben-tree")
+    synthesize_v2(out, 24, seed=4)
+    return out
+
+
+@pytest.fixture(scope="session")
+def reben_lmdb_master(tmp_path_factory) -> Path:
+    """The same 24 patches as rico-hdl would encode them (LMDB + maps); never modify it."""
+    from jeoparda.sources.synth_v2 import synthesize_v2
+
+    out = tmp_path_factory.mktemp("reben-lmdb")
+    synthesize_v2(out, 24, seed=4, lmdb=True)
+    return out
+
+
+@pytest.fixture
+def reben_tree(reben_tree_master, tmp_path) -> Path:
+    dest = tmp_path / "reben-tree"
+    shutil.copytree(reben_tree_master, dest)
+    return dest
+
+
+@pytest.fixture
+def reben_lmdb(reben_lmdb_master, tmp_path) -> Path:
+    dest = tmp_path / "reben-lmdb"
+    shutil.copytree(reben_lmdb_master, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def reben_dataset(reben_tree_master, tmp_path_factory) -> Path:
+    """The v2 archive converted with maps and Sentinel-1 (shard size 6); never modify it."""
+    out = tmp_path_factory.mktemp("reben-dataset") / "shards"
+    convert(reben_tree_master, out, shard_size=6, with_s1=True)
     return out

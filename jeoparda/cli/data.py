@@ -13,25 +13,39 @@ from jeoparda.errors import JeopardaError
 
 def add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "synth", help="write a synthetic archive in the BigEarthNet-S2 v1.0 layout",
-        description="Write a synthetic archive in the BigEarthNet-S2 v1.0 layout: one uint16 "
-        "GeoTIFF per band at native resolution (120/60/20 px), labels JSON, split CSVs in "
-        "OUT/splits/ (50/25/25) and the two noisy-patch lists. Every label has a spectral "
-        "signature and texture, so models can learn from it. Deterministic for a seed.")
+        "synth", help="write a synthetic archive (BigEarthNet v1.0, v2.0 or rico-hdl LMDB layout)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write a synthetic archive that `jeoparda convert` reads like the real one.\n\n"
+        "  v1    BigEarthNet-S2 v1.0: one uint16 GeoTIFF per band at native resolution (120/60/20 px),\n"
+        "        labels JSON, split CSVs in OUT/splits/ (70/15/15) and the two noisy-patch lists.\n"
+        "  v2    BigEarthNet v2.0 GeoTIFF trees: BigEarthNet-S2/, BigEarthNet-S1/ (VV, VH in dB),\n"
+        "        Reference_Maps/ (CORINE codes; a patch's labels are the classes its map covers),\n"
+        "        metadata.parquet and the snow/cloud/shadow table.\n"
+        "  lmdb  BigEarthNet v2.0 as rico-hdl encodes it: one LMDB of safetensors blobs (S2 and S1)\n"
+        "        in OUT/BigEarthNet-lmdb/, the two parquet tables and Reference_Maps/.\n\n"
+        "Every label has a spectral signature and texture, so models can learn from it.\n"
+        "Deterministic for a seed.")
     p.add_argument("--out", type=Path, required=True, help="folder to create the archive in")
     p.add_argument("--patches", type=positive_int, required=True, help="number of patches")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--layout", choices=("v1", "v2", "lmdb"), default="v1",
+                   help="archive layout to write (default v1)")
     p.set_defaults(func=_run_synth)
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from jeoparda.sources.synth import synthesize
     from jeoparda.progress import Progress
+    from jeoparda.sources.synth import synthesize
 
     if args.out.exists() and any(args.out.iterdir()):
         raise JeopardaError(f"{args.out}: folder is not empty; choose a new folder")
     bar = Progress(args.patches, "synth")
-    splits = synthesize(args.out, args.patches, args.seed, progress=bar.update)
+    if args.layout == "v1":
+        splits = synthesize(args.out, args.patches, args.seed, progress=bar.update)
+    else:
+        from jeoparda.sources.synth_v2 import synthesize_v2
+
+        splits = synthesize_v2(args.out, args.patches, args.seed, lmdb=args.layout == "lmdb", progress=bar.update)
     bar.close()
     print(f"wrote {args.patches} patches to {args.out} "
           f"(train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])})")
@@ -43,23 +57,43 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
     from jeoparda.shards.format import COMPRESSION
 
     p = sub.add_parser(
-        "convert", help="convert a BigEarthNet-S2 archive into sharded 12-band HDF5",
+        "convert", help="convert a BigEarthNet archive (v1.0, v2.0, rico-hdl LMDB) into sharded HDF5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Convert a BigEarthNet-S2 v1.0 archive into sharded HDF5 (docs/data-format.md):\n"
-        "every band at 10 m (120x120), uint16, canonical band order, 43- and 19-class labels,\n"
-        "train-split band statistics and a SHA-256 per shard in OUT/manifest.json.\n\n"
-        "Damaged patches are listed in the manifest's 'rejected' and skipped (or end the run with\n"
-        "--strict). An interrupted run resumes when started again with the same arguments.\n"
-        "Under mpirun or srun every rank converts a disjoint share of the shards; the output is\n"
-        "byte-identical whatever the number of ranks and workers.")
+        description="Convert an archive into sharded HDF5, format v2 (docs/data-format.md): every band\n"
+        "at 10 m (120x120), uint16, canonical band order, 19-class labels, train-split band\n"
+        "statistics and a SHA-256 per shard in OUT/manifest.json. The archive kind is detected:\n\n"
+        "  bigearthnet-v1  BigEarthNet-v1.0/<patch>/... with split CSVs (43 labels kept too)\n"
+        "  bigearthnet-v2  metadata.parquet + BigEarthNet-S2/ (+ BigEarthNet-S1/, Reference_Maps/)\n"
+        "  rico-lmdb       metadata.parquet + an LMDB folder holding data.mdb (+ Reference_Maps/)\n\n"
+        "v2.0: splits come from metadata.parquet; snow/cloud/shadow patches are left out unless\n"
+        "--include-noisy; reference maps (Reference_Maps/ beside the tables, or --reference-maps)\n"
+        "become per-pixel 'masks' (19 classes, 255 = none); --with-s1 adds Sentinel-1 VV, VH.\n\n"
+        "Patches the lists name but the archive lacks: above 1 % of them the run stops, unless\n"
+        "--present-only; the manifest counts them under 'missing'. Damaged patches are listed\n"
+        "under 'rejected' and skipped (or end the run with --strict). An interrupted run resumes\n"
+        "when started again with the same arguments. Under mpirun or srun every rank converts a\n"
+        "disjoint share of the shards; the output is byte-identical whatever the number of ranks\n"
+        "and workers.")
     p.add_argument("--source", type=Path, required=True,
-                   help="the BigEarthNet-v1.0 folder, or the folder that holds it")
+                   help="the archive folder (for v1.0: BigEarthNet-v1.0 or the folder holding it; for "
+                   "v2.0: the folder holding metadata.parquet)")
+    p.add_argument("--format", choices=("auto", "bigearthnet-v1", "bigearthnet-v2", "rico-lmdb"),
+                   default="auto", help="archive kind (default: detected)")
+    p.add_argument("--with-s1", action="store_true",
+                   help="v2.0: store Sentinel-1 VV, VH (dB) as 's1' beside the optical bands")
+    p.add_argument("--reference-maps", type=Path, metavar="DIR",
+                   help="v2.0: a Reference_Maps/ tree (default: SOURCE/Reference_Maps if present)")
+    p.add_argument("--include-noisy", action="store_true",
+                   help="v2.0: also convert the patches with seasonal snow, cloud or shadow")
+    p.add_argument("--present-only", action="store_true",
+                   help="convert the listed patches that are present even when more than 1 %% are absent")
     p.add_argument("--out", type=Path, required=True, help="output folder for shards and manifest")
     p.add_argument("--splits", type=Path, dest="splits_dir", metavar="DIR",
-                   help="folder with train.csv, val.csv, test.csv (default: SOURCE/splits if it "
-                   "exists, else a 70/15/15 split by hash of the patch name)")
+                   help="folder with train.csv, val.csv, test.csv (v1.0 default: SOURCE/splits if it "
+                   "exists, else a 70/15/15 split by hash of the patch name; v2.0 default: the "
+                   "split column of metadata.parquet)")
     p.add_argument("--exclude", type=Path, action="append", default=[], metavar="CSV",
-                   help="list of patches to leave out (repeatable: the seasonal-snow and "
+                   help="v1.0: list of patches to leave out (repeatable: the seasonal-snow and "
                    "cloud-and-shadow lists)")
     p.add_argument("--shard-size", type=positive_int, default=1000, metavar="N",
                    help="patches per shard (default 1000, about 330 MB uncompressed)")
@@ -76,19 +110,21 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from jeoparda.convert.run import run_conversion
-    from jeoparda.convert.plan import ConvertOptions, noisy_list_hint
     from jeoparda.cluster.env import detect
+    from jeoparda.convert.plan import ConvertOptions, noisy_list_hint
+    from jeoparda.convert.run import run_conversion
     from jeoparda.progress import Progress
 
     env = detect()
     opts = ConvertOptions(source=args.source, out=args.out, splits_dir=args.splits_dir,
                           excludes=tuple(args.exclude), shard_size=args.shard_size,
                           resample=args.resample, compression=args.compression,
-                          workers=args.workers, strict=args.strict, overwrite=args.overwrite)
+                          workers=args.workers, strict=args.strict, overwrite=args.overwrite,
+                          format=args.format, with_s1=args.with_s1, reference_maps=args.reference_maps,
+                          include_noisy=args.include_noisy, present_only=args.present_only)
     if env.is_root:
         for path in noisy_list_hint(opts):
-            warnings.warn(f"{path} exists but no --exclude was given; its patches are converted")
+            warnings.warn(f"{path} exists but no --exclude was given; its patches are converted", stacklevel=2)
     bars: list[Progress] = []
 
     def make_tick(total: int):
@@ -119,8 +155,12 @@ def _print_convert_summary(manifest: dict, args: argparse.Namespace, elapsed: fl
     seen = done + len(rejected)
     print(f"converted {done} patches (" + ", ".join(f"{k} {v['patches']}" for k, v in splits.items())
           + f") into {shards} shards in {args.out}")
-    print(f"rejected {len(rejected)} damaged patches, excluded {len(manifest['excluded'])} "
-          "noisy patches")
+    print(f"source: {manifest['source']['kind']}; tasks: {', '.join(manifest['tasks'])}"
+          + ("; with Sentinel-1" if manifest.get("s1_bands") else ""))
+    print(f"rejected {len(rejected)} damaged patches, excluded {len(manifest['excluded'])} noisy patches")
+    missing = manifest["missing"]
+    if missing["count"]:
+        print(f"missing {missing['count']} listed patches absent from the source (first: {missing['first'][0]})")
     for r in rejected[:10]:
         print(f"  {r['patch']}: {r['reason']} ({r['file']})")
     if len(rejected) > 10:
@@ -141,9 +181,9 @@ def add_inspect(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
+    from jeoparda.progress import Progress
     from jeoparda.shards.inspect import summary_lines, verify_dataset
     from jeoparda.shards.manifest import read_manifest
-    from jeoparda.progress import Progress
 
     manifest = read_manifest(args.dataset)
     total = sum(len(s["shards"]) for s in manifest["splits"].values())

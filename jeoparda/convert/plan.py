@@ -1,23 +1,30 @@
 """What a conversion will do: which patches go to which split and shard, and its fingerprint.
 
-A plan is a pure function of the inputs (archive, split lists, exclusion lists, options), so every
-rank of an MPI job computes the same plan without talking to the others.
+A plan is a pure function of the inputs (archive, lists, options), so every rank of an MPI job
+computes the same plan without talking to the others. Patches the lists name but the archive
+lacks are not planned: above ``MISSING_LIMIT`` of the listed patches that is an error (a wrong
+folder, a half-copied archive), unless ``present_only`` says converting a subset is meant.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from jeoparda.sources.bigearthnet_v1 import list_patches, locate_root
 from jeoparda.convert.resample import METHODS
-from jeoparda.shards.format import COMPRESSION, FORMAT, VERSION
-from jeoparda.sources.splits import HASH_SPLIT_PERCENT, SPLITS, hash_split, read_name_list, read_split_dir
 from jeoparda.errors import JeopardaError
+from jeoparda.shards.format import COMPRESSION, FORMAT, VERSION
+from jeoparda.sources.base import Source
+from jeoparda.sources.detect import SourceOptions, open_source
+from jeoparda.sources.splits import SPLITS
 
 NOISY_LISTS = ("patches_with_seasonal_snow.csv", "patches_with_cloud_and_shadow.csv")
+#: More absent patches than this fraction of the listed ones stop the conversion (without --present-only).
+MISSING_LIMIT = 0.01
+#: Absent patches named in the manifest (the count is always complete).
+MISSING_NAMED = 20
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,15 @@ class ConvertOptions:
     workers: int = 1
     strict: bool = False
     overwrite: bool = False
+    format: str = "auto"
+    with_s1: bool = False
+    reference_maps: Path | None = None
+    include_noisy: bool = False
+    present_only: bool = False
+
+    def source_options(self) -> SourceOptions:
+        return SourceOptions(Path(self.source), self.format, self.splits_dir, tuple(self.excludes),
+                             self.with_s1, self.reference_maps, self.include_noisy)
 
 
 @dataclass(frozen=True)
@@ -53,12 +69,18 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Plan:
-    root: Path
+    source: Source
     splits: dict[str, list[str]]
     excluded: list[str]
     split_source: str
+    missing: dict[str, Any]
+    noisy: dict[str, Any] = field(default_factory=dict)
     chunks: list[Chunk] = field(default_factory=list)
     fingerprint: str = ""
+
+    @property
+    def root(self) -> Path:
+        return self.source.root
 
     @property
     def total_patches(self) -> int:
@@ -76,38 +98,41 @@ def _validate(opts: ConvertOptions) -> None:
         raise JeopardaError(f"--compression {opts.compression!r}: choose one of {', '.join(COMPRESSION)}")
 
 
-def _choose_splits(opts: ConvertOptions, root: Path) -> tuple[dict[str, list[str]], str]:
-    candidates = [opts.splits_dir] if opts.splits_dir else [Path(opts.source) / "splits", root / "splits"]
-    for split_dir in candidates:
-        if split_dir is not None and (opts.splits_dir or split_dir.is_dir()):
-            return read_split_dir(split_dir), str(Path(split_dir).resolve())
-    warnings.warn(f"no split lists given and no splits/ folder in {opts.source}: splitting by name "
-                  f"hash {HASH_SPLIT_PERCENT['train']}/{HASH_SPLIT_PERCENT['val']}/"
-                  f"{HASH_SPLIT_PERCENT['test']} (train/val/test)", stacklevel=2)
-    return hash_split(list_patches(root)), "name-hash 70/15/15"
+def drop_absent(splits: dict[str, list[str]], present: set[str], present_only: bool,
+                where: Path) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """The listed patches that exist, and the ``missing`` record; too many absent is an error."""
+    listed = sum(len(v) for v in splits.values())
+    absent = [n for s in SPLITS for n in splits.get(s, []) if n not in present]
+    if absent and not present_only and len(absent) > MISSING_LIMIT * listed:
+        raise JeopardaError(
+            f"{where}: the lists name {listed} patches but only {listed - len(absent)} are present "
+            f"({len(absent)} absent, first {absent[0]}); to convert only the present ones, add --present-only")
+    gone = set(absent)
+    kept = {s: [n for n in splits.get(s, []) if n not in gone] for s in SPLITS}
+    return kept, {"count": len(absent), "first": absent[:MISSING_NAMED]}
 
 
 def make_plan(opts: ConvertOptions) -> Plan:
-    """Resolve splits and exclusions and cut every split into shard-sized chunks."""
+    """Open the source, resolve splits, exclusions and absent patches, and cut shard-sized chunks."""
     _validate(opts)
-    root = locate_root(opts.source)
-    splits, split_source = _choose_splits(opts, root)
-    noisy: set[str] = set()
-    for path in opts.excludes:
-        noisy.update(read_name_list(path))
-    excluded = sorted(n for names in splits.values() for n in names if n in noisy)
-    kept = {s: [n for n in splits[s] if n not in noisy] for s in SPLITS}
+    source = open_source(opts.source_options())
+    listing = source.listing()
+    present = source.present()
+    source.close()  # workers open their own handles
+    kept, missing = drop_absent(listing.splits, present, opts.present_only, source.store)
+    if not any(kept.values()):
+        raise JeopardaError(f"{source.root}: no listed patch is present; nothing to convert")
     chunks = [Chunk(s, i // opts.shard_size, tuple(kept[s][i:i + opts.shard_size]))
               for s in SPLITS for i in range(0, len(kept[s]), opts.shard_size)]
-    identity = {"format": FORMAT, "version": VERSION, "shard_size": opts.shard_size,
-                "resample": opts.resample, "compression": opts.compression,
-                "splits": kept, "excluded": excluded}
+    identity = {"format": FORMAT, "version": VERSION, "dataset": source.dataset, "fields": repr(source.fields),
+                "shard_size": opts.shard_size, "resample": opts.resample, "compression": opts.compression,
+                "splits": kept, "excluded": listing.excluded}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    return Plan(root, kept, excluded, split_source, chunks, digest)
+    return Plan(source, kept, listing.excluded, listing.split_source, missing, listing.noisy, chunks, digest)
 
 
 def noisy_list_hint(opts: ConvertOptions) -> list[Path]:
-    """Noisy-patch lists lying next to the archive, for a hint when no --exclude was given."""
+    """Noisy-patch lists lying next to a v1 archive, for a hint when no --exclude was given."""
     if opts.excludes:
         return []
     return [Path(opts.source) / n for n in NOISY_LISTS if (Path(opts.source) / n).is_file()]

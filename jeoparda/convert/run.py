@@ -1,4 +1,4 @@
-"""``jeoparda convert``: BigEarthNet-S2 archive -> sharded 12-band HDF5 (DESIGN.md, shard format v1).
+"""``jeoparda convert``: an archive (any source kind) -> sharded 12-band HDF5 (DESIGN.md, shard format v2).
 
 Work is cut into chunks, one per shard. A chunk is converted into ``<shard>.tmp-<pid>``, renamed when
 complete, and then a small record (checksum, rejected patches, exact integer band sums) is written
@@ -10,28 +10,25 @@ the work was spread: same shards, same bytes.
 from __future__ import annotations
 
 import json
-import math
 import multiprocessing as mp
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 import os
 import shutil
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from jeoparda import __version__
-from jeoparda.sources.bigearthnet_v1 import PatchError, read_patch
-from jeoparda.convert.plan import Chunk, ConvertOptions, Plan, make_plan
-from jeoparda.shards.manifest import MANIFEST_NAME, write_json_atomic
-from jeoparda.shards.format import FORMAT, VERSION, ShardWriter, file_sha256
-from jeoparda.sources.splits import SPLITS
 from jeoparda.cluster.env import ClusterEnv
+from jeoparda.convert.assemble import shard_arrays
+from jeoparda.convert.plan import Chunk, ConvertOptions, Plan, make_plan
+from jeoparda.convert.records import ChunkStats, build_manifest, layout_for
 from jeoparda.errors import JeopardaError
-from jeoparda.labels import CLASSES19, LABELS43
-from jeoparda.sentinel2 import BAND_NAMES, TARGET_RESOLUTION_M, TARGET_SIZE
+from jeoparda.shards.format import Layout, file_sha256
+from jeoparda.shards.manifest import MANIFEST_NAME, write_json_atomic
+from jeoparda.shards.writer import ShardWriter
+from jeoparda.sources.base import PatchError, Source
+from jeoparda.sources.splits import SPLITS
 
 WORK_DIR = ".jeoparda-convert"
 Tick = Callable[[int], None]
@@ -99,29 +96,30 @@ def _finished_record(out: Path, chunk: Chunk) -> dict[str, Any] | None:
     """The chunk's record if its shard is complete and its checksum still matches."""
     rec_path = _records_dir(out) / f"{chunk.key}.json"
     shard = out / chunk.file
-    if not (rec_path.is_file() and shard.is_file()):
+    if not rec_path.is_file():
         return None
     try:
         record = json.loads(rec_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return record if record.get("sha256") == file_sha256(shard) else None
+    if record.get("patches") == 0:  # every patch rejected: no shard was written
+        return record
+    return record if shard.is_file() and record.get("sha256") == file_sha256(shard) else None
 
 
-def convert_chunk(root: Path, chunk: Chunk, out: Path, resample: str, compression: str,
+def convert_chunk(source: Source, chunk: Chunk, out: Path, layout: Layout, resample: str, compression: str,
                   strict: bool, tick: Tick) -> dict[str, Any]:
-    """Convert the patches of one chunk into its shard and return the chunk's record."""
+    """Convert the patches of one chunk into its shard and return the chunk's record. A chunk
+    whose patches were all rejected leaves no shard file (no shard is ever empty)."""
     final = out / chunk.file
     tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
     rejected: list[dict[str, str]] = []
-    sums = [0] * len(BAND_NAMES)
-    sumsq = [0] * len(BAND_NAMES)
-    class_counts = np.zeros(len(CLASSES19), dtype=np.int64)
+    stats = ChunkStats(layout, len(source.classes))
     try:
-        with ShardWriter(tmp, len(chunk.names), compression) as writer:
+        with ShardWriter(tmp, len(chunk.names), layout, compression) as writer:
             for name in chunk.names:
                 try:
-                    patch = read_patch(root, name, resample)
+                    arrays = shard_arrays(source.read(name), resample)
                 except PatchError as exc:
                     if strict:
                         raise StrictStop(f"{exc.file}: {exc.reason} (patch {name})") from None
@@ -129,28 +127,24 @@ def convert_chunk(root: Path, chunk: Chunk, out: Path, resample: str, compressio
                                      "reason": exc.reason})
                     tick(1)
                     continue
-                writer.append(patch.name, patch.image, patch.labels43, patch.labels19)
-                flat = patch.image.reshape(len(BAND_NAMES), -1).astype(np.float64)
-                # Per patch these float64 sums are exact integers (< 2**53); totals stay Python ints.
-                for b, (s, q) in enumerate(zip(flat.sum(axis=1), np.einsum("ij,ij->i", flat, flat))):
-                    sums[b] += int(s)
-                    sumsq[b] += int(q)
-                class_counts += patch.labels19
+                writer.append(name, **arrays)  # type: ignore[arg-type]
+                stats.add(arrays)
                 tick(1)
-            patches = len(writer)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    sha = file_sha256(tmp)
-    os.replace(tmp, final)
-    record = {"split": chunk.split, "index": chunk.index, "file": chunk.file, "patches": patches,
-              "sha256": sha, "rejected": rejected, "pixels": patches * TARGET_SIZE**2,
-              "sum": sums, "sumsq": sumsq, "class_counts": class_counts.tolist()}
+    sha = None
+    if stats.patches:
+        sha = file_sha256(tmp)
+        os.replace(tmp, final)
+    else:
+        tmp.unlink()
+    record = stats.record(chunk, sha, rejected)
     write_json_atomic(_records_dir(out) / f"{chunk.key}.json", record)
     return record
 
 
-_COUNTER = None
+_COUNTER: Any = None  # the pool's shared progress counter, set in each worker process
 
 
 def _init_worker(counter: Any) -> None:
@@ -163,8 +157,9 @@ def _shared_tick(n: int) -> None:
         _COUNTER.value += n
 
 
-def _pool_task(args: tuple) -> dict[str, Any]:
-    return convert_chunk(*args, tick=_shared_tick)
+def _pool_task(args: tuple[Any, ...]) -> dict[str, Any]:
+    convert: Callable[..., dict[str, Any]] = convert_chunk  # args are convert_chunk's, less the tick
+    return convert(*args, _shared_tick)
 
 
 def convert_local(chunks: list[Chunk], plan: Plan, opts: ConvertOptions,
@@ -179,10 +174,14 @@ def convert_local(chunks: list[Chunk], plan: Plan, opts: ConvertOptions,
         else:
             records.append(record)
             tick(len(chunk.names))
-    args = [(plan.root, c, out, opts.resample, opts.compression, opts.strict) for c in todo]
+    layout = layout_for(plan)
+    args = [(plan.source, c, out, layout, opts.resample, opts.compression, opts.strict) for c in todo]
     workers = min(opts.workers, len(todo))
     if workers <= 1:
-        records += [convert_chunk(*a, tick=tick) for a in args]
+        try:
+            records += [convert_chunk(*a, tick) for a in args]
+        finally:
+            plan.source.close()
         return records
     ctx = mp.get_context("spawn")  # fork is unsafe under MPI and with threads
     counter = ctx.Value("q", 0)
@@ -205,40 +204,6 @@ def convert_local(chunks: list[Chunk], plan: Plan, opts: ConvertOptions,
                 f.cancel()
             raise
     return records
-
-
-def band_stats(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and std per band over the train records, from exact integer sums."""
-    train = [r for r in records if r["split"] == "train"]
-    n = sum(r["pixels"] for r in train)
-    if n == 0:
-        return {"mean": None, "std": None, "split": "train", "pixels": 0}
-    s = [sum(r["sum"][b] for r in train) for b in range(len(BAND_NAMES))]
-    q = [sum(r["sumsq"][b] for r in train) for b in range(len(BAND_NAMES))]
-    return {"mean": [sb / n for sb in s],
-            "std": [math.sqrt((qb * n - sb * sb) / (n * n)) for sb, qb in zip(s, q)],
-            "split": "train", "pixels": n}
-
-
-def build_manifest(plan: Plan, opts: ConvertOptions, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The manifest (DESIGN.md) from all chunk records, in plan order."""
-    order = {c.key: i for i, c in enumerate(plan.chunks)}
-    records = sorted(records, key=lambda r: order[f"{r['split']}-{r['index']:05d}"])
-    splits = {}
-    for split in SPLITS:
-        mine = [r for r in records if r["split"] == split]
-        counts = np.sum([r["class_counts"] for r in mine], axis=0).astype(int).tolist() if mine \
-            else [0] * len(CLASSES19)
-        splits[split] = {"patches": sum(r["patches"] for r in mine), "class_counts": counts,
-                         "shards": [{"file": r["file"], "patches": r["patches"], "sha256": r["sha256"]}
-                                    for r in mine]}
-    return {"format": FORMAT, "version": VERSION, "bands": list(BAND_NAMES), "size": TARGET_SIZE,
-            "resolution_m": TARGET_RESOLUTION_M, "resample": opts.resample,
-            "compression": opts.compression, "shard_size": opts.shard_size,
-            "classes": list(CLASSES19), "labels43": list(LABELS43), "band_stats": band_stats(records),
-            "splits": splits, "rejected": [x for r in records for x in r["rejected"]],
-            "excluded": plan.excluded, "split_source": plan.split_source,
-            "fingerprint": plan.fingerprint, "created_by": f"jeoparda {__version__}"}
 
 
 def _mpi_comm(env: ClusterEnv) -> Any:

@@ -1,8 +1,9 @@
 """What every loader backend shares: the split's shards and statistics, who reads what, the
 epoch plan, checksums, and mixup. Backends only turn plans into batches.
 
-Every backend yields ``{"image": float32 B x 12 x 120 x 120 (normalised with the manifest's band
-statistics), "label": float32 B x 19, "mask": bool B}`` on the target device. ``mask`` is False
+Every backend yields ``{"image": float32 B x C x H x W (the channels ``data.bands`` chose, normalised
+with the manifest's band statistics), "label": float32 B x K, "mask": bool B}`` on the target
+device; C, H, W and K come from the data set (12 x 120 x 120 and 19 for BigEarthNet). ``mask`` is False
 only for the padding of the last evaluation batches (see jeoparda.loaders.partition); mixup adds
 ``mix_weight``.
 """
@@ -17,36 +18,59 @@ from typing import Any
 import numpy as np
 import torch
 
+from jeoparda.cluster.env import ClusterEnv
 from jeoparda.config import RunConfig
+from jeoparda.errors import JeopardaError
 from jeoparda.loaders.augment import mixup, normaliser
-from jeoparda.shards.manifest import read_manifest
+from jeoparda.loaders.bands import BandChoice, choose_bands
 from jeoparda.loaders.partition import EpochPlan, Placement, eval_plan, placement, train_plan
 from jeoparda.loaders.split_reader import SplitReader
-from jeoparda.shards.format import verify_shard
-from jeoparda.cluster.env import ClusterEnv
-from jeoparda.errors import JeopardaError
+from jeoparda.shards.format import Layout, layout_of_manifest, verify_shard
+from jeoparda.shards.manifest import read_manifest
 
 Batch = dict[str, torch.Tensor]
 
 
 @dataclass
 class SplitSource:
-    """A split ready to read: where its shards are, who reads which, how to normalise."""
+    """A split ready to read: where its shards are, who reads which, which channels, how to
+    normalise them (optical and Sentinel-1 each with their own statistics)."""
 
     root: Path
     split: str
     shards: list[dict[str, Any]]
     place: Placement
+    layout: Layout
+    bands: BandChoice
     mean: np.ndarray
     inv_std: np.ndarray
+    s1_mean: np.ndarray
+    s1_inv_std: np.ndarray
+    classes: list[str]
+    dataset: str = ""
     stage_time_s: float = 0.0
 
     @property
     def sizes(self) -> list[int]:
         return [int(s["patches"]) for s in self.shards]
 
+    @property
+    def channels(self) -> int:
+        return len(self.bands.names)
+
     def reader(self) -> SplitReader:
-        return SplitReader(self.root, self.shards)
+        return SplitReader(self.root, self.shards, self.layout, self.bands.optical, self.bands.s1)
+
+
+def _normalisers(manifest: dict[str, Any], bands: BandChoice, where: Path) -> tuple[np.ndarray, ...]:
+    stats = manifest["band_stats"]
+    if not stats.get("mean") or not stats.get("std"):
+        raise JeopardaError(f"{where}: no band statistics (empty train split?)")
+    n = len(manifest["bands"])
+    optical = bands.optical if bands.optical is not None else list(range(n))
+    mean, inv = normaliser([stats["mean"][i] for i in optical], [stats["std"][i] for i in optical])
+    s1_mean, s1_inv = normaliser([stats["mean"][n + i] for i in bands.s1], [stats["std"][n + i] for i in bands.s1])
+    return mean, inv, s1_mean, s1_inv
 
 
 def open_split(cfg: RunConfig, env: ClusterEnv, split: str) -> SplitSource:
@@ -55,12 +79,15 @@ def open_split(cfg: RunConfig, env: ClusterEnv, split: str) -> SplitSource:
         raise JeopardaError("configuration: data.path is empty; set it to a converted data set")
     root = Path(cfg.data.path)
     manifest = read_manifest(root)
+    where = root / "manifest.json"
     if split not in manifest["splits"]:
-        raise JeopardaError(f"{root / 'manifest.json'}: no split {split!r} "
-                            f"(has {', '.join(manifest['splits'])})")
-    stats = manifest["band_stats"]
-    if not stats.get("mean") or not stats.get("std"):
-        raise JeopardaError(f"{root / 'manifest.json'}: no band statistics (empty train split?)")
+        raise JeopardaError(f"{where}: no split {split!r} (has {', '.join(manifest['splits'])})")
+    if "multilabel" not in manifest["tasks"]:
+        raise JeopardaError(f"{where}: data set {manifest['dataset']} has no multi-label targets "
+                            f"(tasks: {', '.join(manifest['tasks'])}); the training loop trains multi-label")
+    layout = layout_of_manifest(manifest)
+    bands = choose_bands(cfg.data.bands, manifest["bands"], layout.s1, str(root))
+    mean, inv, s1_mean, s1_inv = _normalisers(manifest, bands, where)
     shards = manifest["splits"][split]["shards"]
     place = placement(len(shards), env, node_local=cfg.data.stage)
     mine = list(place.groups[place.group])
@@ -73,10 +100,11 @@ def open_split(cfg: RunConfig, env: ClusterEnv, split: str) -> SplitSource:
         stage_time = time.perf_counter() - start
     elif cfg.data.verify_checksums:  # each shard hashed by one rank: the job reads it once
         for i in range(env.rank, len(shards), env.world_size):
-            verify_shard(root / shards[i]["file"], shards[i]["sha256"], shards[i]["patches"])
-    SplitReader(root, shards).check_formats(mine)
-    mean, inv = normaliser(stats["mean"], stats["std"])
-    return SplitSource(root, split, shards, place, mean, inv, stage_time)
+            verify_shard(root / shards[i]["file"], shards[i]["sha256"], shards[i]["patches"], layout)
+    source = SplitSource(root, split, shards, place, layout, bands, mean, inv, s1_mean, s1_inv,
+                         list(manifest["classes"]), manifest["dataset"], stage_time)
+    source.reader().check_formats(mine)
+    return source
 
 
 @dataclass
@@ -116,6 +144,33 @@ class Loader:
             source.sizes, source.place, self.batch_size, cfg.train.seed, cfg.data.block_size, self.train)
 
     @property
+    def src(self) -> SplitSource:
+        """The split being read (every backend but synthetic-without-data has one)."""
+        if self.source is None:
+            raise JeopardaError(f"the {self.cfg.data.backend} loader needs data.path")
+        return self.source
+
+    @property
+    def channels(self) -> int:
+        """Channels of ``image`` (the model's in_chans)."""
+        return self.src.channels
+
+    @property
+    def num_classes(self) -> int:
+        """Width of ``label`` (the model's num_classes)."""
+        return self.src.layout.labels
+
+    @property
+    def dataset(self) -> str:
+        """The manifest's data set name (bigearthnet-v1, bigearthnet-v2, ...)."""
+        return self.src.dataset
+
+    @property
+    def band_names(self) -> list[str]:
+        """The channels of ``image``, in order."""
+        return self.src.bands.names
+
+    @property
     def stage_time_s(self) -> float:
         return self.source.stage_time_s if self.source else 0.0
 
@@ -126,6 +181,8 @@ class Loader:
         self.start_step = start_step
 
     def plan(self) -> EpochPlan:
+        if self.planner is None:
+            raise JeopardaError(f"the {self.cfg.data.backend} loader needs data.path")
         return self.planner.plan(self.epoch)
 
     @property

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from jeoparda.errors import JeopardaError
 from jeoparda.loaders.augment import geometry_codes
 from jeoparda.loaders.base import Batch, Loader
-from jeoparda.errors import JeopardaError
 
 INSTALL_HINT = "pip install 'jeoparda[dali]' (the nvidia-dali-cuda120 wheel; CPU-only works too)"
 
@@ -43,7 +43,7 @@ def build_pipeline(source: Any, batch: int, mean: np.ndarray, inv_std: np.ndarra
     std_list = [float(1.0 / np.float64(i)) for i in np.ravel(inv_std)]
 
     @dali.pipeline_def(enable_conditionals=True)
-    def pipeline():  # type: ignore[no-untyped-def]
+    def pipeline() -> Any:
         if geometry:
             images, labels, mask, codes = fn.external_source(
                 source, num_outputs=4, batch=True, batch_info=True, layout=["CHW", "", "", ""],
@@ -79,8 +79,11 @@ class DaliLoader(Loader):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _import_dali()
-        self._reader = self.source.reader()
-        self._iterator = None
+        if self.src.bands.s1:
+            raise JeopardaError("data.backend=dali does not deliver Sentinel-1 channels yet; "
+                                "use data.backend=torch with data.bands including VV/VH")
+        self._reader = self.src.reader()
+        self._iterator: Any = None
 
     def _feed(self, info: Any) -> tuple[np.ndarray, ...]:
         """External source: the host side of one step, as the torch backend reads it."""
@@ -88,7 +91,7 @@ class DaliLoader(Loader):
         if step >= plan.steps:
             raise StopIteration
         indices, mask = plan.step_batch(step)
-        images, labels = self._reader.read(indices)
+        images, labels, _ = self._reader.read(indices)
         n = len(images)
         # Whole-batch arrays (outer dimension = sample): no per-sample Python objects.
         out = (images, labels.astype(np.float32), mask.reshape(n, 1).copy())
@@ -101,7 +104,7 @@ class DaliLoader(Loader):
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
         gpu = self.device.type == "cuda"
-        pipe = build_pipeline(self._feed, self.batch_size, self.source.mean, self.source.inv_std,
+        pipe = build_pipeline(self._feed, self.batch_size, self.src.mean, self.src.inv_std,
                               self.device.index if gpu else None, self.cfg.data.workers,
                               self.cfg.data.prefetch, geometry=self.augment)
         return DALIGenericIterator(pipe, ["image", "label", "mask"], auto_reset=True)

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from jeoparda.labels import CLASSES19
+from jeoparda.loaders.bands import choose_bands
 from jeoparda.loaders.base import Batch, Loader
 from jeoparda.loaders.partition import EpochPlan
 from jeoparda.sentinel2 import BAND_NAMES, TARGET_SIZE
@@ -26,12 +28,33 @@ class SyntheticLoader(Loader):
         steps = max(1, patches // (self.env.world_size * self.batch_size))
         return EpochPlan(np.zeros(0, np.int64), np.zeros(0, bool), steps, self.batch_size)
 
+    @property
+    def channels(self) -> int:
+        return len(self.band_names)
+
+    @property
+    def dataset(self) -> str:
+        return self.source.dataset if self.source is not None else "synthetic"
+
+    @property
+    def band_names(self) -> list[str]:
+        if self.source is not None:
+            return self.source.bands.names
+        return choose_bands(self.cfg.data.bands, BAND_NAMES, True, "the synthetic data").names
+
+    @property
+    def num_classes(self) -> int:
+        return self.source.layout.labels if self.source is not None else len(CLASSES19)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.source.layout.size if self.source is not None else (TARGET_SIZE, TARGET_SIZE)
+
     def _batches(self) -> Iterator[Batch]:
         gen = torch.Generator(device=self.device).manual_seed(self.cfg.train.seed + self.env.rank)
         n = self.batch_size
-        batch = {"image": torch.randn(n, len(BAND_NAMES), TARGET_SIZE, TARGET_SIZE, device=self.device,
-                                      generator=gen),
-                 "label": (torch.rand(n, 19, device=self.device, generator=gen) < 0.2).float(),
+        batch = {"image": torch.randn(n, self.channels, *self.size, device=self.device, generator=gen),
+                 "label": (torch.rand(n, self.num_classes, device=self.device, generator=gen) < 0.2).float(),
                  "mask": torch.ones(n, dtype=torch.bool, device=self.device)}
         for _ in range(self.start_step, self.steps_per_epoch):
             yield batch

@@ -16,6 +16,7 @@ import os
 import signal
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,30 +26,36 @@ from jeoparda.config import AugmentConfig
 from jeoparda.loaders.augment import apply_geometry, geometry_codes, normalise
 from jeoparda.loaders.base import Batch, Loader, Planner
 from jeoparda.loaders.split_reader import SplitReader
-from jeoparda.shards.format import IMAGE_SHAPE
 
 
 class EpochBatches(Dataset):
-    """Item ``(epoch, step, slot)``: read that step's batch into ring slot ``slot``."""
+    """Item ``(epoch, step, slot)``: read that step's batch into ring slot ``slot`` (uint16 images,
+    and float32 Sentinel-1 into the S1 ring when the loader delivers it)."""
 
     def __init__(self, reader: SplitReader, planner: Planner, augment: AugmentConfig | None,
-                 seed: int, rank: int, ring: torch.Tensor | None = None, closing: torch.Tensor | None = None) -> None:
+                 seed: int, rank: int, ring: torch.Tensor | None = None, closing: torch.Tensor | None = None,
+                 s1_ring: torch.Tensor | None = None) -> None:
         self.reader, self.planner, self.augment = reader, planner, augment
-        self.seed, self.rank, self.ring = seed, rank, ring
+        self.seed, self.rank, self.ring, self.s1_ring = seed, rank, ring, s1_ring
         self.closing = closing  # shared flag: the loader is shutting its readers down
 
-    def load(self, epoch: int, step: int, out: np.ndarray | None = None
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """uint16 images (augmented if configured), float32 labels and mask of one step."""
+    def load(self, epoch: int, step: int, out: np.ndarray | None = None, s1_out: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """uint16 images (augmented if configured), float32 labels, mask and S1 of one step."""
         indices, mask = self.planner.plan(epoch).step_batch(step)
-        images, labels = self.reader.read(indices, out)
+        images, labels, s1 = self.reader.read(indices, out, s1_out)
         if self.augment is not None:
-            apply_geometry(images, geometry_codes(self.augment, len(images), self.seed, epoch, self.rank, step))
-        return images, labels.astype(np.float32), mask
+            codes = geometry_codes(self.augment, len(images), self.seed, epoch, self.rank, step)
+            apply_geometry(images, codes)
+            if s1 is not None:
+                apply_geometry(s1, codes)
+        return images, labels.astype(np.float32), mask, s1
 
     def __getitem__(self, key: tuple[int, int, int]) -> dict[str, np.ndarray | int]:
         epoch, step, slot = key
-        images, labels, mask = self.load(epoch, step, self.ring[slot].numpy())
+        assert self.ring is not None
+        s1_out = self.s1_ring[slot].numpy() if self.s1_ring is not None else None
+        images, labels, mask, _ = self.load(epoch, step, self.ring[slot].numpy(), s1_out)
         # numpy, not tensors: tensors would travel by file descriptor, numpy by value (small)
         return {"slot": slot, "n": len(images), "label": labels, "mask": mask}
 
@@ -77,39 +84,46 @@ class EpochSampler(Sampler):
 class TorchLoader(Loader):
     _stream: DataLoader | None = None
     _ring: torch.Tensor | None = None
+    _s1_ring: torch.Tensor | None = None
     _closing: torch.Tensor | None = None
+    _sampler: EpochSampler
 
     def close(self) -> None:
         """Stop the reader processes now (they also stop when the loader is dropped or at exit)."""
         if self._closing is not None:
             self._closing[0] = True
         self._stream = None
-        self._ring = None
+        self._ring = self._s1_ring = None
 
     def __del__(self) -> None:
         self.close()
 
-    def _dataset(self, ring: torch.Tensor | None = None) -> EpochBatches:
-        return EpochBatches(self.source.reader(), self.planner,
+    def _dataset(self, ring: torch.Tensor | None = None, s1_ring: torch.Tensor | None = None) -> EpochBatches:
+        assert self.planner is not None
+        return EpochBatches(self.src.reader(), self.planner,
                             self.cfg.data.augment if self.augment else None, self.cfg.train.seed,
-                            self.env.rank, ring, self._closing)
+                            self.env.rank, ring, self._closing, s1_ring)
 
     def _open_stream(self) -> DataLoader:
         data = self.cfg.data
         slots = data.workers * data.prefetch + 2
-        self._ring = torch.empty((slots, self.batch_size, *IMAGE_SHAPE), dtype=torch.uint16).share_memory_()
+        reader = self.src.reader()
+        self._ring = torch.empty((slots, self.batch_size, *reader.image_shape), dtype=torch.uint16).share_memory_()
+        if self.src.bands.s1:
+            self._s1_ring = torch.empty((slots, self.batch_size, *reader.s1_shape)).share_memory_()
         self._closing = torch.zeros(1, dtype=torch.bool).share_memory_()
         # Before multiprocessing's own exit handler (atexit runs last-registered first), which
         # would terminate the readers and wait for them: stop them the orderly way.
         atexit.register(_close_if_alive, weakref.ref(self))
         self._sampler = EpochSampler(slots)
-        return DataLoader(self._dataset(self._ring), batch_size=None, sampler=self._sampler,
+        return DataLoader(self._dataset(self._ring, self._s1_ring), batch_size=None, sampler=self._sampler,
                           num_workers=data.workers, prefetch_factor=data.prefetch,
                           persistent_workers=True, multiprocessing_context=_reader_context(),
                           collate_fn=_as_is, worker_init_fn=_leave_signals_to_the_trainer)
 
     def _batches(self) -> Iterator[Batch]:
-        finish = _DeviceFinisher(self.source.mean, self.source.inv_std, self.device)
+        src = self.src
+        finish = _DeviceFinisher(src.mean, src.inv_std, src.s1_mean, src.s1_inv_std, self.device)
         if self.cfg.data.workers == 0:
             dataset = self._dataset()
             for step in range(self.start_step, self.steps_per_epoch):
@@ -119,12 +133,15 @@ class TorchLoader(Loader):
             self._stream = self._open_stream()
         self._sampler.epoch, self._sampler.first = self.epoch, self.start_step
         self._sampler.steps = self.steps_per_epoch
+        assert self._ring is not None
         for item in self._stream:
-            images = self._ring[item["slot"], :item["n"]].numpy()
-            yield finish(images, item["label"], item["mask"])
+            slot, n = item["slot"], item["n"]
+            images = self._ring[slot, :n].numpy()
+            s1 = self._s1_ring[slot, :n].numpy() if self._s1_ring is not None else None
+            yield finish(images, item["label"], item["mask"], s1)
 
 
-def _as_is(item: dict) -> dict:
+def _as_is(item: Any) -> Any:
     """The DataLoader's collate step: keep the reader's dict as it is (no tensor conversion)."""
     return item
 
@@ -140,7 +157,8 @@ def _leave_signals_to_the_trainer(worker_id: int) -> None:
     process of a job step, and a reader that died of one would fail the step the trainer is about
     to checkpoint. Once the loader is closing, the signals end the reader as usual (that is how
     torch and multiprocessing stop stragglers)."""
-    closing = get_worker_info().dataset.closing
+    info = get_worker_info()
+    closing = getattr(info.dataset, "closing", None) if info is not None else None
 
     def handle(signum: int, frame: object) -> None:
         if closing is not None and bool(closing[0]):
@@ -161,32 +179,42 @@ def _reader_context() -> mp.context.BaseContext:
 
 
 class _DeviceFinisher:
-    """uint16 batch on the host -> normalised float32 batch on the device."""
+    """uint16 batch on the host -> normalised float32 batch on the device; Sentinel-1 channels,
+    where delivered, are normalised with their own statistics and follow the optical ones."""
 
-    def __init__(self, mean: np.ndarray, inv_std: np.ndarray, device: torch.device) -> None:
+    def __init__(self, mean: np.ndarray, inv_std: np.ndarray, s1_mean: np.ndarray, s1_inv_std: np.ndarray,
+                 device: torch.device) -> None:
         self.mean, self.inv_std, self.device = mean, inv_std, device
+        self.s1_mean, self.s1_inv = torch.from_numpy(s1_mean).to(device), torch.from_numpy(s1_inv_std).to(device)
         if device.type == "cuda":
             self.mean_dev = torch.from_numpy(mean).to(device)
             self.inv_dev = torch.from_numpy(inv_std).to(device)
             self.pinned: list[tuple[torch.Tensor, torch.cuda.Event]] = []
             self.turn = 0
 
-    def __call__(self, images: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> Batch:
+    def __call__(self, images: np.ndarray, labels: np.ndarray, mask: np.ndarray,
+                 s1: np.ndarray | None = None) -> Batch:
         if self.device.type != "cuda":
-            return {"image": normalise(images, self.mean, self.inv_std),
-                    "label": torch.from_numpy(labels), "mask": torch.from_numpy(mask)}
-        host = self._pinned_copy(images)
-        image = host.to(self.device, non_blocking=True)
-        self.pinned[self.turn][1].record()  # the pinned buffer is free again once this is done
-        image = image.float().sub_(self.mean_dev).mul_(self.inv_dev)
-        return {"image": image, "label": torch.from_numpy(labels).to(self.device, non_blocking=False),
-                "mask": torch.from_numpy(mask).to(self.device)}
+            image = normalise(images, self.mean, self.inv_std)
+            batch = {"image": image, "label": torch.from_numpy(labels), "mask": torch.from_numpy(mask)}
+        else:
+            host = self._pinned_copy(images)
+            image = host.to(self.device, non_blocking=True)
+            self.pinned[self.turn][1].record()  # the pinned buffer is free again once this is done
+            image = image.float().sub_(self.mean_dev).mul_(self.inv_dev)
+            batch = {"image": image, "label": torch.from_numpy(labels).to(self.device, non_blocking=False),
+                     "mask": torch.from_numpy(mask).to(self.device)}
+        if s1 is not None:
+            # not in place: on the CPU, s1 may be the shared ring itself
+            radar = (torch.from_numpy(s1).to(self.device) - self.s1_mean) * self.s1_inv
+            batch["image"] = torch.cat([batch["image"], radar], dim=1)
+        return batch
 
     def _pinned_copy(self, images: np.ndarray) -> torch.Tensor:
         """Copy into one of two alternating pinned buffers, after its last transfer finished."""
         self.turn = 1 - self.turn
         if len(self.pinned) < 2 or self.pinned[self.turn][0].shape[0] < len(images):
-            buf = torch.empty((max(len(images), 1), *IMAGE_SHAPE), dtype=torch.uint16).pin_memory()
+            buf = torch.empty((max(len(images), 1), *images.shape[1:]), dtype=torch.uint16).pin_memory()
             event = torch.cuda.Event()
             event.record()
             if len(self.pinned) < 2:

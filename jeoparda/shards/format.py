@@ -1,34 +1,83 @@
-"""The ``jeoparda-shards`` v1 HDF5 shard: writing, checksums and verification (docs/data-format.md).
+"""The ``jeoparda-shards`` HDF5 shard (docs/data-format.md): layout, checksums, verification.
 
-Shards are written deterministically (no HDF5 object time stamps, fixed creation order), so the
-same patches give byte-identical files whatever process writes them.
+Version 2 is dataset-agnostic: ``images`` uint16 (n, C, H, W) plus whichever targets the data set
+has (``labels`` multi-hot, ``masks`` per pixel, ``s1`` Sentinel-1, ``labels43`` for BigEarthNet
+v1). Version 1 (BigEarthNet v1 only: ``labels19``, ``labels43``, 12x120x120) stays readable.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import sys
+from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from typing import Any
 
 import h5py
 import numpy as np
 
 from jeoparda.errors import JeopardaError
 from jeoparda.labels import CLASSES19, LABELS43
-from jeoparda.sentinel2 import BAND_NAMES, TARGET_SIZE
+from jeoparda.sentinel2 import BAND_NAMES, S1_BANDS, TARGET_SIZE
 
 FORMAT = "jeoparda-shards"
-VERSION = 1
-IMAGE_SHAPE = (len(BAND_NAMES), TARGET_SIZE, TARGET_SIZE)
-_CHUNK_BYTES = 2 * IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 #: --compression choices -> h5py filter arguments. lzf is h5py's fast built-in codec.
-COMPRESSION = {"none": {}, "gzip": {"compression": "gzip", "compression_opts": 4},
-               "lzf": {"compression": "lzf"}}
+COMPRESSION: dict[str, dict[str, Any]] = {"none": {}, "gzip": {"compression": "gzip", "compression_opts": 4},
+                                          "lzf": {"compression": "lzf"}}
 
 
 class ShardError(JeopardaError):
     """A shard that does not match the format or the manifest; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What every shard of one data set holds: image shape and the datasets beside ``images``."""
+
+    bands: tuple[str, ...] = BAND_NAMES
+    size: tuple[int, int] = (TARGET_SIZE, TARGET_SIZE)
+    labels: int = len(CLASSES19)   # K of ``labels`` (0: none)
+    labels43: bool = False
+    masks: bool = False
+    s1: bool = False
+    version: int = VERSION
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (len(self.bands), *self.size)
+
+    @property
+    def label_key(self) -> str:
+        """The multi-hot dataset's name: ``labels`` (v2) or ``labels19`` (v1)."""
+        return "labels" if self.version >= 2 else "labels19"
+
+    def datasets(self) -> dict[str, tuple[Any, tuple[int, ...]]]:
+        """Dataset name -> (dtype or None for strings, shape after the patch axis)."""
+        out: dict[str, tuple[Any, tuple[int, ...]]] = {"images": (np.uint16, self.image_shape)}
+        if self.labels:
+            out[self.label_key] = (np.uint8, (self.labels,))
+        if self.labels43:
+            out["labels43"] = (np.uint8, (len(LABELS43),))
+        if self.masks:
+            out["masks"] = (np.uint8, self.size)
+        if self.s1:
+            out["s1"] = (np.float32, (len(S1_BANDS), *self.size))
+        out["names"] = (None, ())
+        return out
+
+
+V1_LAYOUT = Layout(labels43=True, version=1)
+
+
+def layout_of_manifest(manifest: dict[str, Any]) -> Layout:
+    """The layout a (normalised) manifest describes."""
+    if manifest["version"] == 1:
+        return V1_LAYOUT
+    tasks = manifest.get("tasks", [])
+    return Layout(tuple(manifest["bands"]), (int(manifest["size"][0]), int(manifest["size"][1])),
+                  len(manifest["classes"]) if "multilabel" in tasks else 0, "labels43" in manifest,
+                  "segmentation" in tasks, bool(manifest.get("s1_bands")))
 
 
 def file_sha256(path: Path, block: int = 1 << 22) -> str:
@@ -40,68 +89,29 @@ def file_sha256(path: Path, block: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-class ShardWriter:
-    """Appends patches to a new shard file; ``close()`` writes labels and names and trims."""
-
-    def __init__(self, path: Path, capacity: int, compression: str = "none") -> None:
-        if compression not in COMPRESSION:
-            raise ValueError(f"unknown compression {compression!r}; choose {', '.join(COMPRESSION)}")
-        self.path = Path(path)
-        self._file = h5py.File(self.path, "w", track_order=False)
-        self._file.attrs["format"] = FORMAT
-        self._file.attrs["version"] = VERSION
-        self._file.attrs["bands"] = list(BAND_NAMES)
-        self._images = self._file.create_dataset(
-            "images", shape=(capacity, *IMAGE_SHAPE), maxshape=(None, *IMAGE_SHAPE),
-            dtype=np.uint16, chunks=(1, *IMAGE_SHAPE), track_times=False,
-            **COMPRESSION[compression])
-        self._labels19: list[np.ndarray] = []
-        self._labels43: list[np.ndarray] = []
-        self._names: list[str] = []
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def append(self, name: str, image: np.ndarray, labels43: np.ndarray, labels19: np.ndarray) -> None:
-        self._images[len(self._names)] = image
-        self._names.append(name)
-        self._labels43.append(labels43)
-        self._labels19.append(labels19)
-
-    def close(self) -> None:
-        n = len(self._names)
-        self._images.resize(n, axis=0)
-        for key, rows, width in (("labels19", self._labels19, len(CLASSES19)),
-                                 ("labels43", self._labels43, len(LABELS43))):
-            data = np.array(rows, dtype=np.uint8).reshape(n, width)
-            self._file.create_dataset(key, data=data, track_times=False)
-        self._file.create_dataset("names", data=np.array(self._names, dtype=object),
-                                  dtype=h5py.string_dtype("utf-8"), track_times=False)
-        self._file.close()
-
-    def __enter__(self) -> "ShardWriter":
-        return self
-
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._file.close()
+def shard_version(f: h5py.File, path: Path) -> int:
+    """The shard's format version; a clear error for anything that is not a jeoparda shard."""
+    fmt, ver = (v.item() if isinstance(v, np.generic) else v for v in (f.attrs.get("format"), f.attrs.get("version")))
+    if fmt != FORMAT or ver not in READABLE_VERSIONS:
+        raise ShardError(f"{path}: not a {FORMAT} shard of version {' or '.join(map(str, READABLE_VERSIONS))} "
+                         f"(format={fmt!r}, version={ver!r})")
+    return int(ver)
 
 
-def check_shard_format(path: Path, patches: int | None = None) -> None:
-    """Raise :class:`ShardError` unless ``path`` is a v1 shard (with ``patches`` patches if given)."""
+def check_shard_format(path: Path, patches: int | None = None, layout: Layout | None = None) -> None:
+    """Raise :class:`ShardError` unless ``path`` is a shard of ``layout`` (default: what its own
+    version implies for v1, what it holds for v2) with ``patches`` patches if given."""
     try:
         with h5py.File(path, "r") as f:
-            fmt, ver = f.attrs.get("format"), f.attrs.get("version")
-            if fmt != FORMAT or ver != VERSION:
-                raise ShardError(f"{path}: not a {FORMAT} v{VERSION} shard (format={fmt!r}, version={ver!r})")
-            if [str(b) for b in f.attrs.get("bands", [])] != list(BAND_NAMES):
-                raise ShardError(f"{path}: band list differs from the canonical 12-band order")
-            expected = {"images": (np.uint16, IMAGE_SHAPE), "labels19": (np.uint8, (len(CLASSES19),)),
-                        "labels43": (np.uint8, (len(LABELS43),)), "names": (None, ())}
+            version = shard_version(f, path)
+            if layout is None:
+                layout = V1_LAYOUT if version == 1 else _layout_in_file(f)
+            if version != layout.version:
+                raise ShardError(f"{path}: shard version {version}, the manifest says {layout.version}")
+            if tuple(str(b) for b in f.attrs.get("bands", [])) != layout.bands:
+                raise ShardError(f"{path}: band list differs from the manifest's ({', '.join(layout.bands)})")
             sizes = set()
-            for key, (dtype, tail) in expected.items():
+            for key, (dtype, tail) in layout.datasets().items():
                 if key not in f:
                     raise ShardError(f"{path}: dataset '{key}' is missing")
                 ds = f[key]
@@ -116,90 +126,18 @@ def check_shard_format(path: Path, patches: int | None = None) -> None:
         raise ShardError(f"{path}: unreadable HDF5 file ({exc})") from None
 
 
-def verify_shard(path: Path, sha256: str, patches: int) -> None:
+def _layout_in_file(f: h5py.File) -> Layout:
+    images = f["images"] if "images" in f else None
+    shape = tuple(images.shape[2:4]) if images is not None and images.ndim == 4 else (TARGET_SIZE, TARGET_SIZE)
+    return Layout(tuple(str(b) for b in f.attrs.get("bands", [])), (int(shape[0]), int(shape[1])),
+                  int(f["labels"].shape[1]) if "labels" in f else 0, "labels43" in f, "masks" in f, "s1" in f)
+
+
+def verify_shard(path: Path, sha256: str, patches: int, layout: Layout | None = None) -> None:
     """Checksum and format check of one shard against its manifest entry."""
     if not os.path.isfile(path):
         raise ShardError(f"{path}: shard file is missing")
     actual = file_sha256(path)
     if actual != sha256:
         raise ShardError(f"{path}: checksum mismatch (manifest {sha256[:12]}…, file {actual[:12]}…)")
-    check_shard_format(path, patches)
-
-
-class ShardReader:
-    """Batched reads from one shard: images straight into a caller's buffer, labels up front.
-
-    Patches are stored one chunk each, in order. For uncompressed shards the byte offset of every
-    chunk is looked up once (HDF5's chunk index); ShardWriter lays chunks out back to back, with
-    an occasional index node between them, so a run of patches is read with one ``preadv`` per
-    contiguous stretch, straight into the destination. Compressed shards go through HDF5. Both
-    paths give the same array.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        try:
-            self._file = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise ShardError(f"{path}: unreadable HDF5 file ({exc})") from None
-        if self._file.attrs.get("format") != FORMAT or self._file.attrs.get("version") != VERSION:
-            self._file.close()
-            raise ShardError(f"{path}: not a {FORMAT} v{VERSION} shard")
-        self._images = self._file["images"]
-        self.labels19 = self._file["labels19"][...]
-        self.labels43 = self._file["labels43"][...]
-        self.names = [n.decode() for n in self._file["names"][...]]
-        self._offsets = self._chunk_offsets()
-        self._fd = os.open(self.path, os.O_RDONLY) if self._offsets is not None else None
-
-    def _chunk_offsets(self) -> np.ndarray | None:
-        """File offset of every patch's chunk, or None where raw reads do not apply."""
-        ds, n = self._images, len(self.names)
-        if n == 0 or ds.compression or ds.dtype != np.dtype("<u2") or sys.byteorder != "little":
-            return None
-        if ds.id.get_num_chunks() != n:
-            return None
-        offsets = np.empty(n, np.int64)
-        for i in range(n):
-            info = ds.id.get_chunk_info(i)
-            if info.chunk_offset[0] != i or info.size != _CHUNK_BYTES or info.filter_mask:
-                return None
-            offsets[i] = info.byte_offset
-        return offsets
-
-    @property
-    def direct(self) -> bool:
-        """Whether reads bypass HDF5 (raw, back-to-back chunks)."""
-        return self._fd is not None
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def read_images(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Images ``start:stop`` as uint16 (n, 12, 120, 120), into ``out[:n]`` when given."""
-        n = stop - start
-        out = np.empty((n, *IMAGE_SHAPE), np.uint16) if out is None else out[:n]
-        if n == 0:
-            return out
-        if self._fd is not None and out.flags.c_contiguous:
-            offs = self._offsets[start:stop]
-            cuts = np.flatnonzero(np.diff(offs) != _CHUNK_BYTES) + 1
-            for a, b in zip(np.r_[0, cuts], np.r_[cuts, n]):
-                view = memoryview(out[a:b]).cast("B")
-                if os.preadv(self._fd, [view], int(offs[a])) != view.nbytes:
-                    raise ShardError(f"{self.path}: short read at patch {start + a}; file truncated?")
-        else:
-            self._images.read_direct(out, np.s_[start:stop])
-        return out
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        self._file.close()
-
-    def __enter__(self) -> "ShardReader":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    check_shard_format(path, patches, layout)

@@ -1,4 +1,9 @@
-"""``manifest.json`` of a converted data set: atomic writing and checked reading."""
+"""``manifest.json`` of a converted data set: atomic writing and checked reading (v1 and v2).
+
+:func:`read_manifest` returns every readable version in the version-2 shape, so readers have one
+thing to look at: a v1 manifest gains ``dataset``, ``tasks``, ``size`` as [H, W] and an empty
+``missing``, and keeps its version number (shards are read by version).
+"""
 from __future__ import annotations
 
 import json
@@ -6,12 +11,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from jeoparda.shards.format import FORMAT, VERSION
 from jeoparda.errors import JeopardaError
+from jeoparda.shards.format import FORMAT, READABLE_VERSIONS
 
 MANIFEST_NAME = "manifest.json"
-REQUIRED_KEYS = ("format", "version", "bands", "size", "resolution_m", "resample", "classes",
-                 "labels43", "band_stats", "splits", "rejected", "excluded")
+REQUIRED_KEYS = {
+    1: ("format", "version", "bands", "size", "resolution_m", "resample", "classes", "labels43",
+        "band_stats", "splits", "rejected", "excluded"),
+    2: ("format", "version", "dataset", "tasks", "bands", "size", "resolution_m", "resample", "classes",
+        "band_stats", "splits", "rejected", "missing", "excluded"),
+}
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -20,6 +29,13 @@ def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _as_v2(manifest: dict[str, Any]) -> dict[str, Any]:
+    size = manifest["size"]
+    return {**manifest, "dataset": manifest.get("dataset", "bigearthnet-v1"), "tasks": ["multilabel"],
+            "size": [size, size] if isinstance(size, int) else list(size),
+            "missing": {"count": 0, "first": []}}
 
 
 def read_manifest(dataset: Path) -> dict[str, Any]:
@@ -34,10 +50,11 @@ def read_manifest(dataset: Path) -> dict[str, Any]:
         raise JeopardaError(f"{path}: unreadable manifest ({exc})") from None
     if not isinstance(manifest, dict):
         raise JeopardaError(f"{path}: manifest is not a JSON object")
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise JeopardaError(f"{path}: format {manifest.get('format')!r} version "
-                            f"{manifest.get('version')!r} is not {FORMAT} version {VERSION}")
-    missing = [k for k in REQUIRED_KEYS if k not in manifest]
+    version = manifest.get("version")
+    if manifest.get("format") != FORMAT or version not in READABLE_VERSIONS:
+        raise JeopardaError(f"{path}: format {manifest.get('format')!r} version {version!r} is not "
+                            f"{FORMAT} version {' or '.join(map(str, READABLE_VERSIONS))}")
+    missing = [k for k in REQUIRED_KEYS[version] if k not in manifest]
     if missing:
         raise JeopardaError(f"{path}: manifest lacks {', '.join(missing)}")
-    return manifest
+    return _as_v2(manifest) if version == 1 else manifest

@@ -7,40 +7,20 @@ file and the problem; the converter decides whether that rejects the patch or en
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from jeoparda.sources.geotiff import TiffReadError, read_band
-from jeoparda.convert.resample import upsample
 from jeoparda.errors import JeopardaError
-from jeoparda.labels import UnknownLabelError, encode_labels
-from jeoparda.sentinel2 import BANDS, TARGET_SIZE, band_indices
+from jeoparda.labels import CLASSES19, UnknownLabelError, encode_labels
+from jeoparda.sources.base import Fields, Listing, Patch, PatchError, Source
+from jeoparda.sources.geotiff import read_s2_bands
+from jeoparda.sources.splits import HASH_SPLIT_NOTE, hash_split, read_name_list, read_split_dir
 
 ARCHIVE_DIRNAME = "BigEarthNet-v1.0"
 LABELS_SUFFIX = "_labels_metadata.json"
 METADATA_KEYS = ("labels", "coordinates", "projection", "tile_source", "acquisition_date")
-
-
-class PatchError(Exception):
-    """A damaged patch: ``file`` is the offending path, ``reason`` a short description."""
-
-    def __init__(self, patch: str, file: Path, reason: str) -> None:
-        super().__init__(f"{file}: {reason}")
-        self.patch = patch
-        self.file = file
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Patch:
-    """One patch brought to the 10 m grid: (12, 120, 120) uint16 and multi-hot labels."""
-
-    name: str
-    image: np.ndarray
-    labels43: np.ndarray
-    labels19: np.ndarray
 
 
 def locate_root(source: Path) -> Path:
@@ -83,40 +63,44 @@ def read_labels(root: Path, patch: str) -> tuple[np.ndarray, np.ndarray]:
         raise PatchError(patch, path, str(exc)) from None
 
 
-def read_raw_bands(root: Path, patch: str) -> list[np.ndarray]:
-    """The 12 bands at native resolution, validated for dtype and size."""
-    out = []
-    for band in BANDS:
-        path = band_path(root, patch, band.name)
-        try:
-            arr = read_band(path)
-        except FileNotFoundError:
-            raise PatchError(patch, path, f"missing band {band.name}") from None
-        except TiffReadError as exc:
-            raise PatchError(patch, path, str(exc)) from None
-        expected = (band.native_size, band.native_size)
-        if arr.shape != expected:
-            raise PatchError(patch, path, f"band {band.name} has size {arr.shape[0]}x{arr.shape[1]}, "
-                                          f"expected {expected[0]}x{expected[1]}")
-        if arr.dtype != np.uint16:
-            raise PatchError(patch, path, f"band {band.name} is {arr.dtype}, expected uint16")
-        out.append(arr)
-    return out
+class BigEarthNetV1(Source):
+    """The 2019 archive: split CSVs (``--splits`` or ``SOURCE/splits``), noisy lists by ``--exclude``."""
 
+    dataset = "bigearthnet-v1"
+    kind = "BigEarthNet-S2 v1.0 (GeoTIFF per band, labels JSON)"
+    classes = CLASSES19
+    fields = Fields(labels=len(CLASSES19), labels43=True)
 
-def to_10m(raw: list[np.ndarray], method: str) -> np.ndarray:
-    """Stack native-resolution bands into (12, 120, 120); 10 m bands are copied unchanged."""
-    image = np.empty((len(BANDS), TARGET_SIZE, TARGET_SIZE), dtype=np.uint16)
-    for res in (10, 20, 60):
-        idx = band_indices(res)
-        image[list(idx)] = upsample(np.stack([raw[i] for i in idx]), TARGET_SIZE, method)
-    return image
+    def __init__(self, source: Path, splits_dir: Path | None = None, excludes: tuple[Path, ...] = ()) -> None:
+        self.source = Path(source)
+        self.root = locate_root(source)
+        self.splits_dir = splits_dir
+        self.excludes = excludes
 
+    def listing(self) -> Listing:
+        candidates = [self.splits_dir] if self.splits_dir else [self.source / "splits", self.root / "splits"]
+        splits, split_source = None, ""
+        for split_dir in candidates:
+            if split_dir is not None and (self.splits_dir or split_dir.is_dir()):
+                splits, split_source = read_split_dir(split_dir), str(Path(split_dir).resolve())
+                break
+        if splits is None:
+            warnings.warn(f"no split lists given and no splits/ folder in {self.source}: splitting by name "
+                          f"hash {HASH_SPLIT_NOTE} (train/val/test)", stacklevel=2)
+            splits, split_source = hash_split(list_patches(self.root)), f"name-hash {HASH_SPLIT_NOTE}"
+        noisy: set[str] = set()
+        for path in self.excludes:
+            noisy.update(read_name_list(path))
+        excluded = sorted(n for names in splits.values() for n in names if n in noisy)
+        kept = {s: [n for n in names if n not in noisy] for s, names in splits.items()}
+        return Listing(kept, split_source, excluded)
 
-def read_patch(root: Path, patch: str, method: str) -> Patch:
-    """Read, validate and resample one patch; raises :class:`PatchError` on damage."""
-    if not (root / patch).is_dir():
-        raise PatchError(patch, root / patch, "patch folder not found in the archive")
-    y43, y19 = read_labels(root, patch)
-    image = to_10m(read_raw_bands(root, patch), method)
-    return Patch(patch, image, y43, y19)
+    def present(self) -> set[str]:
+        return set(list_patches(self.root))
+
+    def read(self, name: str) -> Patch:
+        if not (self.root / name).is_dir():
+            raise PatchError(name, self.root / name, "patch folder not found in the archive")
+        y43, y19 = read_labels(self.root, name)
+        bands = read_s2_bands(name, lambda band: band_path(self.root, name, band))
+        return Patch(name, bands, labels=y19, labels43=y43)

@@ -1,14 +1,18 @@
-"""Single-band uint16 GeoTIFF reading and writing (tifffile; no GDAL needed).
+"""Single-band GeoTIFF reading and writing (tifffile; no GDAL needed), and band validation.
 
 BigEarthNet stores one GeoTIFF per band and patch. Files written by GDAL (the real archive) and by
 tifffile (the synthetic archive) both read through :func:`read_band`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import tifffile
+
+from jeoparda.sentinel2 import BANDS, Band
+from jeoparda.sources.base import PatchError
 
 # GeoTIFF tags (OGC GeoTIFF 1.1): pixel scale, tie point and the GeoKey directory.
 _MODEL_PIXEL_SCALE = 33550
@@ -35,8 +39,8 @@ def read_band(path: Path) -> np.ndarray:
 
 
 def write_band(path: Path, data: np.ndarray, *, origin: tuple[float, float],
-               pixel_size_m: float, epsg: int) -> None:
-    """Write a 2-D uint16 array as a georeferenced single-band GeoTIFF (UTM, north-up)."""
+               pixel_size_m: float, epsg: int, dtype: type = np.uint16) -> None:
+    """Write a 2-D array as a georeferenced single-band GeoTIFF (UTM, north-up) of ``dtype``."""
     x0, y0 = origin
     geokeys = (
         1, 1, 0, 3,          # directory version, revision, minor revision, number of keys
@@ -49,5 +53,35 @@ def write_band(path: Path, data: np.ndarray, *, origin: tuple[float, float],
         (_MODEL_TIEPOINT, "d", 6, (0.0, 0.0, 0.0, x0, y0, 0.0), True),
         (_GEO_KEY_DIRECTORY, "H", len(geokeys), geokeys, True),
     ]
-    tifffile.imwrite(path, np.ascontiguousarray(data, dtype=np.uint16),
+    tifffile.imwrite(path, np.ascontiguousarray(data, dtype=dtype),
                      photometric="minisblack", extratags=extratags, metadata=None)
+
+
+def check_band(patch: str, file: Path, band: Band, arr: np.ndarray) -> np.ndarray:
+    """``arr`` if it is a uint16 raster of the band's native size, else :class:`PatchError`."""
+    expected = (band.native_size, band.native_size)
+    if arr.ndim != 2 or arr.shape != expected:
+        got = "x".join(str(s) for s in arr.shape)
+        raise PatchError(patch, file, f"band {band.name} has size {got}, expected {expected[0]}x{expected[1]}")
+    if arr.dtype != np.uint16:
+        raise PatchError(patch, file, f"band {band.name} is {arr.dtype}, expected uint16")
+    return arr
+
+
+def read_checked(patch: str, path: Path, what: str) -> np.ndarray:
+    """Read one single-band raster of a patch; a missing or unreadable file is a PatchError."""
+    try:
+        return read_band(path)
+    except FileNotFoundError:
+        raise PatchError(patch, path, f"missing {what}") from None
+    except TiffReadError as exc:
+        raise PatchError(patch, path, str(exc)) from None
+
+
+def read_s2_bands(patch: str, path_of: Callable[[str], Path]) -> tuple[np.ndarray, ...]:
+    """The 12 optical bands of a patch stored one GeoTIFF per band, validated."""
+    out = []
+    for band in BANDS:
+        path = path_of(band.name)
+        out.append(check_band(patch, path, band, read_checked(patch, path, f"band {band.name}")))
+    return tuple(out)

@@ -53,3 +53,5 @@ def hash_split(names: list[str]) -> dict[str, list[str]]:
         bucket = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % 100
         out["train" if bucket < cut_train else "val" if bucket < cut_val else "test"].append(name)
     return out
+
+HASH_SPLIT_NOTE = "/".join(str(v) for v in HASH_SPLIT_PERCENT.values())

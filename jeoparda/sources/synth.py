@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from jeoparda.sources.bigearthnet_v1 import ARCHIVE_DIRNAME, LABELS_SUFFIX
-from jeoparda.sources.geotiff import write_band
 from jeoparda.labels import LABEL43_TO_19, LABELS43
 from jeoparda.sentinel2 import BANDS, TARGET_SIZE
+from jeoparda.sources.bigearthnet_v1 import ARCHIVE_DIRNAME, LABELS_SUFFIX
+from jeoparda.sources.geotiff import write_band
 
 #: Reflectance x 10000 per family, in canonical band order (B01 ... B12).
 _FAMILIES = {
@@ -34,7 +35,7 @@ _FAMILIES = {
 _FAMILY_OF_LABEL = (["artificial"] * 11 + ["crop"] * 11 + ["forest"] * 3 + ["shrub"] * 4
                     + ["bare"] * 4 + ["wetland"] * 5 + ["water"] * 5)
 _WORLD_SEED = 20200926  # fixed: the "world" is the same for every archive
-_TILES = (
+TILES = (
     ("S2A_MSIL2A_20170613T101031", "T33UUP", 32633, (500000.0, 5900000.0)),
     ("S2B_MSIL2A_20170924T093019", "T34VER", 32634, (600000.0, 6700000.0)),
     ("S2A_MSIL2A_20171208T112441", "T29SNB", 32629, (400000.0, 4300000.0)),
@@ -78,8 +79,9 @@ def _region_map(rng: np.random.Generator, k: int) -> np.ndarray:
 
 
 def render_patch(world: World, labels: np.ndarray, rng: np.random.Generator,
-                 noisy: bool = False) -> np.ndarray:
-    """(12, 120, 120) float reflectance x 10000 for a patch with the given 43-label indices."""
+                 noisy: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(12, 120, 120) float reflectance x 10000 for a patch with the given 43-label indices, and
+    the (120, 120) region map: region r shows label ``labels[r]``."""
     regions = _region_map(rng, len(labels))
     yy, xx = np.mgrid[0:TARGET_SIZE, 0:TARGET_SIZE] / TARGET_SIZE
     image = np.empty((len(BANDS), TARGET_SIZE, TARGET_SIZE))
@@ -95,17 +97,27 @@ def render_patch(world: World, labels: np.ndarray, rng: np.random.Generator,
     image *= gain[None]
     if noisy:  # snow or cloud: a bright, flat veil over part of the patch
         image = np.maximum(image, 6000 * (xx > rng.uniform(0.2, 0.6))[None])
-    return image
+    return image, regions
 
 
-def _to_native(image: np.ndarray, factor: int) -> np.ndarray:
+def to_native(image: np.ndarray, factor: int) -> np.ndarray:
+    """Average a 10 m band down by ``factor`` (2: 20 m, 6: 60 m), as the sensor would see it."""
     n = TARGET_SIZE // factor
     return image.reshape(n, factor, n, factor).mean(axis=(1, 3))
 
 
-def _write_csv(path: Path, names: list[str]) -> None:
+def write_csv(path: Path, names: list[str]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows([n] for n in names)
+
+
+def split_names(names: list[str], rng: np.random.Generator) -> dict[str, list[str]]:
+    """70/15/15 random split (the converter's fallback ratio), each split sorted."""
+    order = rng.permutation(len(names))
+    n_train, n_val = round(len(names) * 0.70), round(len(names) * 0.15)
+    return {"train": sorted(names[i] for i in order[:n_train]),
+            "val": sorted(names[i] for i in order[n_train:n_train + n_val]),
+            "test": sorted(names[i] for i in order[n_train + n_val:])}
 
 
 def write_patch(root: Path, name: str, image: np.ndarray, label_names: list[str],
@@ -117,7 +129,7 @@ def write_patch(root: Path, name: str, image: np.ndarray, label_names: list[str]
     folder.mkdir(parents=True, exist_ok=True)
     for b, band in enumerate(BANDS):
         factor = band.resolution_m // 10
-        data = _to_native(image[b], factor) if factor > 1 else image[b]
+        data = to_native(image[b], factor) if factor > 1 else image[b]
         write_band(folder / f"{name}_{band.name}.tif", np.clip(np.rint(data), 0, 65535),
                    origin=(ulx, uly), pixel_size_m=band.resolution_m, epsg=epsg)
     date = prefix.split("_")[2]
@@ -132,7 +144,8 @@ def write_patch(root: Path, name: str, image: np.ndarray, label_names: list[str]
     (folder / f"{name}{LABELS_SUFFIX}").write_text(json.dumps(meta), encoding="utf-8")
 
 
-def synthesize(out: Path, patches: int, seed: int = 0, progress=None) -> dict[str, list[str]]:
+def synthesize(out: Path, patches: int, seed: int = 0, progress: Callable[[int], object] | None = None
+               ) -> dict[str, list[str]]:
     """Write a synthetic archive of ``patches`` patches under ``out``; returns the splits.
 
     Layout: ``out/BigEarthNet-v1.0/<patch>/...``, ``out/splits/{train,val,test}.csv`` (70/15/15,
@@ -146,28 +159,26 @@ def synthesize(out: Path, patches: int, seed: int = 0, progress=None) -> dict[st
     root.mkdir(parents=True, exist_ok=True)
     world, weights = make_world(), label_weights()
     rng = np.random.default_rng(seed)
-    cells = rng.choice(len(_TILES) * 100 * 100, size=patches, replace=False)
+    cells = rng.choice(len(TILES) * 100 * 100, size=patches, replace=False)
     kinds = rng.choice(3, size=patches, p=[0.95, 0.03, 0.02])  # clean, snow, cloud
-    names, snow, cloud = [], [], []
+    names: list[str] = []
+    snow: list[str] = []
+    cloud: list[str] = []
     for i, cell in enumerate(cells):
-        tile = _TILES[cell // 10000]
+        tile = TILES[cell // 10000]
         row, col = divmod(int(cell % 10000), 100)
         name = f"{tile[0]}_{row}_{col}"
         labels = np.sort(rng.choice(43, size=rng.integers(1, 5), replace=False, p=weights))
-        image = render_patch(world, labels, rng, noisy=kinds[i] != 0)
+        image, _ = render_patch(world, labels, rng, noisy=kinds[i] != 0)
         write_patch(root, name, image, [LABELS43[j] for j in labels], tile, row, col)
         names.append(name)
         (snow if kinds[i] == 1 else cloud if kinds[i] == 2 else []).append(name)
         if progress is not None:
             progress(1)
-    order = rng.permutation(patches)
-    n_train, n_val = round(patches * 0.70), round(patches * 0.15)  # the converter's fallback ratio
-    splits = {"train": sorted(names[i] for i in order[:n_train]),
-              "val": sorted(names[i] for i in order[n_train:n_train + n_val]),
-              "test": sorted(names[i] for i in order[n_train + n_val:])}
+    splits = split_names(names, rng)
     (out / "splits").mkdir(exist_ok=True)
     for split, members in splits.items():
-        _write_csv(out / "splits" / f"{split}.csv", members)
-    _write_csv(out / "patches_with_seasonal_snow.csv", sorted(snow))
-    _write_csv(out / "patches_with_cloud_and_shadow.csv", sorted(cloud))
+        write_csv(out / "splits" / f"{split}.csv", members)
+    write_csv(out / "patches_with_seasonal_snow.csv", sorted(snow))
+    write_csv(out / "patches_with_cloud_and_shadow.csv", sorted(cloud))
     return splits

@@ -12,15 +12,16 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from jeoparda.config import RunConfig, to_dict
-from jeoparda.loaders.build import build_loader
-from jeoparda.devices import device_name, synchronize
 from jeoparda.cluster.backends import Backend
 from jeoparda.cluster.env import ClusterEnv
+from jeoparda.config import RunConfig, to_dict
+from jeoparda.devices import device_name, synchronize
 from jeoparda.errors import JeopardaError
+from jeoparda.loaders.build import build_loader
 from jeoparda.models import create_model
 from jeoparda.training import checkpoint
 from jeoparda.training.evaluate import evaluate
@@ -75,21 +76,23 @@ class Trainer:
         self.env, self.backend, self.device, self.run_dir = env, backend, device, Path(run_dir)
         self.say = say if backend.rank == 0 else (lambda text: None)
         self.log = ResultsLog(run_dir, enabled=backend.rank == 0)
-        torch.manual_seed(cfg.train.seed)  # same initial weights on every rank
-        self.model = create_model(cfg.model).to(device)
-        gpu = device.type == "cuda"
-        if gpu and cfg.train.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        torch.manual_seed(cfg.train.seed + 1000 * (backend.rank + 1))  # per-rank dropout streams
+        # the data set decides the model's input channels and classes (loaders draw no random numbers)
         self.train_loader = build_loader(cfg, env, "train", device)
         self.val_loader = build_loader(cfg, env, "val", device) if cfg.train.val_every else None
+        torch.manual_seed(cfg.train.seed)  # same initial weights on every rank
+        self.model = create_model(cfg.model, in_chans=self.train_loader.channels,
+                                  num_classes=self.train_loader.num_classes).to(device)
+        gpu = device.type == "cuda"
+        if gpu and cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        torch.manual_seed(cfg.train.seed + 1000 * (backend.rank + 1))  # per-rank dropout streams
         self.global_batch = batch * backend.world_size
         self.net = backend.wrap_model(self.model)
         self.optimizer = backend.wrap_optimizer(build_optimizer(cfg.train, self.model, self.global_batch), self.model)
         # the schedule watches the optimiser the loop steps (Horovod's wrapper is a new object)
         self.schedule = build_schedule(cfg.train, self.optimizer, self.train_loader.steps_per_epoch)
         half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision)
-        self.autocast = {"device_type": device.type, "dtype": half or torch.float32,
+        self.autocast: dict[str, Any] = {"device_type": device.type, "dtype": half or torch.float32,
                          "enabled": gpu and half is not None}
         self.scaler = torch.amp.GradScaler(device.type, enabled=gpu and cfg.train.precision == "fp16")
 
@@ -153,7 +156,8 @@ class Trainer:
     def restore(self) -> tuple[int, int]:
         path = checkpoint.newest(self.run_dir)
         if path is None:
-            raise JeopardaError(f"{self.run_dir}: --resume but no checkpoint in {checkpoint.checkpoint_dir(self.run_dir)}")
+            raise JeopardaError(f"{self.run_dir}: --resume but no checkpoint in "
+                                f"{checkpoint.checkpoint_dir(self.run_dir)}")
         state = checkpoint.load(path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -168,7 +172,8 @@ class Trainer:
         epoch0, step0 = self.restore() if resume else (0, 0)
         self.backend.sync_initial_state(self.model, self.optimizer)
         self._log_start(resumed_from=[epoch0, step0] if resume else None)
-        start, last_val, done = time.perf_counter(), {}, epoch0
+        start, done = time.perf_counter(), epoch0
+        last_val: dict = {}
         with PreemptFlag() as flag:
             for epoch in range(epoch0, self.cfg.train.epochs):
                 stats = self.train_epoch(epoch, step0 if epoch == epoch0 else 0, flag)
@@ -193,7 +198,7 @@ class Trainer:
 
     def _validate(self, epoch: int) -> dict:
         every = self.cfg.train.val_every
-        if not every or (epoch + 1) % every:
+        if not every or (epoch + 1) % every or self.val_loader is None:
             return {}
         self.backend.average_buffers(self.model)
         return evaluate(self.model, self.val_loader, self.backend, self.cfg.train.threshold, self.autocast)
@@ -208,7 +213,9 @@ class Trainer:
     def _log_start(self, resumed_from: list[int] | None) -> None:
         hosts = sorted(set(self.backend.gather_objects(self.env.hostname)))
         gpus = torch.cuda.device_count() if self.device.type == "cuda" else 0
-        self.log.write("run_start", run_id=self.run_dir.name, model=self.cfg.model, backend=self.backend.name,
+        self.log.write("run_start", run_id=self.run_dir.name, model=self.cfg.model, task="multilabel",
+                       dataset=self.train_loader.dataset, bands=self.train_loader.band_names,
+                       backend=self.backend.name,
                        data_backend=self.cfg.data.backend, world_size=self.backend.world_size,
                        nodes=len(hosts), gpus_per_node=gpus, device=self.device.type,
                        device_name=device_name(self.device),

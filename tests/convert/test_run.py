@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import tifffile
 
-from jeoparda.sources.bigearthnet_v1 import band_path, labels_path, list_patches, locate_root
-from jeoparda.convert.run import WORK_DIR, convert_local, prepare_out, run_conversion
-from jeoparda.convert.plan import ConvertOptions, make_plan
-from jeoparda.sources.splits import read_name_list
 from jeoparda.cluster.env import ClusterEnv
+from jeoparda.convert.plan import ConvertOptions, make_plan
+from jeoparda.convert.run import WORK_DIR, convert_local, prepare_out, run_conversion
 from jeoparda.errors import JeopardaError
 from jeoparda.labels import LABEL43_INDEX
 from jeoparda.sentinel2 import BANDS, band_indices
+from jeoparda.sources.bigearthnet_v1 import band_path, labels_path, list_patches, locate_root
+from jeoparda.sources.splits import read_name_list
 from tests.conftest import convert
 from tests.sources.test_bigearthnet_v1 import damage
 
@@ -68,7 +68,7 @@ def test_manifest_statistics_and_checksums(dataset):
         for s in split["shards"]:
             assert hashlib.sha256((dataset / s["file"]).read_bytes()).hexdigest() == s["sha256"]
     with h5py.File(dataset / manifest["splits"]["train"]["shards"][0]["file"]) as f:
-        assert f.attrs["format"] == "jeoparda-shards" and f.attrs["version"] == 1
+        assert f.attrs["format"] == "jeoparda-shards" and f.attrs["version"] == 2
         assert f["images"].chunks == (1, 12, 120, 120) and f["images"].dtype == np.uint16
         assert list(f.attrs["bands"]) == [b.name for b in BANDS]
 
@@ -139,14 +139,17 @@ def test_hash_split_without_split_lists(archive, tmp_path):
     assert again["split_source"].startswith("name-hash")
 
 
-def test_listed_but_absent_patch_is_rejected(archive, tmp_path):
+def test_listed_but_absent_patch_is_missing_not_rejected(archive, tmp_path):
     splits = tmp_path / "splits"
     splits.mkdir()
     (splits / "train.csv").write_text("S2A_ghost_1_1\n" + (archive / "splits" / "train.csv").read_text())
     for s in ("val", "test"):
         (splits / f"{s}.csv").write_text((archive / "splits" / f"{s}.csv").read_text())
-    manifest = convert(archive, tmp_path / "out", splits_dir=splits)
-    assert [r["patch"] for r in manifest["rejected"]] == ["S2A_ghost_1_1"]
+    with pytest.raises(JeopardaError, match="1 absent, first S2A_ghost_1_1.*--present-only"):
+        convert(archive, tmp_path / "out", splits_dir=splits)  # 1 of 49 is over 1 %
+    manifest = convert(archive, tmp_path / "out", splits_dir=splits, present_only=True)
+    assert manifest["rejected"] == []
+    assert manifest["missing"] == {"count": 1, "first": ["S2A_ghost_1_1"]}
 
 
 def test_source_is_never_modified(archive, tmp_path):

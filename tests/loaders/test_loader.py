@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from jeoparda.config import AugmentConfig, DataConfig, RunConfig, TrainConfig
-from jeoparda.loaders.build import build_loader
-from jeoparda.shards.format import ShardReader
 from jeoparda.cluster.env import ClusterEnv
+from jeoparda.config import AugmentConfig, DataConfig, RunConfig, TrainConfig
 from jeoparda.errors import JeopardaError
+from jeoparda.loaders.build import build_loader
+from jeoparda.shards.reader import ShardReader
 
 NO_AUG = AugmentConfig(flip=False, rot90=False)
 

@@ -37,13 +37,14 @@ def test_flipped_byte_is_caught_naming_the_shard(copy, capsys):
 def test_wrong_format_is_caught_even_with_matching_checksum(copy, capsys):
     shard = copy / "train" / "shard-00000.h5"
     with h5py.File(shard, "a") as f:
-        f.attrs["version"] = 2
+        f.attrs["version"] = 3
     manifest = json.loads((copy / "manifest.json").read_text())
     from jeoparda.shards.format import file_sha256
     manifest["splits"]["train"]["shards"][0]["sha256"] = file_sha256(shard)
     (copy / "manifest.json").write_text(json.dumps(manifest))
     assert main(["inspect", str(copy)]) == 1
-    assert f"{shard}: not a jeoparda-shards v1 shard" in capsys.readouterr().err
+    assert f"{shard}: not a jeoparda-shards shard of version 1 or 2 (format='jeoparda-shards', version=3)" \
+        in capsys.readouterr().err
 
 
 def test_missing_shard_and_foreign_manifest(copy, capsys):

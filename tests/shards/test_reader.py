@@ -3,7 +3,7 @@ import h5py
 import numpy as np
 import pytest
 
-from jeoparda.shards.format import ShardReader
+from jeoparda.shards.reader import ShardReader
 from tests.conftest import convert
 
 

@@ -5,12 +5,19 @@ import numpy as np
 import pytest
 import tifffile
 
-from jeoparda.sources.bigearthnet_v1 import (PatchError, band_path, labels_path, list_patches, locate_root,
-                                   read_patch)
-from jeoparda.sources.geotiff import read_band
+from jeoparda.convert.assemble import to_10m
 from jeoparda.sentinel2 import BANDS, band_indices
+from jeoparda.sources.base import PatchError
+from jeoparda.sources.bigearthnet_v1 import BigEarthNetV1, band_path, labels_path, list_patches, locate_root
+from jeoparda.sources.geotiff import read_band
 
 rasterio = pytest.importorskip("rasterio")
+
+
+def read_patch(root, patch, method):
+    """The patch as the converter sees it: the source's record and its image on the 10 m grid."""
+    record = BigEarthNetV1(root).read(patch)
+    return record, to_10m(record.bands, method)
 
 
 def rewrite_with_gdal(path, **profile):
@@ -29,12 +36,12 @@ def rewrite_with_gdal(path, **profile):
 def test_gdal_written_bands_read_identically(archive, profile):
     root = locate_root(archive)
     patch = list_patches(root)[0]
-    before = read_patch(root, patch, "bicubic")
+    _, before = read_patch(root, patch, "bicubic")
     for band in BANDS:
         data = rewrite_with_gdal(band_path(root, patch, band.name), **profile)
         assert np.array_equal(read_band(band_path(root, patch, band.name)), data)
-    after = read_patch(root, patch, "bicubic")
-    assert np.array_equal(before.image, after.image)
+    _, after = read_patch(root, patch, "bicubic")
+    assert np.array_equal(before, after)
 
 
 def test_synthetic_bands_are_georeferenced_for_gdal(archive_master):
@@ -50,7 +57,7 @@ def test_synthetic_bands_are_georeferenced_for_gdal(archive_master):
 def test_ten_metre_bands_are_copied_unchanged(archive_master):
     root = locate_root(archive_master)
     patch = list_patches(root)[3]
-    image = read_patch(root, patch, "bilinear").image
+    _, image = read_patch(root, patch, "bilinear")
     for i in band_indices(10):
         assert np.array_equal(image[i], tifffile.imread(band_path(root, patch, BANDS[i].name)))
 
@@ -111,3 +118,13 @@ def test_missing_patch_folder(archive):
 
 def test_locate_root_accepts_both_levels(archive_master):
     assert locate_root(archive_master) == locate_root(archive_master / "BigEarthNet-v1.0")
+
+
+def test_record_carries_both_label_sets(archive_master):
+    root = locate_root(archive_master)
+    patch = list_patches(root)[2]
+    record, _ = read_patch(root, patch, "nearest")
+    names = json.loads(labels_path(root, patch).read_text())["labels"]
+    assert record.labels43.sum() == len(names)
+    assert record.labels is not None and record.labels.shape == (19,)
+    assert [b.shape for b in record.bands] == [(b.native_size, b.native_size) for b in BANDS]

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import torch
 
+from jeoparda.sentinel2 import BANDS
 from jeoparda.sources.bigearthnet_v1 import METADATA_KEYS, labels_path, list_patches, locate_root
 from jeoparda.sources.splits import read_name_list
 from jeoparda.sources.synth import synthesize
-from jeoparda.sentinel2 import BANDS
 
 
 def test_layout(archive_master):
@@ -48,15 +48,16 @@ def f1_samples(y, p):
 
 def test_a_small_cnn_learns_it(tmp_path):
     """A tiny CNN trained briefly on 240 patches beats the best constant prediction by far."""
-    from tests.conftest import convert
     import h5py
+
+    from tests.conftest import convert
 
     synthesize(tmp_path / "arch", 320, seed=11)
     manifest = convert(tmp_path / "arch", tmp_path / "ds", shard_size=400)
 
     def load(split):
         with h5py.File(tmp_path / "ds" / manifest["splits"][split]["shards"][0]["file"]) as f:
-            return f["images"][...].astype(np.float32), f["labels19"][...].astype(np.float32)
+            return f["images"][...].astype(np.float32), f["labels"][...].astype(np.float32)
 
     mean = np.array(manifest["band_stats"]["mean"], np.float32)[:, None, None]
     std = np.array(manifest["band_stats"]["std"], np.float32)[:, None, None]

@@ -35,7 +35,8 @@ def test_single_process_run_and_results_log(dataset, tmp_path):
     assert [e["event"] for e in log] == ["run_start", "epoch", "epoch", "run_end"]
     start, end = log[0], log[-1]
     for key in ("run_id", "model", "backend", "data_backend", "world_size", "nodes", "gpus_per_node", "device",
-                "device_name", "batch_size_per_worker", "global_batch_size", "mode", "config", "versions", "git_sha", "hosts"):
+                "device_name", "batch_size_per_worker", "global_batch_size", "mode", "config", "versions", "git_sha",
+                "hosts", "dataset", "task", "bands"):
         assert key in start, key
     assert (start["backend"], start["world_size"], start["mode"]) == ("single", 1, "weak")
     for e in log[1:3]:
@@ -103,6 +104,7 @@ def test_resume_if_checkpoint_starts_fresh_then_continues(dataset, tmp_path):
 def test_bad_configuration_is_one_line(dataset, tmp_path):
     proc = subprocess.run(train_cmd(dataset, tmp_path / "r", "train.epoch=3"), capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == "jeoparda: error: --set train.epoch=3: unknown key 'train.epoch' (did you mean train.epochs?)"
+    assert proc.stderr.strip() == ("jeoparda: error: --set train.epoch=3: unknown key 'train.epoch' "
+                                   "(did you mean train.epochs?)")
     proc = subprocess.run([sys.executable, "-m", "jeoparda", "train", "--resume"], capture_output=True, text=True)
     assert proc.returncode == 1 and "--resume needs --out" in proc.stderr

@@ -1,0 +1,96 @@
+"""What every archive reader produces and promises: ``Patch`` records at native resolution.
+
+A source knows its archive's layout. It says which patches the archive lists (splits, noisy
+patches), which of them are present, and reads one patch at a time; converting to the 10 m grid
+and writing shards is the converter's job. Sources are pickled into worker processes, so they
+hold paths and open files lazily.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+class PatchError(Exception):
+    """A damaged patch: ``file`` is the offending path, ``reason`` a short description."""
+
+    def __init__(self, patch: str, file: Path, reason: str) -> None:
+        super().__init__(f"{file}: {reason}")
+        self.patch = patch
+        self.file = file
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One patch as the archive stores it: optical bands at native resolution (canonical order),
+    and whatever targets and extra modalities the archive has."""
+
+    name: str
+    bands: tuple[np.ndarray, ...]
+    labels: np.ndarray | None = None     # (K,) multi-hot uint8
+    labels43: np.ndarray | None = None   # (43,) multi-hot uint8, BigEarthNet v1 only
+    mask: np.ndarray | None = None       # (H, W) uint8 class index per pixel, 255 = no class
+    s1: np.ndarray | None = None         # (2, H, W) float32 VV, VH in dB
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The datasets every shard of a conversion carries besides ``images`` and ``names``."""
+
+    labels: int = 0          # K of the multi-hot ``labels`` (0: none)
+    labels43: bool = False
+    masks: bool = False
+    s1: bool = False
+
+
+@dataclass
+class Listing:
+    """What the archive's lists say: patches per split, and the noisy patches left out."""
+
+    splits: dict[str, list[str]]
+    split_source: str
+    excluded: list[str] = field(default_factory=list)
+    noisy: dict[str, object] = field(default_factory=dict)  # {"count", "included"} where known
+
+
+class Source(ABC):
+    """One archive kind. Subclasses set ``dataset``, ``classes``, ``root`` and ``fields``."""
+
+    dataset: str
+    kind: str
+    classes: tuple[str, ...]
+    root: Path
+    fields: Fields
+
+    @property
+    def tasks(self) -> list[str]:
+        """What shards of this source can train (DESIGN.md, Tasks)."""
+        return ["multilabel"] + (["segmentation"] if self.fields.masks else [])
+
+    @abstractmethod
+    def listing(self) -> Listing:
+        """Patches per split (before removing absent ones) and the excluded noisy patches."""
+
+    @abstractmethod
+    def present(self) -> set[str]:
+        """Names of the patches that exist in the archive."""
+
+    @abstractmethod
+    def read(self, name: str) -> Patch:
+        """Read and validate one patch; raises :class:`PatchError` on damage."""
+
+    @property
+    def store(self) -> Path:
+        """Where the patches are looked up (what an error about absent patches names)."""
+        return self.root
+
+    def close(self) -> None:  # noqa: B027  (a default, not an abstract method: most sources hold nothing open)
+        """Release open files (an LMDB environment); the source opens them again when read."""
+
+    def describe(self) -> str:
+        """One line for the convert summary: the kind and where it was found."""
+        return f"{self.kind} at {self.root}"
