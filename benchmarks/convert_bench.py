@@ -72,7 +72,8 @@ def read_geotiffs(root: Path, names: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--patches", type=int, default=2400, help="patches in the synthetic archive")
+    parser.add_argument("--patches", type=int, default=6000,
+                        help="patches in the synthetic archive (enough that worker start-up is amortised)")
     parser.add_argument("--read", type=int, default=1200, help="patches read back from shards (3 passes)")
     parser.add_argument("--tiff-read", type=int, default=400, help="of those, read from GeoTIFFs")
     parser.add_argument("--repeat", type=int, default=2, help="conversions per worker count")
