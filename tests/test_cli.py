@@ -68,3 +68,29 @@ def test_models_lists_every_model(capsys):
     for entry in list_models():
         assert entry.name in out
     assert "11,265,115" in out
+
+
+@pytest.mark.parametrize("layout,expected", [
+    ("v1", {"BigEarthNet-v1.0", "splits", "patches_with_seasonal_snow.csv", "patches_with_cloud_and_shadow.csv"}),
+    ("v2", {"BigEarthNet-S2", "BigEarthNet-S1", "Reference_Maps", "metadata.parquet",
+            "metadata_for_patches_with_snow_cloud_or_shadow.parquet"}),
+    ("lmdb", {"BigEarthNet-lmdb", "Reference_Maps", "metadata.parquet",
+              "metadata_for_patches_with_snow_cloud_or_shadow.parquet"}),
+])
+def test_synth_writes_each_layout_that_convert_detects(tmp_path, capsys, layout, expected):
+    from jeoparda.sources.detect import detect_format
+
+    assert main(["synth", "--out", str(tmp_path / "a"), "--patches", "12", "--layout", layout]) == 0
+    assert {p.name for p in (tmp_path / "a").iterdir()} == expected
+    assert detect_format(tmp_path / "a") == {"v1": "bigearthnet-v1", "v2": "bigearthnet-v2",
+                                              "lmdb": "rico-lmdb"}[layout]
+    assert "wrote 12 patches" in capsys.readouterr().out
+
+
+def test_convert_help_names_every_source_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["convert", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--format", "--with-s1", "--reference-maps", "--include-noisy", "--present-only",
+                   "bigearthnet-v2", "rico-lmdb", "1 %"):
+        assert option in text, option
