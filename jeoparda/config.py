@@ -56,6 +56,7 @@ class DataConfig:
     stage: bool = False            # copy this node's shards to node-local storage first
     stage_dir: str = ""            # node-local folder; empty: the temporary directory ($TMPDIR)
     synthetic_patches: int = 0     # synthetic backend without a data path: patches per epoch
+    resize: int = 0                # > 0: resize images to resize x resize on the device (bilinear)
     bands: str = ""                # channels to deliver: "" = the data set's optical bands; "s2+s1"
     #                                adds VV, VH; or a comma list, e.g. "B02,B03,B04,B08,VV,VH"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -67,6 +68,7 @@ class DataConfig:
         _check(self.prefetch >= 1, "data.prefetch", f"must be >= 1, got {self.prefetch}")
         _check(self.block_size >= 1, "data.block_size", f"must be >= 1, got {self.block_size}")
         _check(self.synthetic_patches >= 0, "data.synthetic_patches", "must be >= 0")
+        _check(self.resize >= 0, "data.resize", f"must be >= 0, got {self.resize}")
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,9 @@ class TrainConfig:
     channels_last: bool = True       # on GPU
     deterministic: bool = False      # CPU: deterministic algorithms, one thread per rank
     threads: int = 0                 # CPU threads per rank; 0: the node's cores / its ranks
-    threshold: float = 0.5           # probability above which a class is predicted
+    task: str = ""                   # multilabel | singlelabel; "": the data set's (manifest "tasks")
+    threshold: float = 0.5           # multi-label: probability above which a class is predicted
+    label_smoothing: float = 0.0     # single-label: cross-entropy label smoothing
     val_every: int = 1               # validate every N epochs (0: never; test still runs)
     test: bool = True                # evaluate the test split at the end
     checkpoint_every: int = 1        # epochs; 0 disables checkpoints
@@ -109,6 +113,9 @@ class TrainConfig:
         _check(self.lr > 0, "train.lr", f"must be > 0, got {self.lr}")
         _check(self.step_epochs >= 1 and self.lr_base_batch >= 1, "train.step_epochs", "must be >= 1")
         _check(0 <= self.threshold <= 1, "train.threshold", "must be within 0..1")
+        _check(0 <= self.label_smoothing < 1, "train.label_smoothing", "must be within 0..1 (excluded)")
+        _check(self.task in ("", "multilabel", "singlelabel"), "train.task",
+               f"{self.task!r} is not one of multilabel, singlelabel (or empty: the data set's)")
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
         _check(self.threads >= 0, "train.threads", f"must be >= 0, got {self.threads}")
 

@@ -46,5 +46,11 @@ def band_indices(resolution_m: int) -> tuple[int, ...]:
     return tuple(i for i, b in enumerate(BANDS) if b.resolution_m == resolution_m)
 
 
+#: B10 (60 m, cirrus), absent from L2A products but in EuroSAT (L1C): between B09 and B11.
+B10 = Band("B10", 60, 1375)
+#: The 13-band canonical order of L1C data (EuroSAT).
+BANDS13: tuple[Band, ...] = (*BANDS[:10], B10, *BANDS[10:])
+BAND_NAMES13: tuple[str, ...] = tuple(b.name for b in BANDS13)
+
 #: Sentinel-1 channels (dB), where converted: they follow the optical bands in this order.
 S1_BANDS: tuple[str, ...] = ("VV", "VH")

@@ -87,3 +87,15 @@ def reben_dataset(reben_tree_master, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reben-dataset") / "shards"
     convert(reben_tree_master, out, shard_size=6, with_s1=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def eurosat_dataset(tmp_path_factory) -> Path:
+    """A 200-image synthetic EuroSAT converted (shard size 32); never modify it."""
+    from jeoparda.sources.synth_eurosat import synthesize_eurosat
+
+    root = tmp_path_factory.mktemp("eurosat-archive")
+    synthesize_eurosat(root, 200, seed=5)
+    out = tmp_path_factory.mktemp("eurosat-dataset") / "shards"
+    convert(root, out, shard_size=32)
+    return out

@@ -22,13 +22,16 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
         "        Reference_Maps/ (CORINE codes; a patch's labels are the classes its map covers),\n"
         "        metadata.parquet and the snow/cloud/shadow table.\n"
         "  lmdb  BigEarthNet v2.0 as rico-hdl encodes it: one LMDB of safetensors blobs (S2 and S1)\n"
-        "        in OUT/BigEarthNet-lmdb/, the two parquet tables and Reference_Maps/.\n\n"
+        "        in OUT/BigEarthNet-lmdb/, the two parquet tables and Reference_Maps/.\n"
+        "  eurosat  EuroSAT_MS/<Class>/<Class>_<n>.tif: 64x64, 13 bands (B8A last, as distributed),\n"
+        "        ten classes in the real data set's proportions; one label per image.\n\n"
         "Every label has a spectral signature and texture, so models can learn from it.\n"
         "Deterministic for a seed.")
     p.add_argument("--out", type=Path, required=True, help="folder to create the archive in")
-    p.add_argument("--patches", type=positive_int, required=True, help="number of patches")
+    p.add_argument("--patches", "--images", dest="patches", type=positive_int, required=True,
+                   help="number of patches (EuroSAT: images)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--layout", choices=("v1", "v2", "lmdb"), default="v1",
+    p.add_argument("--layout", choices=("v1", "v2", "lmdb", "eurosat"), default="v1",
                    help="archive layout to write (default v1)")
     p.set_defaults(func=_run_synth)
 
@@ -42,6 +45,13 @@ def _run_synth(args: argparse.Namespace) -> int:
     bar = Progress(args.patches, "synth")
     if args.layout == "v1":
         splits = synthesize(args.out, args.patches, args.seed, progress=bar.update)
+    elif args.layout == "eurosat":
+        from jeoparda.sources.synth_eurosat import synthesize_eurosat
+
+        written = synthesize_eurosat(args.out, args.patches, args.seed, progress=bar.update)["all"]
+        bar.close()
+        print(f"wrote {len(written)} images to {args.out}/EuroSAT_MS (splits: convert's class-stratified 70/20/10)")
+        return 0
     else:
         from jeoparda.sources.synth_v2 import synthesize_v2
 
@@ -64,7 +74,8 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
         "statistics and a SHA-256 per shard in OUT/manifest.json. The archive kind is detected:\n\n"
         "  bigearthnet-v1  BigEarthNet-v1.0/<patch>/... with split CSVs (43 labels kept too)\n"
         "  bigearthnet-v2  metadata.parquet + BigEarthNet-S2/ (+ BigEarthNet-S1/, Reference_Maps/)\n"
-        "  rico-lmdb       metadata.parquet + an LMDB folder holding data.mdb (+ Reference_Maps/)\n\n"
+        "  rico-lmdb       metadata.parquet + an LMDB folder holding data.mdb (+ Reference_Maps/)\n"
+        "  eurosat         EuroSAT_MS/<Class>/*.tif (13 bands, 64x64, one class each; task singlelabel)\n\n"
         "v2.0: splits come from metadata.parquet; snow/cloud/shadow patches are left out unless\n"
         "--include-noisy; reference maps (Reference_Maps/ beside the tables, or --reference-maps)\n"
         "become per-pixel 'masks' (19 classes, 255 = none); --with-s1 adds Sentinel-1 VV, VH.\n\n"
@@ -77,7 +88,7 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", type=Path, required=True,
                    help="the archive folder (for v1.0: BigEarthNet-v1.0 or the folder holding it; for "
                    "v2.0: the folder holding metadata.parquet)")
-    p.add_argument("--format", choices=("auto", "bigearthnet-v1", "bigearthnet-v2", "rico-lmdb"),
+    p.add_argument("--format", choices=("auto", "bigearthnet-v1", "bigearthnet-v2", "rico-lmdb", "eurosat"),
                    default="auto", help="archive kind (default: detected)")
     p.add_argument("--with-s1", action="store_true",
                    help="v2.0: store Sentinel-1 VV, VH (dB) as 's1' beside the optical bands")
@@ -85,13 +96,17 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
                    help="v2.0: a Reference_Maps/ tree (default: SOURCE/Reference_Maps if present)")
     p.add_argument("--include-noisy", action="store_true",
                    help="v2.0: also convert the patches with seasonal snow, cloud or shadow")
+    p.add_argument("--bands", type=lambda s: tuple(b.strip() for b in s.split(",") if b.strip()), default=(),
+                   metavar="B01,B02,...", help="store only these bands (canonical order kept), e.g. EuroSAT's 13 "
+                   "down to BigEarthNet's 12: B01,B02,B03,B04,B05,B06,B07,B08,B8A,B09,B11,B12")
     p.add_argument("--present-only", action="store_true",
                    help="convert the listed patches that are present even when more than 1 %% are absent")
     p.add_argument("--out", type=Path, required=True, help="output folder for shards and manifest")
     p.add_argument("--splits", type=Path, dest="splits_dir", metavar="DIR",
                    help="folder with train.csv, val.csv, test.csv (v1.0 default: SOURCE/splits if it "
                    "exists, else a 70/15/15 split by hash of the patch name; v2.0 default: the "
-                   "split column of metadata.parquet)")
+                   "split column of metadata.parquet; EuroSAT: eurosat-{train,val,test}.txt, default a "
+                   "class-stratified 70/20/10 split)")
     p.add_argument("--exclude", type=Path, action="append", default=[], metavar="CSV",
                    help="v1.0: list of patches to leave out (repeatable: the seasonal-snow and "
                    "cloud-and-shadow lists)")
@@ -121,7 +136,7 @@ def _run_convert(args: argparse.Namespace) -> int:
                           resample=args.resample, compression=args.compression,
                           workers=args.workers, strict=args.strict, overwrite=args.overwrite,
                           format=args.format, with_s1=args.with_s1, reference_maps=args.reference_maps,
-                          include_noisy=args.include_noisy, present_only=args.present_only)
+                          include_noisy=args.include_noisy, present_only=args.present_only, bands=args.bands)
     if env.is_root:
         for path in noisy_list_hint(opts):
             warnings.warn(f"{path} exists but no --exclude was given; its patches are converted", stacklevel=2)

@@ -1,6 +1,8 @@
 """A source's native-resolution patch -> the arrays a shard stores, on the 10 m grid."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from jeoparda.convert.resample import upsample
@@ -17,7 +19,12 @@ def to_10m(raw: tuple[np.ndarray, ...] | list[np.ndarray], method: str) -> np.nd
     return image
 
 
-def shard_arrays(patch: Patch, method: str) -> dict[str, np.ndarray | None]:
-    """Keyword arguments for :meth:`ShardWriter.append` (image at 10 m, targets as read)."""
-    return {"image": to_10m(patch.bands, method), "labels": patch.labels, "labels43": patch.labels43,
-            "mask": patch.mask, "s1": patch.s1}
+def shard_arrays(patch: Patch, method: str, keep: list[int] | None = None) -> dict[str, Any]:
+    """Keyword arguments for :meth:`ShardWriter.append`: the image on the target grid (resampled
+    from native resolution where the source gives bands), the ``keep`` bands of it (all if None),
+    and the targets as read."""
+    image = patch.image if patch.image is not None else to_10m(patch.bands, method)
+    if keep is not None:
+        image = image[keep]
+    return {"image": image, "labels": patch.labels, "labels43": patch.labels43, "mask": patch.mask,
+            "s1": patch.s1, "label": patch.label}

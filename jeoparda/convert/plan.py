@@ -44,6 +44,7 @@ class ConvertOptions:
     reference_maps: Path | None = None
     include_noisy: bool = False
     present_only: bool = False
+    bands: tuple[str, ...] = ()  # a subset of the source's bands to store (canonical order kept)
 
     def source_options(self) -> SourceOptions:
         return SourceOptions(Path(self.source), self.format, self.splits_dir, tuple(self.excludes),
@@ -77,6 +78,7 @@ class Plan:
     noisy: dict[str, Any] = field(default_factory=dict)
     chunks: list[Chunk] = field(default_factory=list)
     fingerprint: str = ""
+    keep: list[int] | None = None  # indices of the stored bands among the source's (None: all)
 
     @property
     def root(self) -> Path:
@@ -112,10 +114,21 @@ def drop_absent(splits: dict[str, list[str]], present: set[str], present_only: b
     return kept, {"count": len(absent), "first": absent[:MISSING_NAMED]}
 
 
+def band_subset(wanted: tuple[str, ...], available: tuple[str, ...]) -> list[int] | None:
+    """Indices of ``--bands`` among the source's bands, in the source's (canonical) order."""
+    if not wanted:
+        return None
+    unknown = [b for b in wanted if b not in available]
+    if unknown:
+        raise JeopardaError(f"--bands: {unknown[0]} is not a band of this source ({', '.join(available)})")
+    return [i for i, b in enumerate(available) if b in wanted]
+
+
 def make_plan(opts: ConvertOptions) -> Plan:
     """Open the source, resolve splits, exclusions and absent patches, and cut shard-sized chunks."""
     _validate(opts)
     source = open_source(opts.source_options())
+    keep = band_subset(tuple(opts.bands), source.bands)
     listing = source.listing()
     present = source.present()
     source.close()  # workers open their own handles
@@ -126,9 +139,9 @@ def make_plan(opts: ConvertOptions) -> Plan:
               for s in SPLITS for i in range(0, len(kept[s]), opts.shard_size)]
     identity = {"format": FORMAT, "version": VERSION, "dataset": source.dataset, "fields": repr(source.fields),
                 "shard_size": opts.shard_size, "resample": opts.resample, "compression": opts.compression,
-                "splits": kept, "excluded": listing.excluded}
+                "splits": kept, "excluded": listing.excluded, "bands": keep}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    return Plan(source, kept, listing.excluded, listing.split_source, missing, listing.noisy, chunks, digest)
+    return Plan(source, kept, listing.excluded, listing.split_source, missing, listing.noisy, chunks, digest, keep)
 
 
 def noisy_list_hint(opts: ConvertOptions) -> list[Path]:

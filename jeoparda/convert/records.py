@@ -15,14 +15,15 @@ import numpy as np
 from jeoparda import __version__
 from jeoparda.convert.plan import Chunk, ConvertOptions, Plan
 from jeoparda.labels import LABELS43, NO_CLASS
-from jeoparda.sentinel2 import BAND_NAMES, S1_BANDS, TARGET_RESOLUTION_M, TARGET_SIZE
+from jeoparda.sentinel2 import S1_BANDS, TARGET_RESOLUTION_M
 from jeoparda.shards.format import FORMAT, VERSION, Layout
 from jeoparda.sources.splits import SPLITS
 
 
 def layout_for(plan: Plan) -> Layout:
-    f = plan.source.fields
-    return Layout(BAND_NAMES, (TARGET_SIZE, TARGET_SIZE), f.labels, f.labels43, f.masks, f.s1)
+    f, source = plan.source.fields, plan.source
+    bands = tuple(source.bands[i] for i in plan.keep) if plan.keep is not None else source.bands
+    return Layout(bands, source.size, f.labels, f.labels43, f.masks, f.s1, f.label)
 
 
 class ChunkStats:
@@ -55,6 +56,8 @@ class ChunkStats:
         labels = arrays.get("labels")
         if labels is not None:
             self.class_counts += labels
+        if arrays.get("label") is not None:
+            self.class_counts[arrays["label"]] += 1
         mask = arrays.get("mask")
         if mask is not None:
             self.pixel_counts += np.bincount(mask.ravel(), minlength=256)
@@ -120,7 +123,8 @@ def build_manifest(plan: Plan, opts: ConvertOptions, records: list[dict[str, Any
     manifest: dict[str, Any] = {
         "format": FORMAT, "version": VERSION, "dataset": source.dataset, "tasks": source.tasks,
         "bands": list(layout.bands), "size": list(layout.size), "resolution_m": TARGET_RESOLUTION_M,
-        "resample": opts.resample, "compression": opts.compression, "shard_size": opts.shard_size,
+        "resample": opts.resample if source.resamples else "none", "compression": opts.compression,
+        "shard_size": opts.shard_size,
         "classes": list(source.classes)}
     if layout.labels43:
         manifest["labels43"] = list(LABELS43)

@@ -107,8 +107,8 @@ def _finished_record(out: Path, chunk: Chunk) -> dict[str, Any] | None:
     return record if shard.is_file() and record.get("sha256") == file_sha256(shard) else None
 
 
-def convert_chunk(source: Source, chunk: Chunk, out: Path, layout: Layout, resample: str, compression: str,
-                  strict: bool, tick: Tick) -> dict[str, Any]:
+def convert_chunk(source: Source, chunk: Chunk, out: Path, layout: Layout, keep: list[int] | None,
+                  resample: str, compression: str, strict: bool, tick: Tick) -> dict[str, Any]:
     """Convert the patches of one chunk into its shard and return the chunk's record. A chunk
     whose patches were all rejected leaves no shard file (no shard is ever empty)."""
     final = out / chunk.file
@@ -119,7 +119,7 @@ def convert_chunk(source: Source, chunk: Chunk, out: Path, layout: Layout, resam
         with ShardWriter(tmp, len(chunk.names), layout, compression) as writer:
             for name in chunk.names:
                 try:
-                    arrays = shard_arrays(source.read(name), resample)
+                    arrays = shard_arrays(source.read(name), resample, keep)
                 except PatchError as exc:
                     if strict:
                         raise StrictStop(f"{exc.file}: {exc.reason} (patch {name})") from None
@@ -127,7 +127,7 @@ def convert_chunk(source: Source, chunk: Chunk, out: Path, layout: Layout, resam
                                      "reason": exc.reason})
                     tick(1)
                     continue
-                writer.append(name, **arrays)  # type: ignore[arg-type]
+                writer.append(name, **arrays)
                 stats.add(arrays)
                 tick(1)
     except BaseException:
@@ -175,7 +175,7 @@ def convert_local(chunks: list[Chunk], plan: Plan, opts: ConvertOptions,
             records.append(record)
             tick(len(chunk.names))
     layout = layout_for(plan)
-    args = [(plan.source, c, out, layout, opts.resample, opts.compression, opts.strict) for c in todo]
+    args = [(plan.source, c, out, layout, plan.keep, opts.resample, opts.compression, opts.strict) for c in todo]
     workers = min(opts.workers, len(todo))
     if workers <= 1:
         try:

@@ -27,6 +27,7 @@ from jeoparda.loaders.partition import EpochPlan, Placement, eval_plan, placemen
 from jeoparda.loaders.split_reader import SplitReader
 from jeoparda.shards.format import Layout, layout_of_manifest, verify_shard
 from jeoparda.shards.manifest import read_manifest
+from jeoparda.tasks import choose_task
 
 Batch = dict[str, torch.Tensor]
 
@@ -48,6 +49,7 @@ class SplitSource:
     s1_inv_std: np.ndarray
     classes: list[str]
     dataset: str = ""
+    task: str = "multilabel"
     stage_time_s: float = 0.0
 
     @property
@@ -82,9 +84,7 @@ def open_split(cfg: RunConfig, env: ClusterEnv, split: str) -> SplitSource:
     where = root / "manifest.json"
     if split not in manifest["splits"]:
         raise JeopardaError(f"{where}: no split {split!r} (has {', '.join(manifest['splits'])})")
-    if "multilabel" not in manifest["tasks"]:
-        raise JeopardaError(f"{where}: data set {manifest['dataset']} has no multi-label targets "
-                            f"(tasks: {', '.join(manifest['tasks'])}); the training loop trains multi-label")
+    task = choose_task(manifest["tasks"], cfg.train, f"{where} (data set {manifest['dataset']})")
     layout = layout_of_manifest(manifest)
     bands = choose_bands(cfg.data.bands, manifest["bands"], layout.s1, str(root))
     mean, inv, s1_mean, s1_inv = _normalisers(manifest, bands, where)
@@ -102,7 +102,7 @@ def open_split(cfg: RunConfig, env: ClusterEnv, split: str) -> SplitSource:
         for i in range(env.rank, len(shards), env.world_size):
             verify_shard(root / shards[i]["file"], shards[i]["sha256"], shards[i]["patches"], layout)
     source = SplitSource(root, split, shards, place, layout, bands, mean, inv, s1_mean, s1_inv,
-                         list(manifest["classes"]), manifest["dataset"], stage_time)
+                         list(manifest["classes"]), manifest["dataset"], task, stage_time)
     source.reader().check_formats(mine)
     return source
 
@@ -158,7 +158,12 @@ class Loader:
     @property
     def num_classes(self) -> int:
         """Width of ``label`` (the model's num_classes)."""
-        return self.src.layout.labels
+        return self.src.layout.classes
+
+    @property
+    def task(self) -> str:
+        """The task the targets are for (multilabel, singlelabel)."""
+        return self.src.task
 
     @property
     def dataset(self) -> str:
@@ -198,7 +203,12 @@ class Loader:
 
     def __iter__(self) -> Iterator[Batch]:
         alpha = self.cfg.data.augment.mixup_alpha if self.train else 0.0
+        size = self.cfg.data.resize
         for step, batch in enumerate(self._batches(), start=self.start_step):
+            if size and tuple(batch["image"].shape[-2:]) != (size, size):
+                # on the device, after the backend: torch, DALI and synthetic batches alike
+                batch = {**batch, "image": torch.nn.functional.interpolate(
+                    batch["image"], size=(size, size), mode="bilinear", align_corners=False)}
             if alpha > 0:
                 batch = mixup(batch, alpha, self.cfg.train.seed, self.epoch, self.env.rank, step)
             yield batch

@@ -76,8 +76,8 @@ class SplitReader:
 
     def read(self, indices: np.ndarray, out: np.ndarray | None = None,
              s1_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Images (n, C, H, W) uint16, labels (n, K) uint8 and, if asked, S1 (n, c, H, W) float32,
-        in ``indices`` order.
+        """Images (n, C, H, W) uint16, labels (n, K) uint8 (multi-hot, or one-hot for single-label
+        data) and, if asked, S1 (n, c, H, W) float32, in ``indices`` order.
 
         Without ``out`` the images land in a buffer the reader reuses (valid until the next read):
         fresh multi-megabyte buffers each batch would cost a page fault per 4 KiB.
@@ -92,7 +92,7 @@ class SplitReader:
             stored = self._batch[:n]
         else:
             stored = out[:n]
-        labels = np.zeros((n, self.layout.labels), np.uint8)
+        labels = np.zeros((n, self.layout.classes), np.uint8)
         s1 = None
         if self.s1:
             s1 = s1_out[:n] if s1_out is not None else np.empty((n, *self.s1_shape), np.float32)
@@ -105,8 +105,10 @@ class SplitReader:
                 if len(positions) > len(self._scratch):
                     self._scratch = np.empty((max(len(positions), 16), *self.stored_shape), np.uint16)
                 stored[positions] = shard.read_images(start, stop, self._scratch)
-            if shard.labels is not None:
+            if self.layout.labels and shard.labels is not None:
                 labels[positions] = shard.labels[start:stop]
+            elif self.layout.label and shard.label is not None:  # single-label: one-hot targets
+                labels[positions, shard.label[start:stop]] = 1
             if s1 is not None:
                 s1[positions] = shard.read_s1(start, stop)[:, self.s1]
         if not select:

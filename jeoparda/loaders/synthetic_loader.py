@@ -44,17 +44,28 @@ class SyntheticLoader(Loader):
 
     @property
     def num_classes(self) -> int:
-        return self.source.layout.labels if self.source is not None else len(CLASSES19)
+        return self.source.layout.classes if self.source is not None else len(CLASSES19)
+
+    @property
+    def task(self) -> str:
+        return self.source.task if self.source is not None else "multilabel"
 
     @property
     def size(self) -> tuple[int, int]:
         return self.source.layout.size if self.source is not None else (TARGET_SIZE, TARGET_SIZE)
 
+    def _labels(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        k = self.num_classes
+        if self.task == "singlelabel":
+            classes = torch.randint(0, k, (n,), device=self.device, generator=gen)
+            return torch.nn.functional.one_hot(classes, k).float()
+        return (torch.rand(n, k, device=self.device, generator=gen) < 0.2).float()
+
     def _batches(self) -> Iterator[Batch]:
         gen = torch.Generator(device=self.device).manual_seed(self.cfg.train.seed + self.env.rank)
         n = self.batch_size
         batch = {"image": torch.randn(n, self.channels, *self.size, device=self.device, generator=gen),
-                 "label": (torch.rand(n, self.num_classes, device=self.device, generator=gen) < 0.2).float(),
+                 "label": self._labels(n, gen),
                  "mask": torch.ones(n, dtype=torch.bool, device=self.device)}
         for _ in range(self.start_step, self.steps_per_epoch):
             yield batch

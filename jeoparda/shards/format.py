@@ -41,11 +41,17 @@ class Layout:
     labels43: bool = False
     masks: bool = False
     s1: bool = False
+    label: int = 0                 # K of the single-label ``label`` (0: none)
     version: int = VERSION
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return (len(self.bands), *self.size)
+
+    @property
+    def classes(self) -> int:
+        """K: the width of the targets a loader delivers."""
+        return self.labels or self.label
 
     @property
     def label_key(self) -> str:
@@ -59,6 +65,8 @@ class Layout:
             out[self.label_key] = (np.uint8, (self.labels,))
         if self.labels43:
             out["labels43"] = (np.uint8, (len(LABELS43),))
+        if self.label:
+            out["label"] = (np.uint8, ())
         if self.masks:
             out["masks"] = (np.uint8, self.size)
         if self.s1:
@@ -75,9 +83,10 @@ def layout_of_manifest(manifest: dict[str, Any]) -> Layout:
     if manifest["version"] == 1:
         return V1_LAYOUT
     tasks = manifest.get("tasks", [])
+    k = len(manifest["classes"])
     return Layout(tuple(manifest["bands"]), (int(manifest["size"][0]), int(manifest["size"][1])),
-                  len(manifest["classes"]) if "multilabel" in tasks else 0, "labels43" in manifest,
-                  "segmentation" in tasks, bool(manifest.get("s1_bands")))
+                  k if "multilabel" in tasks else 0, "labels43" in manifest,
+                  "segmentation" in tasks, bool(manifest.get("s1_bands")), k if "singlelabel" in tasks else 0)
 
 
 def file_sha256(path: Path, block: int = 1 << 22) -> str:
@@ -130,7 +139,8 @@ def _layout_in_file(f: h5py.File) -> Layout:
     images = f["images"] if "images" in f else None
     shape = tuple(images.shape[2:4]) if images is not None and images.ndim == 4 else (TARGET_SIZE, TARGET_SIZE)
     return Layout(tuple(str(b) for b in f.attrs.get("bands", [])), (int(shape[0]), int(shape[1])),
-                  int(f["labels"].shape[1]) if "labels" in f else 0, "labels43" in f, "masks" in f, "s1" in f)
+                  int(f["labels"].shape[1]) if "labels" in f else 0, "labels43" in f, "masks" in f, "s1" in f,
+                  int(f.attrs.get("classes", 1)) if "label" in f else 0)
 
 
 def verify_shard(path: Path, sha256: str, patches: int, layout: Layout | None = None) -> None:

@@ -25,9 +25,11 @@ def verify_dataset(dataset: Path, manifest: dict[str, Any],
             path = Path(dataset) / entry["file"]
             try:
                 verify_shard(path, entry["sha256"], entry["patches"], layout)
-                if layout.labels:
-                    with h5py.File(path, "r") as f:
+                with h5py.File(path, "r") as f:
+                    if layout.labels:
                         counts[split] += f[layout.label_key][...].sum(axis=0, dtype=np.int64)
+                    elif layout.label:
+                        counts[split] += np.bincount(f["label"][...], minlength=layout.label)[:layout.label]
             except ShardError as exc:
                 problems.append(str(exc))
             tick(1)

@@ -37,6 +37,7 @@ class ShardReader:
         key = "labels" if self.version >= 2 else "labels19"
         self.labels: np.ndarray | None = f[key][...] if key in f else None
         self.labels43: np.ndarray | None = f["labels43"][...] if "labels43" in f else None
+        self.label: np.ndarray | None = f["label"][...] if "label" in f else None  # single-label index
         self.names = [n.decode() for n in f["names"][...]]
         self._offsets = self._chunk_offsets()
         self._fd: int | None = os.open(self.path, os.O_RDONLY) if self._offsets is not None else None

@@ -32,10 +32,12 @@ class ShardWriter:
         self._file.attrs["bands"] = list(layout.bands)
         if layout.s1:
             self._file.attrs["s1_bands"] = list(S1_BANDS)
+        if layout.label:
+            self._file.attrs["classes"] = layout.label
         self._images = self._big("images", layout.image_shape, np.uint16, capacity, compression)
         self._s1 = self._big("s1", (len(S1_BANDS), *layout.size), np.float32, capacity, compression) \
             if layout.s1 else None
-        self._rows: dict[str, list[np.ndarray]] = {k: [] for k in ("labels", "labels43", "masks")}
+        self._rows: dict[str, list[np.ndarray]] = {k: [] for k in ("labels", "labels43", "masks", "label")}
         self._names: list[str] = []
 
     def _big(self, key: str, shape: tuple[int, ...], dtype: type, capacity: int, compression: str) -> h5py.Dataset:
@@ -47,13 +49,13 @@ class ShardWriter:
 
     def append(self, name: str, image: np.ndarray, labels: np.ndarray | None = None,
                labels43: np.ndarray | None = None, mask: np.ndarray | None = None,
-               s1: np.ndarray | None = None) -> None:
+               s1: np.ndarray | None = None, label: int | None = None) -> None:
         """Add one patch; the arguments the layout has must be given, the others are ignored."""
         n = len(self._names)
         self._put(self._images, n, image, np.uint16)
         if self._s1 is not None:
             self._put(self._s1, n, s1, np.float32)
-        for key, value in (("labels", labels), ("labels43", labels43), ("masks", mask)):
+        for key, value in (("labels", labels), ("labels43", labels43), ("masks", mask), ("label", label)):
             if key in self._datasets or (key == "labels" and self.layout.labels):
                 self._rows[key].append(np.asarray(value, np.uint8))
         self._names.append(name)

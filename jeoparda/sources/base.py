@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jeoparda.sentinel2 import BAND_NAMES, TARGET_SIZE
+
 
 class PatchError(Exception):
     """A damaged patch: ``file`` is the offending path, ``reason`` a short description."""
@@ -30,8 +32,10 @@ class Patch:
     and whatever targets and extra modalities the archive has."""
 
     name: str
-    bands: tuple[np.ndarray, ...]
+    bands: tuple[np.ndarray, ...] = ()   # native resolution, canonical order (resampled by convert)
+    image: np.ndarray | None = None      # or: (C, H, W) uint16 already on the target grid
     labels: np.ndarray | None = None     # (K,) multi-hot uint8
+    label: int | None = None             # single-label: class index
     labels43: np.ndarray | None = None   # (43,) multi-hot uint8, BigEarthNet v1 only
     mask: np.ndarray | None = None       # (H, W) uint8 class index per pixel, 255 = no class
     s1: np.ndarray | None = None         # (2, H, W) float32 VV, VH in dB
@@ -42,6 +46,7 @@ class Fields:
     """The datasets every shard of a conversion carries besides ``images`` and ``names``."""
 
     labels: int = 0          # K of the multi-hot ``labels`` (0: none)
+    label: int = 0           # K of the single-label class index ``label`` (0: none)
     labels43: bool = False
     masks: bool = False
     s1: bool = False
@@ -65,11 +70,18 @@ class Source(ABC):
     classes: tuple[str, ...]
     root: Path
     fields: Fields
+    #: Bands the source delivers, canonical order, and the grid they end up on (convert resamples
+    #: native-resolution ``Patch.bands`` to it; ``Patch.image`` is on it already).
+    bands: tuple[str, ...] = BAND_NAMES
+    size: tuple[int, int] = (TARGET_SIZE, TARGET_SIZE)
+    resamples: bool = True  # False: the archive is on one grid already (--resample does not apply)
 
     @property
     def tasks(self) -> list[str]:
         """What shards of this source can train (DESIGN.md, Tasks)."""
-        return ["multilabel"] + (["segmentation"] if self.fields.masks else [])
+        f = self.fields
+        return (["multilabel"] if f.labels else []) + (["singlelabel"] if f.label else []) \
+            + (["segmentation"] if f.masks else [])
 
     @abstractmethod
     def listing(self) -> Listing:

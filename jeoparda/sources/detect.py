@@ -9,10 +9,12 @@ from jeoparda.errors import JeopardaError
 from jeoparda.sources.base import Source
 from jeoparda.sources.bigearthnet_v1 import ARCHIVE_DIRNAME, LABELS_SUFFIX, BigEarthNetV1
 from jeoparda.sources.bigearthnet_v2 import MAPS_DIR, S2_DIR, BigEarthNetV2
+from jeoparda.sources.eurosat import EuroSAT
+from jeoparda.sources.eurosat import find_root as find_eurosat
 from jeoparda.sources.reben_metadata import METADATA
 from jeoparda.sources.rico_lmdb import RicoLMDB, find_lmdb
 
-FORMATS = ("bigearthnet-v1", "bigearthnet-v2", "rico-lmdb")
+FORMATS = ("bigearthnet-v1", "bigearthnet-v2", "rico-lmdb", "eurosat")
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,10 @@ def detect_format(source: Path) -> str:
                             "(a folder holding data.mdb)")
     if _looks_v1(source):
         return "bigearthnet-v1"
-    raise JeopardaError(f"{source}: not a known archive layout (BigEarthNet-v1.0 folder, or {METADATA} with "
-                        f"{S2_DIR}/ or an LMDB); see docs/convert.md")
+    if find_eurosat(source) is not None:
+        return "eurosat"
+    raise JeopardaError(f"{source}: not a known archive layout (BigEarthNet-v1.0 folder, {METADATA} with "
+                        f"{S2_DIR}/ or an LMDB, or EuroSAT class folders); see docs/convert.md")
 
 
 def _check_format(opts: SourceOptions, kind: str) -> None:
@@ -64,6 +68,8 @@ def _check_format(opts: SourceOptions, kind: str) -> None:
         raise JeopardaError(f"{source}: --format bigearthnet-v2 but there is no {S2_DIR}/ folder")
     if kind == "rico-lmdb" and find_lmdb(source) is None:
         raise JeopardaError(f"{source}: --format rico-lmdb but no LMDB (a folder holding data.mdb) found")
+    if kind == "eurosat" and find_eurosat(source) is None:
+        raise JeopardaError(f"{source}: --format eurosat but no EuroSAT class folders found")
 
 
 def open_source(opts: SourceOptions) -> Source:
@@ -77,12 +83,18 @@ def open_source(opts: SourceOptions) -> Source:
         _check_format(opts, kind)
     else:
         raise JeopardaError(f"--format {opts.format!r}: choose one of auto, {', '.join(FORMATS)}")
-    if kind == "bigearthnet-v1":
+    if kind in ("bigearthnet-v1", "eurosat"):
         for flag, given in (("--with-s1", opts.with_s1), ("--reference-maps", opts.reference_maps),
                             ("--include-noisy", opts.include_noisy)):
             if given:
-                raise JeopardaError(f"{opts.source}: {flag} applies to BigEarthNet v2.0; this is a v1.0 archive")
+                raise JeopardaError(f"{opts.source}: {flag} applies to BigEarthNet v2.0; this is "
+                                    + ("a v1.0 archive" if kind == "bigearthnet-v1" else "EuroSAT"))
+    if kind == "bigearthnet-v1":
         return BigEarthNetV1(opts.source, opts.splits_dir, opts.excludes)
+    if kind == "eurosat":
+        if opts.excludes:
+            raise JeopardaError("--exclude applies to BigEarthNet v1.0 archives")
+        return EuroSAT(opts.source, opts.splits_dir)
     if opts.excludes:
         raise JeopardaError("--exclude applies to v1.0 archives; v2.0 leaves out the patches of "
                             "metadata_for_patches_with_snow_cloud_or_shadow.parquet (keep them with --include-noisy)")

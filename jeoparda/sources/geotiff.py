@@ -28,6 +28,14 @@ class TiffReadError(Exception):
 
 def read_band(path: Path) -> np.ndarray:
     """Read a single-band GeoTIFF as a 2-D array (any dtype; the caller checks it)."""
+    arr = read_raster(path)
+    if arr.ndim != 2:
+        raise TiffReadError(f"expected one band, found array of shape {tuple(arr.shape)}")
+    return arr
+
+
+def read_raster(path: Path) -> np.ndarray:
+    """The first image of a TIFF as stored: (H, W), or (H, W, S) for pixel-interleaved samples."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
@@ -42,8 +50,6 @@ def read_band(path: Path) -> np.ndarray:
             arr = tif.pages[0].asarray()
     except Exception as exc:  # tifffile raises many types for damaged files
         raise TiffReadError(f"unreadable TIFF ({type(exc).__name__}: {exc})") from None
-    if arr.ndim != 2:
-        raise TiffReadError(f"expected one band, found array of shape {tuple(arr.shape)}")
     return arr
 
 

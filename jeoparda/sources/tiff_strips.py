@@ -1,5 +1,5 @@
-"""A fast reader for the simple GeoTIFFs the archives hold: one band in strips, uncompressed or
-deflate, with or without horizontal differencing.
+"""A fast reader for the simple GeoTIFFs the archives hold: strips of one band (BigEarthNet) or of
+pixel-interleaved bands (EuroSAT), uncompressed or deflate, with or without horizontal differencing.
 
 Opening a file with tifffile costs about 0.2-0.5 ms of Python work before any pixel is read; a
 BigEarthNet v2.0 patch is 13-15 files, so that overhead alone caps conversion at a few hundred
@@ -44,8 +44,9 @@ def _tags(data: bytes, order: str) -> dict[int, tuple[int, ...]] | None:
 
 
 def decode(data: bytes) -> np.ndarray | None:
-    """The first image of a TIFF held in ``data`` as a 2-D array, or None if not a simple case
-    (or damaged: tifffile then says what is wrong)."""
+    """The first image of a TIFF held in ``data`` as an (H, W) array, or (H, W, S) for S
+    pixel-interleaved samples; None if not a simple case (or damaged: tifffile then says what is
+    wrong)."""
     if len(data) < 8 or data[:4] not in (b"II*\x00", b"MM\x00*"):
         return None
     try:
@@ -59,9 +60,12 @@ def _decode(data: bytes) -> np.ndarray | None:
     tags = _tags(data, order)
     if tags is None or _TILE_WIDTH in tags or not {_WIDTH, _LENGTH, _OFFSETS, _COUNTS} <= tags.keys():
         return None
-    if tags.get(_SAMPLES, (1,))[0] != 1 or tags.get(_PLANAR, (1,))[0] != 1:
+    samples = tags.get(_SAMPLES, (1,))[0]
+    if samples > 1 and tags.get(_PLANAR, (1,))[0] != 1:  # only pixel-interleaved ("chunky") samples
         return None
     bits = tags.get(_BITS, (1,))
+    if len(set(bits)) != 1:
+        return None
     kind = _DTYPES.get((tags.get(_FORMAT, (1,))[0], bits[0]))
     compression, predictor = tags.get(_COMPRESSION, (1,))[0], tags.get(_PREDICTOR, (1,))[0]
     if kind is None or compression not in (1, 8, 32946) or predictor not in (1, 2):
@@ -70,7 +74,8 @@ def _decode(data: bytes) -> np.ndarray | None:
         return None
     width, height = tags[_WIDTH][0], tags[_LENGTH][0]
     dtype = np.dtype(order + kind)
-    need = width * height * dtype.itemsize
+    count = width * height * samples
+    need = count * dtype.itemsize
     parts = []
     for offset, size in zip(tags[_OFFSETS], tags[_COUNTS], strict=False):
         if offset + size > len(data):
@@ -81,7 +86,8 @@ def _decode(data: bytes) -> np.ndarray | None:
     if len(raw) < need:
         return None
     native = dtype.newbyteorder("=")
-    arr = np.frombuffer(raw, dtype, width * height).reshape(height, width).astype(native)
+    shape = (height, width) if samples == 1 else (height, width, samples)
+    arr = np.frombuffer(raw, dtype, count).reshape(shape).astype(native)
     if predictor == 2:
         arr = np.cumsum(arr, axis=1, dtype=native)  # wraps, like the integer differences it undoes
     return arr

@@ -2,17 +2,20 @@
 the metrics computed once over the whole split (never an average of per-rank scores)."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
 
 from jeoparda.cluster.backends import Backend
 from jeoparda.loaders.base import Loader
-from jeoparda.training.metrics import multilabel_scores
+from jeoparda.tasks import Task
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: Loader, backend: Backend, autocast: dict) -> tuple[np.ndarray, np.ndarray]:
+def predict(model: nn.Module, loader: Loader, backend: Backend, autocast: dict,
+            task: Task) -> tuple[np.ndarray, np.ndarray]:
     """(scores, labels) of every patch of the split exactly once, in the same order on all ranks."""
     was_training = model.training
     model.eval()
@@ -20,7 +23,7 @@ def predict(model: nn.Module, loader: Loader, backend: Backend, autocast: dict) 
     for batch in loader:
         with torch.autocast(**autocast):
             logits = model(batch["image"])
-        scores.append(torch.sigmoid(logits.float()))
+        scores.append(task.scores(logits.float()))
         labels.append(batch["label"])
         masks.append(batch["mask"])
     model.train(was_training)
@@ -33,6 +36,7 @@ def predict(model: nn.Module, loader: Loader, backend: Backend, autocast: dict) 
     return every[keep, :n], every[keep, n:2 * n]
 
 
-def evaluate(model: nn.Module, loader: Loader, backend: Backend, threshold: float, autocast: dict) -> dict[str, float]:
-    scores, labels = predict(model, loader, backend, autocast)
-    return {**multilabel_scores(labels, scores, threshold), "samples": int(len(labels))}
+def evaluate(model: nn.Module, loader: Loader, backend: Backend, task: Task, autocast: dict) -> dict[str, Any]:
+    """The task's metrics over the whole split, the same on every rank."""
+    scores, labels = predict(model, loader, backend, autocast, task)
+    return {**task.metrics(labels, scores), "samples": int(len(labels))}

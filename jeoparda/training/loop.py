@@ -23,6 +23,7 @@ from jeoparda.devices import device_name, synchronize
 from jeoparda.errors import JeopardaError
 from jeoparda.loaders.build import build_loader
 from jeoparda.models import create_model
+from jeoparda.tasks import create_task
 from jeoparda.training import checkpoint
 from jeoparda.training.evaluate import evaluate
 from jeoparda.training.optim import build_optimizer, build_schedule
@@ -79,6 +80,7 @@ class Trainer:
         # the data set decides the model's input channels and classes (loaders draw no random numbers)
         self.train_loader = build_loader(cfg, env, "train", device)
         self.val_loader = build_loader(cfg, env, "val", device) if cfg.train.val_every else None
+        self.task = create_task(self.train_loader.task, cfg.train)
         torch.manual_seed(cfg.train.seed)  # same initial weights on every rank
         self.model = create_model(cfg.model, in_chans=self.train_loader.channels,
                                   num_classes=self.train_loader.num_classes).to(device)
@@ -104,7 +106,7 @@ class Trainer:
         with context if context is not None else contextlib.nullcontext():
             with torch.autocast(**self.autocast):
                 logits = self.net(batch["image"])
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), batch["label"])
+            loss = self.task.loss(logits.float(), batch["label"])
             self.optimizer.zero_grad()  # set_to_none by default; Horovod takes no arguments
             self.scaler.scale(loss).backward()
         if sync_gradients:
@@ -201,19 +203,19 @@ class Trainer:
         if not every or (epoch + 1) % every or self.val_loader is None:
             return {}
         self.backend.average_buffers(self.model)
-        return evaluate(self.model, self.val_loader, self.backend, self.cfg.train.threshold, self.autocast)
+        return evaluate(self.model, self.val_loader, self.backend, self.task, self.autocast)
 
     def _test(self) -> dict:
         if not self.cfg.train.test:
             return {}
         loader = build_loader(self.cfg, self.env, "test", self.device)
         self.backend.average_buffers(self.model)
-        return evaluate(self.model, loader, self.backend, self.cfg.train.threshold, self.autocast)
+        return evaluate(self.model, loader, self.backend, self.task, self.autocast)
 
     def _log_start(self, resumed_from: list[int] | None) -> None:
         hosts = sorted(set(self.backend.gather_objects(self.env.hostname)))
         gpus = torch.cuda.device_count() if self.device.type == "cuda" else 0
-        self.log.write("run_start", run_id=self.run_dir.name, model=self.cfg.model, task="multilabel",
+        self.log.write("run_start", run_id=self.run_dir.name, model=self.cfg.model, task=self.task.name,
                        dataset=self.train_loader.dataset, bands=self.train_loader.band_names,
                        backend=self.backend.name,
                        data_backend=self.cfg.data.backend, world_size=self.backend.world_size,
@@ -228,7 +230,7 @@ class Trainer:
     def _log_epoch(self, epoch: int, stats: dict, val: dict) -> None:
         fields = {k: stats[k] for k in ("epoch_time_s", "train_images", "images_per_s", "data_wait_s", "loss")}
         self.log.write("epoch", epoch=epoch + 1, **fields, **val, lr=self.schedule.get_last_lr()[0])
-        f1 = f"  val F1 {val['f1_samples']:.3f}" if val else ""
+        f1 = f"  {self.task.summary(val)}" if val else ""
         self.say(f"epoch {epoch + 1}/{self.cfg.train.epochs}  loss {stats['loss']:.4f}  "
                  f"{stats['images_per_s']:.1f} img/s  {stats['epoch_time_s']:.1f} s  "
                  f"data wait {stats['data_wait_s']:.2f} s{f1}")

@@ -13,6 +13,7 @@ from jeoparda.cluster.env import ClusterEnv
 from jeoparda.config import DataConfig, DistConfig, RunConfig, TrainConfig
 from jeoparda.loaders.build import build_loader
 from jeoparda.models import create_model
+from jeoparda.tasks.multilabel import MultiLabel
 from jeoparda.training import checkpoint
 from jeoparda.training.evaluate import evaluate
 from tests.convert.test_run_mpi import mpi_env, mpirun
@@ -38,7 +39,7 @@ def test_two_ranks_stay_in_sync_and_metrics_cover_all_ranks(dataset, tmp_path):
     cfg = RunConfig(data=DataConfig(path=str(dataset), workers=0), train=TrainConfig(batch_size=4))
     backend = Backend(ClusterEnv(), DistConfig(), torch.device("cpu"))
     single = evaluate(model, build_loader(cfg, ClusterEnv(), "test"), backend,
-                      0.5, {"device_type": "cpu", "enabled": False})
+                      MultiLabel(0.5), {"device_type": "cpu", "enabled": False})
     assert single["samples"] == end["test"]["samples"] == 7
     for key, value in single.items():
         assert end["test"][key] == pytest.approx(value, abs=1e-9), key

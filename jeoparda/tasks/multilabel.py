@@ -1,0 +1,31 @@
+"""Multi-label classification (BigEarthNet): sigmoid + binary cross-entropy; sample/micro/macro
+F1, sample-Jaccard accuracy, subset accuracy, Hamming and ranking loss."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from jeoparda.tasks.base import Task
+from jeoparda.training.metrics import multilabel_scores
+
+
+class MultiLabel(Task):
+    name = "multilabel"
+    quality_key = "f1_samples"
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.threshold = threshold
+
+    def loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, label)
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits)
+
+    def metrics(self, label: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+        return multilabel_scores(label, scores, self.threshold)
+
+    def summary(self, metrics: dict[str, Any]) -> str:
+        return f"val F1 {metrics['f1_samples']:.3f}"
