@@ -1,5 +1,6 @@
-"""PNG plots of a scaling report: throughput (with the ideal line), efficiency, epoch time, and
-F1 against global batch size (does accuracy hold as the batch grows?)."""
+"""PNG plots of a scaling report: throughput (with the ideal line), efficiency, epoch time, each
+run's quality (its task's metric) against global batch size (does it hold as the batch grows?),
+and the confusion matrix of the largest single-label run."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,21 +10,23 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
-from jeoparda.bench.scaling import Row  # noqa: E402
+from jeoparda.bench.scaling import QUALITY_NAMES, Row, Run  # noqa: E402
 
 PLOTS = {
     "throughput.png": "Throughput vs workers",
     "efficiency.png": "Scaling efficiency vs workers",
     "epoch_time.png": "Epoch time vs workers",
-    "f1_vs_batch.png": "F1 (samples) vs global batch size",
+    "quality_vs_batch.png": "Quality vs global batch size",
 }
 
 
 def _groups(rows: list[Row]) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = {}
     for r in rows:
-        out.setdefault(f"{r.model}, {r.mode}, {r.data_backend}", []).append(r)
+        on = f" on {r.dataset}" if r.dataset else ""
+        out.setdefault(f"{r.model}{on}, {r.mode}, {r.data_backend}", []).append(r)
     return out
 
 
@@ -76,10 +79,44 @@ def write_plots(rows: list[Row], out: Path) -> list[Path]:
     for name, rs in groups.items():
         ax.plot([r.world_size for r in rs], [r.epoch_time_s for r in rs], "o-", label=name)
     _save(fig, ax, out / "epoch_time.png", workers)
-    fig, ax = _figure(PLOTS["f1_vs_batch.png"], "global batch size", "F1 (samples)")
+    fig, ax = _figure(PLOTS["quality_vs_batch.png"], "global batch size", "quality (each run's task metric)")
     for name, rs in groups.items():
-        pts = sorted((r.global_batch_size, r.f1_samples) for r in rs if r.f1_samples is not None)
+        pts = sorted((r.global_batch_size, r.quality) for r in rs if r.quality is not None)
         if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=name)
-    _save(fig, ax, out / "f1_vs_batch.png", [r.global_batch_size for r in rows if r.f1_samples is not None])
+            metric = QUALITY_NAMES.get(rs[0].quality_key, rs[0].quality_key)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{name}: {metric}")
+    _save(fig, ax, out / "quality_vs_batch.png", [r.global_batch_size for r in rows if r.quality is not None])
     return [out / name for name in PLOTS]
+
+
+def confusion_plot(runs: list[Run], out: Path) -> list[Path]:
+    """The confusion matrix of the largest completed single-label run (test split, else the last
+    validation), as confusion_matrix.png; nothing when there is no such run."""
+    done = [r for r in runs if r.status == "completed" and r.task == "singlelabel"]
+    best = max(done, key=lambda r: (r.world_size, str(r.path)), default=None)
+    if best is None:
+        return []
+    scores = (best.end or {}).get("test") or (best.epochs[-1] if best.epochs else {})
+    if "confusion_matrix" not in scores:
+        return []
+    cm = np.array(scores["confusion_matrix"], dtype=float)
+    classes = best.start.get("classes") or [str(i) for i in range(len(cm))]
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100)
+    shown = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(cm)), classes, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(cm)), classes, fontsize=7)
+    for i in range(len(cm)):
+        for j in range(len(cm)):
+            if cm[i, j]:
+                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=9 if len(cm) <= 10 else 6,
+                        color="white" if shown[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"Confusion matrix (counts; shade: row share): {best.start['model']}, "
+                 f"{best.world_size} workers ({best.path.parent.name})", fontsize=9)
+    fig.tight_layout()
+    path = out / "confusion_matrix.png"
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return [path]

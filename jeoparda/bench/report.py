@@ -9,14 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jeoparda.bench.plots import write_plots
+from jeoparda.bench.plots import confusion_plot, write_plots
 from jeoparda.bench.projection import attach_projection, read_projection
-from jeoparda.bench.scaling import Row, Run, read_run, scaling_rows
+from jeoparda.bench.scaling import QUALITY_NAMES, Row, Run, read_run, scaling_rows
 from jeoparda.errors import JeopardaError
 
-CSV_COLUMNS = ("model", "mode", "data_backend", "world_size", "nodes", "global_batch_size", "images_per_s",
-               "epoch_time_s", "speedup", "efficiency", "f1_samples", "accuracy", "projected_images_per_s",
-               "projected_efficiency", "projection_error")
+CSV_COLUMNS = ("model", "mode", "data_backend", "task", "dataset", "world_size", "nodes", "global_batch_size",
+               "images_per_s", "epoch_time_s", "speedup", "efficiency", "quality_key", "quality", "f1_samples",
+               "accuracy", "projected_images_per_s", "projected_efficiency", "projection_error")
 
 
 def expand(patterns: list[str]) -> list[Path]:
@@ -67,19 +67,26 @@ def projection_section(rows: list[Row], doc: dict[str, Any], source: str) -> lis
     return lines + [""]
 
 
+def _group(r: Row) -> tuple[str, str, str, str, str]:
+    return r.model, r.mode, r.data_backend, r.task, r.dataset
+
+
 def markdown(rows: list[Row], runs: list[Run], skipped: list[str]) -> str:
     lines = ["# Scaling report", "",
              "Throughput is the median images/s of the epochs after the first; efficiency as in "
              "docs/benchmarks.md (weak: X(N)/(N/N0·X(N0)); strong: T(N0)·N0/(T(N)·N)).", ""]
-    for group in sorted({(r.model, r.mode, r.data_backend) for r in rows}):
-        lines += [f"## {group[0]}, {group[1]} scaling, {group[2]} data", "",
+    for group in sorted({_group(r) for r in rows}):
+        mine = [r for r in rows if _group(r) == group]
+        model, mode, backend, task, dataset = group
+        on = f" on {dataset}" if dataset else ""
+        lines += [f"## {model}{on} ({task}), {mode} scaling, {backend} data", "",
                   "| workers | nodes | global batch | images/s | epoch time (s) | speed-up | efficiency "
-                  "| F1 (samples) |",
+                  f"| {QUALITY_NAMES.get(mine[0].quality_key, mine[0].quality_key)} |",
                   "|---|---|---|---|---|---|---|---|"]
-        for r in (r for r in rows if (r.model, r.mode, r.data_backend) == group):
+        for r in mine:
             lines.append(f"| {r.world_size} | {r.nodes} | {r.global_batch_size} | {r.images_per_s:.1f} | "
                          f"{r.epoch_time_s:.2f} | {r.speedup:.2f} | {100 * r.efficiency:.1f} % | "
-                         f"{_fmt(r.f1_samples)} |")
+                         f"{_fmt(r.quality)} |")
         lines.append("")
     other = [r for r in runs if r.status != "completed"]
     if other or skipped:
@@ -149,7 +156,7 @@ def make_report(patterns: list[str], out: Path, projections: Sequence[Path] = ()
         attach_projection(rows, doc)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "scaling.csv")
-    plots = write_plots(rows, out)
+    plots = write_plots(rows, out) + confusion_plot(runs, out)
     text = markdown(rows, runs, skipped)
     for doc, source in docs:
         text += "\n".join(projection_section(rows, doc, source)) + "\n"

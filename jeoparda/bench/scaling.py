@@ -32,8 +32,17 @@ class Run:
         return self.end["status"] if self.end else "incomplete"
 
     @property
-    def group(self) -> tuple[str, str, str]:
-        return self.start["model"], self.start.get("mode", "none"), self.start["data_backend"]
+    def task(self) -> str:
+        return str(self.start.get("task", "multilabel"))  # logs before tasks were multi-label
+
+    @property
+    def dataset(self) -> str:
+        return str(self.start.get("dataset", ""))
+
+    @property
+    def group(self) -> tuple[str, str, str, str, str]:
+        return (self.start["model"], self.start.get("mode", "none"), self.start["data_backend"], self.task,
+                self.dataset)
 
     @property
     def world_size(self) -> int:
@@ -68,6 +77,11 @@ def read_run(path: Path) -> Run | None:
     return Run(log, starts[0], epochs, ends[-1] if ends else None)
 
 
+#: The metric that stands for a run's quality, per task (what tasks/*.py call quality_key).
+QUALITY_KEYS = {"multilabel": "f1_samples", "singlelabel": "accuracy", "segmentation": "miou"}
+QUALITY_NAMES = {"f1_samples": "F1 (samples)", "accuracy": "accuracy", "miou": "mIoU"}
+
+
 @dataclass
 class Row:
     model: str
@@ -83,6 +97,10 @@ class Row:
     f1_samples: float | None = None
     accuracy: float | None = None
     runs: list[str] = field(default_factory=list)
+    task: str = "multilabel"
+    dataset: str = ""
+    quality_key: str = "f1_samples"
+    quality: float | None = None
     projected_images_per_s: float | None = None
     projected_efficiency: float | None = None
     projection_error: float | None = None  # measured / projected images/s - 1
@@ -111,19 +129,21 @@ def scaling_rows(runs: list[Run]) -> list[Row]:
     for run in usable:
         groups.setdefault(run.group, {}).setdefault(run.world_size, []).append(run)
     rows = []
-    for (model, mode, backend), by_n in sorted(groups.items()):
+    for (model, mode, backend, task, dataset), by_n in sorted(groups.items()):
         n0 = min(by_n)
         cells = {}
+        key = QUALITY_KEYS.get(task, "f1_samples")
         for n, members in sorted(by_n.items()):
-            f1 = [v for v in (_final(r, "f1_samples") for r in members) if v is not None]
-            acc = [v for v in (_final(r, "accuracy") for r in members) if v is not None]
+            final = {k: [v for v in (_final(r, k) for r in members) if v is not None]
+                     for k in ("f1_samples", "accuracy", key)}
+            med = {k: statistics.median(v) if v else None for k, v in final.items()}
             cells[n] = Row(model, mode, backend, n, int(members[0].start.get("nodes", 1)),
                            int(members[0].start.get("global_batch_size", 0)),
                            statistics.median(r.steady("images_per_s") for r in members),
                            statistics.median(r.steady("epoch_time_s") for r in members),
-                           f1_samples=statistics.median(f1) if f1 else None,
-                           accuracy=statistics.median(acc) if acc else None,
-                           runs=[str(r.path) for r in members])
+                           f1_samples=med["f1_samples"], accuracy=med["accuracy"],
+                           runs=[str(r.path) for r in members], task=task, dataset=dataset,
+                           quality_key=key, quality=med[key])
         base = cells[n0]
         for n, row in cells.items():
             row.speedup, row.efficiency = speedup_efficiency(mode, n0, base.images_per_s, base.epoch_time_s,

@@ -171,6 +171,11 @@ class Loader:
         return self.src.dataset
 
     @property
+    def class_names(self) -> list[str]:
+        """The data set's classes, index order."""
+        return self.src.classes
+
+    @property
     def band_names(self) -> list[str]:
         """The channels of ``image``, in order."""
         return self.src.bands.names

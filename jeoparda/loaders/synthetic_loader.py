@@ -37,6 +37,10 @@ class SyntheticLoader(Loader):
         return self.source.dataset if self.source is not None else "synthetic"
 
     @property
+    def class_names(self) -> list[str]:
+        return self.source.classes if self.source is not None else list(CLASSES19)
+
+    @property
     def band_names(self) -> list[str]:
         if self.source is not None:
             return self.source.bands.names

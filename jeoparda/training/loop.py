@@ -217,6 +217,7 @@ class Trainer:
         gpus = torch.cuda.device_count() if self.device.type == "cuda" else 0
         self.log.write("run_start", run_id=self.run_dir.name, model=self.cfg.model, task=self.task.name,
                        dataset=self.train_loader.dataset, bands=self.train_loader.band_names,
+                       classes=self.train_loader.class_names,
                        backend=self.backend.name,
                        data_backend=self.cfg.data.backend, world_size=self.backend.world_size,
                        nodes=len(hosts), gpus_per_node=gpus, device=self.device.type,

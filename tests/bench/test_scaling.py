@@ -105,7 +105,7 @@ def test_plots_are_pngs_and_html_is_self_contained(tmp_path):
     write_run(tmp_path / "r2", 2, rates=[1, 190])
     make_report([str(tmp_path / "r*")], tmp_path / "rep")
     pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
-    assert pngs == ["efficiency.png", "epoch_time.png", "f1_vs_batch.png", "throughput.png"]
+    assert pngs == ["efficiency.png", "epoch_time.png", "quality_vs_batch.png", "throughput.png"]
     for name in pngs:
         data = (tmp_path / "rep" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -132,3 +132,32 @@ def test_environment_table_names_devices_hosts_and_versions(tmp_path):
     env = text[text.index("## Environment"):]
     assert "| g8 | 8 | 2 | NVIDIA H100 80GB HBM3 | 4 | n1, n2 | 2.13 | 12.6 | Open MPI v5.0.8 | 2.4.0 | None |" in env
     assert "NVIDIA H100 80GB HBM3" in (tmp_path / "rep" / "report.html").read_text()
+
+
+def test_single_label_runs_report_accuracy_and_a_confusion_matrix(tmp_path):
+    import matplotlib.image
+
+    classes = ["AnnualCrop", "Forest", "SeaLake"]
+    cm = [[5, 1, 0], [0, 6, 0], [1, 0, 7]]
+    for world, acc in ((1, 0.9), (2, 0.85)):
+        run = write_run(tmp_path / f"e{world}", world, rates=[1, 100 * world * 0.9 if world > 1 else 100])
+        log = run / "results.jsonl"
+        events = [json.loads(line) for line in log.read_text().splitlines()]
+        events[0].update(task="singlelabel", dataset="eurosat", classes=classes)
+        events[-1].update(accuracy=acc, test={"accuracy": acc, "confusion_matrix": cm})
+        del events[-1]["f1_samples"]
+        log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    write_run(tmp_path / "b1", 1, rates=[1, 100], f1=0.7)  # a multi-label run of the same model stays apart
+    make_report([str(tmp_path / "*1"), str(tmp_path / "e2")], tmp_path / "rep")
+    got = rows(tmp_path / "rep")
+    euro = {int(r["world_size"]): r for r in got if r["task"] == "singlelabel"}
+    assert euro[1]["quality_key"] == "accuracy" and float(euro[2]["quality"]) == 0.85
+    assert euro[1]["dataset"] == "eurosat" and float(euro[2]["efficiency"]) == pytest.approx(0.9)
+    multi = [r for r in got if r["task"] == "multilabel"]
+    assert len(multi) == 1 and multi[0]["quality_key"] == "f1_samples" and float(multi[0]["quality"]) == 0.7
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "## resnet50 on eurosat (singlelabel), weak scaling, synthetic data" in text
+    assert "| efficiency | accuracy |" in text and "| efficiency | F1 (samples) |" in text
+    png = tmp_path / "rep" / "confusion_matrix.png"
+    assert matplotlib.image.imread(png).shape[1] >= 400
+    assert "confusion_matrix" in (tmp_path / "rep" / "report.html").read_text()
