@@ -20,7 +20,7 @@ from jeoparda.errors import JeopardaError
 DATA_BACKENDS = ("torch", "dali", "synthetic")
 DIST_BACKENDS = ("ddp", "horovod", "single")
 OPTIMIZERS = ("adam", "adamw", "sgd", "lars", "lamb")
-SCHEDULES = ("step", "cosine", "constant")
+SCHEDULES = ("step", "cosine", "constant", "onecycle")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
@@ -36,13 +36,29 @@ class AugmentConfig:
     flip: bool = True          # random horizontal and vertical flips
     rot90: bool = True         # random rotation by 0, 90, 180 or 270 degrees
     mixup_alpha: float = 0.0   # > 0: mixup with weight ~ Beta(alpha, alpha); 0 disables
+    preset: str = ""           # "heavy": crop_scale 0.5 and jitter 0.2 unless those are set
+    crop_scale: float = 1.0    # < 1: random resized crops of this much area (or more), back to full size
+    jitter: float = 0.0        # > 0: per-band brightness and contrast jitter of this strength
 
     def __post_init__(self) -> None:
         _check(self.mixup_alpha >= 0, "data.augment.mixup_alpha", f"must be >= 0, got {self.mixup_alpha}")
+        _check(self.preset in ("", "heavy"), "data.augment.preset", f"{self.preset!r} is not heavy (or empty)")
+        _check(0 < self.crop_scale <= 1, "data.augment.crop_scale", "must be within 0..1 (0 excluded)")
+        _check(0 <= self.jitter < 1, "data.augment.jitter", "must be within 0..1 (1 excluded)")
+
+    @property
+    def crop(self) -> float:
+        """The smallest crop area fraction in effect (1: no crops)."""
+        return 0.5 if self.preset == "heavy" and self.crop_scale == 1.0 else self.crop_scale
+
+    @property
+    def strength(self) -> float:
+        """The brightness/contrast jitter in effect (0: none)."""
+        return 0.2 if self.preset == "heavy" and self.jitter == 0.0 else self.jitter
 
     @property
     def any(self) -> bool:
-        return self.flip or self.rot90 or self.mixup_alpha > 0
+        return self.flip or self.rot90 or self.mixup_alpha > 0 or self.crop < 1 or self.strength > 0
 
 
 @dataclass(frozen=True)
@@ -83,7 +99,7 @@ class TrainConfig:
     lr_base_batch: int = 256
     weight_decay: float = 1e-4
     momentum: float = 0.9            # sgd and lars
-    schedule: str = "step"           # step | cosine | constant (after warm-up)
+    schedule: str = "step"           # step | cosine | constant (after warm-up) | onecycle
     step_epochs: int = 30            # step schedule: every step_epochs epochs ...
     step_gamma: float = 0.5          # ... multiply the learning rate by step_gamma
     warmup_epochs: float = 0.0       # linear warm-up from lr/10 over these epochs

@@ -71,3 +71,42 @@ def mixup(batch: dict[str, torch.Tensor], alpha: float, seed: int, epoch: int, r
     mixed["label"] = lam * batch["label"] + (1 - lam) * batch["label"][perm]
     mixed["mix_weight"] = torch.tensor(lam)
     return mixed
+
+
+def photometric_params(cfg: AugmentConfig, n: int, bands: int, seed: int, epoch: int, rank: int,
+                       step: int) -> dict[str, np.ndarray]:
+    """Per sample: crop box (area fraction, aspect, centre) and per-band contrast and brightness,
+    drawn from the shared stream (a function of seed, epoch, rank, step) so every backend draws
+    the same."""
+    rng = np.random.default_rng([seed, epoch, rank, step, 3])
+    area = rng.uniform(cfg.crop, 1.0, n)
+    aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3), n))
+    w = np.minimum(np.sqrt(area * aspect), 1.0)
+    h = np.minimum(np.sqrt(area / aspect), 1.0)
+    cx, cy = rng.uniform(-1 + w, 1 - w + 1e-12), rng.uniform(-1 + h, 1 - h + 1e-12)
+    s = cfg.strength
+    return {"w": w, "h": h, "cx": cx, "cy": cy, "contrast": rng.uniform(1 - s, 1 + s, (n, bands)),
+            "brightness": rng.uniform(-s, s, (n, bands))}
+
+
+def device_augment(image: torch.Tensor, cfg: AugmentConfig, seed: int, epoch: int, rank: int,
+                   step: int) -> torch.Tensor:
+    """Random resized crops back to the input size (bilinear, one batched grid_sample) and
+    per-band contrast/brightness jitter around each image's band mean, on normalised images on
+    their device. Runs after the backend, so torch and DALI batches get the same draws."""
+    n, c = image.shape[:2]
+    p = photometric_params(cfg, n, c, seed, epoch, rank, step)
+    if cfg.crop < 1:
+        theta = np.zeros((n, 2, 3), np.float32)
+        theta[:, 0, 0], theta[:, 0, 2] = p["w"], p["cx"]
+        theta[:, 1, 1], theta[:, 1, 2] = p["h"], p["cy"]
+        grid = torch.nn.functional.affine_grid(torch.from_numpy(theta).to(image.device), list(image.shape),
+                                               align_corners=False)
+        image = torch.nn.functional.grid_sample(image, grid, mode="bilinear", padding_mode="border",
+                                                align_corners=False)
+    if cfg.strength > 0:
+        contrast = torch.from_numpy(p["contrast"].astype(np.float32)).to(image.device)[:, :, None, None]
+        brightness = torch.from_numpy(p["brightness"].astype(np.float32)).to(image.device)[:, :, None, None]
+        mean = image.mean(dim=(2, 3), keepdim=True)
+        image = (image - mean) * contrast + mean + brightness
+    return image

@@ -21,7 +21,7 @@ import torch
 from jeoparda.cluster.env import ClusterEnv
 from jeoparda.config import RunConfig
 from jeoparda.errors import JeopardaError
-from jeoparda.loaders.augment import mixup, normaliser
+from jeoparda.loaders.augment import device_augment, mixup, normaliser
 from jeoparda.loaders.bands import BandChoice, choose_bands
 from jeoparda.loaders.partition import EpochPlan, Placement, eval_plan, placement, train_plan
 from jeoparda.loaders.split_reader import SplitReader
@@ -208,12 +208,15 @@ class Loader:
 
     def __iter__(self) -> Iterator[Batch]:
         alpha = self.cfg.data.augment.mixup_alpha if self.train else 0.0
-        size = self.cfg.data.resize
+        size, aug = self.cfg.data.resize, self.cfg.data.augment
         for step, batch in enumerate(self._batches(), start=self.start_step):
             if size and tuple(batch["image"].shape[-2:]) != (size, size):
                 # on the device, after the backend: torch, DALI and synthetic batches alike
                 batch = {**batch, "image": torch.nn.functional.interpolate(
                     batch["image"], size=(size, size), mode="bilinear", align_corners=False)}
+            if self.train and (aug.crop < 1 or aug.strength > 0):
+                batch = {**batch, "image": device_augment(batch["image"], aug, self.cfg.train.seed, self.epoch,
+                                                          self.env.rank, step)}
             if alpha > 0:
                 batch = mixup(batch, alpha, self.cfg.train.seed, self.epoch, self.env.rank, step)
             yield batch

@@ -85,6 +85,22 @@ def lr_factor(cfg: TrainConfig, epoch_float: float) -> float:
     return 1.0
 
 
-def build_schedule(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
-    """A per-step LambdaLR following :func:`lr_factor`."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step / steps_per_epoch))
+#: One-cycle (Smith & Topin): start at peak/25, end at start/1e4; warm-up share when none is given.
+ONECYCLE_START_DIV, ONECYCLE_END_DIV, ONECYCLE_WARMUP = 25.0, 1e4, 0.3
+
+
+def build_schedule(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
+    """Per-step schedule: LambdaLR following :func:`lr_factor`, or Smith's one-cycle, whose peak
+    is the (scaled) learning rate: warm-up over ``warmup_epochs`` (30 % of the run when 0) from
+    peak/25 to the peak, cosine annealing to peak/25/10^4, momentum (SGD, LARS) or Adam's beta1
+    (Adam, AdamW, LAMB) cycled inversely between 0.95 and 0.85."""
+    if cfg.schedule != "onecycle":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step / steps_per_epoch))
+    total = max(cfg.epochs * steps_per_epoch, 2)
+    share = cfg.warmup_epochs / cfg.epochs if cfg.warmup_epochs else ONECYCLE_WARMUP
+    defaults = getattr(optimizer, "defaults", {})
+    cycle = bool(defaults.get("momentum")) or "betas" in defaults
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total,
+        pct_start=min(max(share, 1 / total), 0.99), anneal_strategy="cos", cycle_momentum=cycle,
+        base_momentum=0.85, max_momentum=0.95, div_factor=ONECYCLE_START_DIV, final_div_factor=ONECYCLE_END_DIV)

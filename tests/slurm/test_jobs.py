@@ -18,6 +18,19 @@ def job_output(tmp_path: Path, job_id: str) -> str:
     return (tmp_path / f"job-{job_id}.out").read_text()
 
 
+def test_train_eurosat_single_label_on_two_tasks(slurm, eurosat_dataset, tmp_path):
+    run = tmp_path / "run"
+    job = slurm.sbatch("--gres=none", "--ntasks-per-node=2", f"--output={tmp_path}/job-%j.out",
+                       "slurm/train_eurosat_resnet50d.sh", "--set", f"data.path={eurosat_dataset}",
+                       "--set", "train.epochs=1", "--set", "train.max_steps=2", "--set", "train.batch_size=4",
+                       "--set", "data.resize=0", "--set", "data.workers=0", "--out", str(run))
+    info = slurm.wait(job)
+    assert info["JobState"] == "COMPLETED", job_output(tmp_path, job)
+    log = events(run)
+    assert (log[0]["world_size"], log[0]["model"], log[0]["task"]) == (2, "resnet50d", "singlelabel")
+    assert log[-1]["status"] == "completed" and "confusion_matrix" in log[-1]["test"]
+
+
 def test_train_resnet50_on_two_tasks(slurm, dataset, tmp_path):
     run = tmp_path / "run"
     job = slurm.sbatch("--gres=none", "--ntasks-per-node=2", f"--output={tmp_path}/job-%j.out",

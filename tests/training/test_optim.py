@@ -33,3 +33,44 @@ def test_linear_scaling_warmup_step_and_cosine():
     step = TrainConfig(schedule="step", step_epochs=30, step_gamma=0.5)
     assert [lr_factor(step, e) for e in (0, 29.9, 30, 61)] == [1.0, 1.0, 0.5, 0.25]
     assert base_lr(step, 4096) == step.lr  # no scaling unless asked
+
+
+@pytest.mark.parametrize("name,key", [("sgd", "momentum"), ("adam", "betas")])
+def test_onecycle_warms_up_anneals_below_the_start_and_cycles_momentum(name, key):
+    from jeoparda.training.optim import build_schedule
+
+    cfg = TrainConfig(optimizer=name, lr=0.2, schedule="onecycle", epochs=10, weight_decay=0.0)
+    model = torch.nn.Linear(3, 2)
+    opt = build_optimizer(cfg, model, global_batch=32)
+    schedule = build_schedule(cfg, opt, steps_per_epoch=10)
+    lrs, moms = [], []
+    for _ in range(100):
+        group = opt.param_groups[0]
+        lrs.append(group["lr"])
+        moms.append(group["momentum"] if key == "momentum" else group["betas"][0])
+        opt.step()
+        schedule.step()
+    peak = max(range(100), key=lambda i: lrs[i])
+    assert lrs[0] == pytest.approx(0.2 / 25) and max(lrs) == pytest.approx(0.2, rel=1e-3)
+    assert 25 <= peak <= 35  # 30 % of the run warming up
+    assert lrs[-1] < lrs[0] / 100  # annealed far below the start
+    assert moms[0] == pytest.approx(0.95) and moms[peak] == pytest.approx(0.85, abs=1e-3)
+    assert moms[-1] == pytest.approx(0.95, abs=1e-3)
+
+
+def test_onecycle_resumes_from_its_state():
+    from jeoparda.training.optim import build_schedule
+
+    cfg = TrainConfig(optimizer="sgd", lr=0.1, schedule="onecycle", epochs=4)
+    opts = [build_optimizer(cfg, torch.nn.Linear(2, 2), 8) for _ in range(2)]
+    a, b = (build_schedule(cfg, o, 5) for o in opts)
+    for _ in range(7):
+        opts[0].step()
+        a.step()
+    b.load_state_dict(a.state_dict())
+    opts[1].param_groups[0].update(lr=opts[0].param_groups[0]["lr"])
+    for _ in range(5):
+        for o, s in zip(opts, (a, b), strict=True):
+            o.step()
+            s.step()
+    assert opts[0].param_groups[0]["lr"] == pytest.approx(opts[1].param_groups[0]["lr"])
