@@ -6,7 +6,7 @@ X(N) is the median ``images_per_s`` of the epochs after the first (DESIGN.md); w
 efficiency E(N) = X(N) / (N / N0 * X(N0)). Also: real-data throughput over synthetic for the
 same N (the input pipeline should hide behind compute: goal >= 95 %).
 
-Usage: python benchmarks/train_scaling.py [--model resnet18] [--epochs 4] [--steps 12] [--json]
+Usage: python benchmarks/train_scaling.py [--model resnet18] [--layout v1|eurosat] [--epochs 4] [--steps 12] [--json]
 """
 from __future__ import annotations
 
@@ -40,17 +40,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4, help="the first is warm-up")
     parser.add_argument("--steps", type=int, default=12, help="steps per epoch")
     parser.add_argument("--patches", type=int, default=600)
+    parser.add_argument("--layout", choices=("v1", "eurosat"), default="v1",
+                        help="synthetic archive: BigEarthNet v1.0 (12x120x120, multi-label) or EuroSAT (13x64x64)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         subprocess.run([sys.executable, "-m", "jeoparda", "synth", "--out", str(tmp / "a"), "--patches",
-                        str(args.patches)], check=True, capture_output=True)
+                        str(args.patches), "--layout", args.layout], check=True, capture_output=True)
         subprocess.run([sys.executable, "-m", "jeoparda", "convert", "--source", str(tmp / "a"), "--out",
                         str(tmp / "d"), "--shard-size", "64"], check=True, capture_output=True)
         x = {(n, b): run(n, b, tmp / "d", tmp / f"run-{n}-{b}", args)
              for b in ("synthetic", "torch") for n in (1, 2)}
-    result = {"model": args.model, "batch_per_rank": 16, "threads_per_rank": 1,
+    result = {"model": args.model, "layout": args.layout, "batch_per_rank": 16, "threads_per_rank": 1,
               "images_per_s": {f"{b}_{n}": v for (n, b), v in x.items()},
               "efficiency_2": {b: x[(2, b)] / (2 * x[(1, b)]) for b in ("synthetic", "torch")},
               "real_over_synthetic": {n: x[(n, "torch")] / x[(n, "synthetic")] for n in (1, 2)}}

@@ -111,3 +111,16 @@ def test_v2_options_are_refused_for_eurosat(eurosat_master):
         open_source(SourceOptions(eurosat_master, with_s1=True))
     with pytest.raises(JeopardaError, match="--bands: B13 is not a band of this source"):
         convert(eurosat_master, eurosat_master.parent / "x", bands=("B02", "B13"))
+
+
+def test_cli_unknown_class_folder_is_one_line_and_writes_nothing(eurosat_master, tmp_path, capsys):
+    from jeoparda.cli import main
+
+    root = tmp_path / "es"
+    shutil.copytree(eurosat_master, root)
+    (root / "EuroSAT_MS" / "Moon").mkdir()
+    tifffile.imwrite(root / "EuroSAT_MS" / "Moon" / "Moon_1.tif", np.zeros((64, 64, 13), np.uint16))
+    assert main(["convert", "--source", str(root), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "class folder 'Moon' is not one of the ten EuroSAT classes" in err[0]
+    assert not (tmp_path / "out").exists()
