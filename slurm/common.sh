@@ -5,7 +5,8 @@
 # Variables a user may set before `sbatch` (sbatch passes the environment on):
 #   JEOPARDA_CONTAINER   Apptainer image: run `srun apptainer exec --nv IMAGE jeoparda ...`
 #   JEOPARDA_APPTAINER_ARGS  extra `apptainer exec` options, e.g. "--bind /scratch"
-#   JEOPARDA_SRUN_MPI    srun's --mpi plugin (default pmix; `srun --mpi=list` shows the site's)
+#   JEOPARDA_SRUN_MPI    srun's --mpi plugin for steps that use MPI (default pmix; `srun --mpi=list`
+#                        shows the site's). DDP training uses none: its ranks meet over TCP.
 #   JEOPARDA_STAGE_DIR   node-local folder for staged shards (default $TMPDIR, else /tmp)
 #   NCCL_* / TORCH_NCCL_*  kept as given; defaults below only fill what is unset
 
@@ -25,9 +26,30 @@ export JEOPARDA_STAGE_DIR="${JEOPARDA_STAGE_DIR:-${TMPDIR:-/tmp}}"
 # Exit status of `jeoparda train` after a preemption signal (SIGTERM, or SIGUSR1 from --signal).
 JEOPARDA_EXIT_PREEMPTED=75
 
+# The srun --mpi plugin for `jeoparda ARGS...`: MPI only where jeoparda uses it (convert's ranks,
+# Horovod); DDP gets none, so no PMI layer stands between Slurm and the ranks.
+jeoparda_mpi_plugin() {
+    local wants_mpi=1 arg config=""
+    if [ "${1:-}" = train ]; then
+        wants_mpi=0
+        for arg in "$@"; do
+            case "$arg" in
+                *dist.backend=horovod*) wants_mpi=1 ;;
+            esac
+            if [ "$config" = next ]; then config="$arg"; fi
+            if [ "$arg" = --config ]; then config=next; fi
+        done
+        if [ -n "$config" ] && [ -f "$config" ] && grep -Eq '^[[:space:]]+backend:[[:space:]]*horovod' "$config"; then
+            wants_mpi=1
+        fi
+    fi
+    if [ "$wants_mpi" = 1 ]; then echo "${JEOPARDA_SRUN_MPI:-pmix}"; else echo none; fi
+}
+
 # srun [apptainer exec --nv IMAGE] jeoparda ARGS...: one jeoparda process per task.
 jeoparda_srun() {
-    local mpi="${JEOPARDA_SRUN_MPI:-pmix}"
+    local mpi
+    mpi="$(jeoparda_mpi_plugin "$@")"
     if [ -n "${JEOPARDA_CONTAINER:-}" ]; then
         if [ ! -e "$JEOPARDA_CONTAINER" ]; then
             echo "jeoparda: error: JEOPARDA_CONTAINER=$JEOPARDA_CONTAINER: no such image" >&2

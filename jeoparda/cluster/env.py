@@ -13,24 +13,38 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 
+Keys = tuple[str, ...]
+#: Where a Slurm step says how many of its tasks share this node, and how many nodes it spans:
+#: srun sets these whatever MPI plugin it starts the tasks with.
+_SLURM_LOCAL_SIZE: Keys = ("SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE", "SLURM_NTASKS_PER_NODE")
+_SLURM_NODES: Keys = ("SLURM_STEP_NUM_NODES", "SLURM_NNODES", "SLURM_JOB_NUM_NODES")
+
+
 @dataclass(frozen=True)
 class Launcher:
+    """One launcher: the variable that proves it, and for each quantity the variables that may hold
+    it, first found wins (a PMI launch by ``srun --mpi=pmi2`` sets no MPI_LOCALRANKID: Slurm's
+    own variables then say where the rank sits)."""
+
     name: str
     marker: str
-    rank: str
-    world_size: str
-    local_rank: str
-    local_size: str | None
-    node_count: str | None = None
+    rank: Keys
+    world_size: Keys
+    local_rank: Keys
+    local_size: Keys
+    node_count: Keys = ()
 
 
 LAUNCHERS: tuple[Launcher, ...] = (
-    Launcher("torchrun", "TORCHELASTIC_RUN_ID", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"),
-    Launcher("openmpi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
-             "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"),
-    Launcher("mpich", "PMI_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS"),
-    Launcher("slurm", "SLURM_STEP_ID", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID",
-             "SLURM_NTASKS_PER_NODE", "SLURM_STEP_NUM_NODES"),
+    Launcher("torchrun", "TORCHELASTIC_RUN_ID", ("RANK",), ("WORLD_SIZE",), ("LOCAL_RANK",), ("LOCAL_WORLD_SIZE",),
+             ("GROUP_WORLD_SIZE",)),
+    Launcher("openmpi", "OMPI_COMM_WORLD_RANK", ("OMPI_COMM_WORLD_RANK",), ("OMPI_COMM_WORLD_SIZE",),
+             ("OMPI_COMM_WORLD_LOCAL_RANK",), ("OMPI_COMM_WORLD_LOCAL_SIZE",)),
+    Launcher("mpich", "PMI_RANK", ("PMI_RANK",), ("PMI_SIZE",),
+             ("MPI_LOCALRANKID", "PMI_LOCAL_RANK", "SLURM_LOCALID"),
+             ("MPI_LOCALNRANKS", "PMI_LOCAL_SIZE", *_SLURM_LOCAL_SIZE), _SLURM_NODES),
+    Launcher("slurm", "SLURM_STEP_ID", ("SLURM_PROCID",), ("SLURM_NTASKS",), ("SLURM_LOCALID",),
+             _SLURM_LOCAL_SIZE, _SLURM_NODES),
 )
 
 
@@ -56,8 +70,9 @@ class ClusterEnv:
         return self.rank == 0
 
 
-def _int(env: Mapping[str, str], key: str | None, default: int) -> int:
-    if key is None or key not in env:
+def _int(env: Mapping[str, str], keys: Keys, default: int) -> int:
+    key = next((k for k in keys if k in env), None)
+    if key is None:
         return default
     text = env[key].split("(")[0].split(",")[0]  # Slurm writes e.g. "2(x3)" or "2,1"
     try:

@@ -69,3 +69,40 @@ def test_single_backend_refuses_many_processes():
 
     with pytest.raises(JeopardaError, match="dist.backend=single"):
         Backend(ClusterEnv(rank=0, world_size=2), DistConfig(backend="single"), torch.device("cpu")).init()
+
+
+SRUN_2x2 = {"SLURM_JOB_ID": "77", "SLURM_STEP_ID": "0", "SLURM_NTASKS": "4", "SLURM_STEP_NUM_NODES": "2",
+            "SLURM_STEP_TASKS_PER_NODE": "2(x2)", "SLURM_JOB_NODELIST": "node[07-08]"}
+
+
+@pytest.mark.parametrize("rank", range(4))
+@pytest.mark.parametrize("plugin", ["none", "pmi2", "cray_shasta", "pmix"])
+def test_srun_two_nodes_two_tasks_every_mpi_plugin(rank, plugin):
+    """srun puts SLURM_* beside whatever its MPI plugin sets: rank, local rank, node count and the
+    rendezvous host must be right for every plugin (pmi2 once gave local rank 0 and one node)."""
+    from jeoparda.cluster.env import rendezvous
+
+    environ = {**SRUN_2x2, "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank % 2), "SLURM_NODEID": str(rank // 2)}
+    if plugin in ("pmi2", "cray_shasta"):
+        environ.update(PMI_RANK=str(rank), PMI_SIZE="4")
+    if plugin == "pmix":
+        environ.update(PMIX_RANK=str(rank), PMIX_NAMESPACE="slurm.pmix.77.0")
+    env = detect(environ)
+    assert (env.rank, env.world_size, env.local_rank, env.local_size, env.nodes) == (rank, 4, rank % 2, 2, 2)
+    point = rendezvous(env, environ=environ)
+    if env.launcher == "slurm":
+        assert point.addr == "node07" and point.port == 29577
+    else:  # a PMI launch: rank 0's host is shared over MPI at start-up, never 127.0.0.1
+        assert env.launcher == "mpich" and point.addr is None
+
+
+def test_mpich_hydra_keeps_its_own_local_variables():
+    env = detect({"PMI_RANK": "3", "PMI_SIZE": "4", "MPI_LOCALRANKID": "1", "MPI_LOCALNRANKS": "2",
+                  "SLURM_LOCALID": "0", "SLURM_STEP_ID": "0"})
+    assert (env.launcher, env.local_rank, env.local_size, env.nodes) == ("mpich", 1, 2, 2)
+
+
+def test_torchrun_two_nodes():
+    env = detect({"TORCHELASTIC_RUN_ID": "x", "RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1",
+                  "LOCAL_WORLD_SIZE": "2", "GROUP_WORLD_SIZE": "2"})
+    assert (env.rank, env.local_rank, env.local_size, env.nodes) == (3, 1, 2, 2)

@@ -146,3 +146,18 @@ def test_shellcheck_finds_nothing():
     scripts = [str(p) for p in sorted((REPO / "slurm").glob("*.sh")) + sorted((REPO / "scripts").glob("*.sh"))]
     proc = subprocess.run(["shellcheck", "-x", *scripts], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("argv,extra,plugin", [
+    (["slurm/train_resnet18.sh"], {}, "none"),                                        # DDP: no MPI layer
+    (["slurm/train_resnet18.sh", "--set", "dist.backend=horovod"], {}, "pmix"),      # Horovod needs MPI
+    (["slurm/train_resnet18.sh", "--set", "dist.backend=horovod"], {"JEOPARDA_SRUN_MPI": "pmi2"}, "pmi2"),
+    (["slurm/train_resnet18.sh"], {"JEOPARDA_SRUN_MPI": "pmi2"}, "none"),
+    (["slurm/convert_bigearthnet.sh", "--source", "A", "--out", "D"], {}, "pmix"),   # convert's ranks use MPI
+    (["slurm/convert_bigearthnet.sh", "--source", "A", "--out", "D"], {"JEOPARDA_SRUN_MPI": "cray_shasta"},
+     "cray_shasta"),
+])
+def test_srun_passes_an_mpi_plugin_only_where_mpi_is_used(tmp_path, argv, extra, plugin):
+    proc, calls = run_script(tmp_path, argv, **extra)
+    assert proc.returncode == 0, proc.stderr
+    assert calls[0][1] == f"--mpi={plugin}"
