@@ -84,6 +84,7 @@ class DaliLoader(Loader):
                                 "use data.backend=torch with data.bands including VV/VH")
         self._reader = self.src.reader()
         self._iterator: Any = None
+        self._finished = True  # the last iteration ran to the end of its epoch
 
     def _feed(self, info: Any) -> tuple[np.ndarray, ...]:
         """External source: the host side of one step, as the torch backend reads it."""
@@ -110,9 +111,13 @@ class DaliLoader(Loader):
         return DALIGenericIterator(pipe, ["image", "label", "mask"], auto_reset=True)
 
     def _batches(self) -> Iterator[Batch]:
-        if self._iterator is None:
+        if self._iterator is None or not self._finished:
+            # An iteration left early (train.max_steps, preemption) leaves the pipeline mid-epoch
+            # with batches of that epoch prefetched: start a new one rather than replay them.
             self._iterator = self._make_iterator()
+        self._finished = False
         for out in self._iterator:
             batch = out[0]
             yield {"image": batch["image"].to(self.device), "label": batch["label"].to(self.device),
                    "mask": batch["mask"].reshape(-1).to(self.device)}
+        self._finished = True

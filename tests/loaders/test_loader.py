@@ -244,3 +244,21 @@ def test_start_step_continues_the_epoch(dataset, backend, workers):
     assert len(rest) == len(full) - 4
     for x, y in zip(full[4:], rest):
         assert torch.equal(x["image"], y["image"]) and torch.equal(x["label"], y["label"])
+
+
+@pytest.mark.parametrize("backend", ["torch", "dali"])
+def test_an_epoch_left_early_does_not_leak_into_the_next(dataset, backend):
+    """train.max_steps (or a preemption) leaves an epoch early; the next epoch must be whole and
+    its own (DALI's pipeline once replayed the rest of the old epoch, then ran out)."""
+    if backend == "dali":
+        pytest.importorskip("nvidia.dali")
+    fresh = build_loader(cfg(dataset), ClusterEnv(), "train")
+    want = batches(fresh, epoch=1)
+    loader = build_loader(cfg(dataset, backend, workers=1), ClusterEnv(), "train")
+    loader.set_epoch(0)
+    stream = iter(loader)
+    next(stream), next(stream)
+    got = batches(loader, epoch=1)
+    assert len(got) == len(want) == loader.steps_per_epoch
+    for a, b in zip(want, got, strict=True):
+        assert torch.allclose(a["image"], b["image"], atol=1e-6) and torch.equal(a["label"], b["label"])

@@ -22,8 +22,12 @@ def test_layers_then_overrides(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_shipped_recipes_load(name):
+    from jeoparda.models import list_models
+
     cfg = load_config([CONFIGS / name], ["data.path=/data"])
-    assert cfg.model == name.removesuffix(".yaml") and cfg.data.path == "/data"
+    # a recipe is named after its model (resnet18.yaml, eurosat_resnet18.yaml, resnet18_jeoparda.yaml)
+    assert cfg.model in name.removesuffix(".yaml").split("_") and cfg.data.path == "/data"
+    assert cfg.model in [e.name for e in list_models()]
 
 
 def test_bwms_recipe_is_the_papers():
@@ -58,3 +62,30 @@ def test_bad_files(tmp_path):
         load_config([tmp_path / "typo.yaml"])
     with pytest.raises(JeopardaError, match="cannot read configuration"):
         load_config([tmp_path / "missing.yaml"])
+
+
+@pytest.mark.parametrize("recipe", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_recipe_resolves_at_1_to_1024_workers(recipe):
+    from jeoparda.training.loop import per_worker_batch
+
+    cfg = load_config([recipe])
+    for world in [*range(1, 65), 96, 100, 128, 192, 256, 384, 512, 768, 1000, 1024]:
+        per, note = per_worker_batch(cfg, world)
+        assert per >= 1
+        g = cfg.train.global_batch_size
+        if g:
+            assert abs(per * world - g) <= world / 2 or per == 1  # the nearest global batch
+            assert (note == "") == (per * world == g)
+            if note:
+                assert f"{per} per worker, global batch {per * world}" in note
+        else:
+            assert per == cfg.train.batch_size and note == ""
+
+
+def test_bwms_on_eight_workers_rounds_and_says_so():
+    from jeoparda.training.loop import per_worker_batch
+
+    cfg = load_config([CONFIGS / "bwms.yaml"])
+    assert per_worker_batch(cfg, 8) == (62, "train.global_batch_size 500 does not divide by 8 workers: "
+                                            "62 per worker, global batch 496")
+    assert per_worker_batch(cfg, 4) == (125, "")
