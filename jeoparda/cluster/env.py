@@ -12,7 +12,6 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-
 Keys = tuple[str, ...]
 #: Where a Slurm step says how many of its tasks share this node, and how many nodes it spans:
 #: srun sets these whatever MPI plugin it starts the tasks with.
