@@ -21,7 +21,7 @@ DATA_BACKENDS = ("torch", "dali", "synthetic")
 DIST_BACKENDS = ("ddp", "horovod", "single")
 OPTIMIZERS = ("adam", "adamw", "sgd", "lars", "lamb")
 SCHEDULES = ("step", "cosine", "constant", "onecycle")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -103,7 +103,8 @@ class TrainConfig:
     step_epochs: int = 30            # step schedule: every step_epochs epochs ...
     step_gamma: float = 0.5          # ... multiply the learning rate by step_gamma
     warmup_epochs: float = 0.0       # linear warm-up from lr/10 over these epochs
-    precision: str = "fp32"          # fp32 | bf16 | fp16 (autocast on GPU)
+    precision: str = "fp32"          # fp32 | bf16 | fp16 | auto: bf16 from compute capability 8.0, else fp16
+    compile: str = ""                # "": eager; a torch.compile backend (inductor, aot_eager, ...)
     channels_last: bool = True       # on GPU
     deterministic: bool = False      # CPU: deterministic algorithms, one thread per rank
     threads: int = 0                 # CPU threads per rank; 0: the node's cores / its ranks
@@ -115,6 +116,7 @@ class TrainConfig:
     checkpoint_every: int = 1        # epochs; 0 disables checkpoints
     keep_checkpoints: int = 2
     max_steps: int = 0               # > 0: stop each epoch after this many steps (smoke tests)
+    preempt_check_every: int = 10    # steps between checks whether any rank got a preemption signal
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", f"must be >= 1, got {self.epochs}")
@@ -134,6 +136,7 @@ class TrainConfig:
                f"{self.task!r} is not one of multilabel, singlelabel (or empty: the data set's)")
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
         _check(self.threads >= 0, "train.threads", f"must be >= 0, got {self.threads}")
+        _check(self.preempt_check_every >= 1, "train.preempt_check_every", "must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@
 #   JEOPARDA_APPTAINER_ARGS  extra `apptainer exec` options, e.g. "--bind /scratch"
 #   JEOPARDA_SRUN_MPI    srun's --mpi plugin for steps that use MPI (default pmix; `srun --mpi=list`
 #                        shows the site's). DDP training uses none: its ranks meet over TCP.
+#   JEOPARDA_GPU_BIND    passed to srun as --gpu-bind (e.g. closest: each rank on the GPU nearest its CPUs)
 #   JEOPARDA_STAGE_DIR   node-local folder for staged shards (default $TMPDIR, else /tmp)
 #   NCCL_* / TORCH_NCCL_*  kept as given; defaults below only fill what is unset
 
@@ -50,15 +51,20 @@ jeoparda_mpi_plugin() {
 jeoparda_srun() {
     local mpi
     mpi="$(jeoparda_mpi_plugin "$@")"
+    # Slurm 22.05-23.02 steps do not inherit the job's --cpus-per-task: without it every rank and
+    # its reader processes share one core.
+    local opts=(--mpi="$mpi")
+    if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then opts+=(--cpus-per-task="$SLURM_CPUS_PER_TASK"); fi
+    if [ -n "${JEOPARDA_GPU_BIND:-}" ]; then opts+=(--gpu-bind="$JEOPARDA_GPU_BIND"); fi
     if [ -n "${JEOPARDA_CONTAINER:-}" ]; then
         if [ ! -e "$JEOPARDA_CONTAINER" ]; then
             echo "jeoparda: error: JEOPARDA_CONTAINER=$JEOPARDA_CONTAINER: no such image" >&2
             return 2
         fi
         # shellcheck disable=SC2086  # the extra options are meant to split into words
-        srun --mpi="$mpi" apptainer exec --nv ${JEOPARDA_APPTAINER_ARGS:-} "$JEOPARDA_CONTAINER" jeoparda "$@"
+        srun "${opts[@]}" apptainer exec --nv ${JEOPARDA_APPTAINER_ARGS:-} "$JEOPARDA_CONTAINER" jeoparda "$@"
     else
-        srun --mpi="$mpi" jeoparda "$@"
+        srun "${opts[@]}" jeoparda "$@"
     fi
 }
 

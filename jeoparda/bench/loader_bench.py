@@ -14,7 +14,7 @@ from typing import Any
 
 from jeoparda.cluster.env import ClusterEnv
 from jeoparda.config import RunConfig
-from jeoparda.devices import synchronize
+from jeoparda.devices import select_device, synchronize
 from jeoparda.loaders.base import Batch, Loader
 from jeoparda.loaders.build import build_loader
 
@@ -28,7 +28,7 @@ def endless(loader: Loader) -> Iterator[Batch]:
 
 def run(cfg: RunConfig, env: ClusterEnv, split: str, steps: int, warmup: int = 2) -> dict[str, Any]:
     build_start = time.perf_counter()
-    loader = build_loader(cfg, env, split)
+    loader = build_loader(cfg, env, split, select_device(env))
     build_s = time.perf_counter() - build_start
     stream = endless(loader)
     for _ in range(warmup):

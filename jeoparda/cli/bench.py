@@ -116,10 +116,10 @@ def _run_bench_allreduce(args: argparse.Namespace) -> int:
     from jeoparda.cluster.backends import create_backend
     from jeoparda.cluster.env import detect
     from jeoparda.config import DistConfig
-    from jeoparda.devices import default_device
+    from jeoparda.devices import select_device
 
     env = detect()
-    device = default_device(env)
+    device = select_device(env)
     backend = create_backend(env, DistConfig(backend=args.backend), device)
     try:
         rows = run(backend, message_sizes(args.max_bytes or gradient_bytes()), args.iters)

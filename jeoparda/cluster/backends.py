@@ -26,6 +26,9 @@ class Backend:
     """One process, no communication; also the base the others refine."""
 
     name = "single"
+    #: Whether parameters may be in channels_last layout (non-contiguous): Horovod's collectives
+    #: refuse non-contiguous tensors (horovod#3491, #3622).
+    supports_channels_last = True
 
     def __init__(self, env: ClusterEnv, cfg: DistConfig, device: torch.device) -> None:
         self.env, self.cfg, self.device = env, cfg, device
@@ -130,7 +133,8 @@ class DDPBackend(Backend):
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
+        # gradients live in the communication buckets: no copy in and out of them each step
+        return DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True)
 
     def without_gradient_sync(self, model: nn.Module) -> Any:
         return model.no_sync()  # type: ignore[operator]  # DDP's method, reached through nn.Module
@@ -176,6 +180,7 @@ class DDPBackend(Backend):
 
 class HorovodBackend(Backend):
     name = "horovod"
+    supports_channels_last = False
 
     def init(self) -> None:
         try:
@@ -184,6 +189,10 @@ class HorovodBackend(Backend):
             raise JeopardaError(HOROVOD_HINT) from None
         self.hvd = hvd
         hvd.init()
+        if self.device.type == "cuda" and not hvd.nccl_built():
+            raise JeopardaError("Horovod was built without NCCL: GPU gradients would be reduced through host "
+                                "memory. Rebuild it with HOROVOD_GPU_OPERATIONS=NCCL (scripts/install_horovod.sh "
+                                "does on a machine with CUDA)")
         if hvd.size() != self.env.world_size:
             raise JeopardaError(f"Horovod sees {hvd.size()} processes, the launcher {self.env.world_size}")
 
@@ -209,9 +218,7 @@ class HorovodBackend(Backend):
         self.hvd.broadcast_optimizer_state(optimizer, root_rank=0)
 
     def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
-        reduced = self.hvd.allreduce(tensor, op=self.hvd.Sum if op == "sum" else self.hvd.Max)
-        tensor.copy_(reduced)
-        return tensor
+        return self.hvd.allreduce_(tensor, op=self.hvd.Sum if op == "sum" else self.hvd.Max)  # in place
 
     def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.hvd.allgather(tensor)

@@ -180,7 +180,11 @@ def _reader_context() -> mp.context.BaseContext:
 
 class _DeviceFinisher:
     """uint16 batch on the host -> normalised float32 batch on the device; Sentinel-1 channels,
-    where delivered, are normalised with their own statistics and follow the optical ones."""
+    where delivered, are normalised with their own statistics and follow the optical ones.
+
+    On a GPU every host array (images, labels, mask, S1) goes through one of two alternating sets
+    of pinned buffers and crosses with ``non_blocking=True``; an event recorded on the device's own
+    stream after the copies says when a set may be refilled."""
 
     def __init__(self, mean: np.ndarray, inv_std: np.ndarray, s1_mean: np.ndarray, s1_inv_std: np.ndarray,
                  device: torch.device) -> None:
@@ -189,40 +193,48 @@ class _DeviceFinisher:
         if device.type == "cuda":
             self.mean_dev = torch.from_numpy(mean).to(device)
             self.inv_dev = torch.from_numpy(inv_std).to(device)
-            self.pinned: list[tuple[torch.Tensor, torch.cuda.Event]] = []
+            self.sets: list[tuple[dict[str, torch.Tensor], torch.cuda.Event]] = []
             self.turn = 0
 
     def __call__(self, images: np.ndarray, labels: np.ndarray, mask: np.ndarray,
                  s1: np.ndarray | None = None) -> Batch:
+        arrays = {"image": images, "label": labels, "mask": mask, **({"s1": s1} if s1 is not None else {})}
         if self.device.type != "cuda":
-            image = normalise(images, self.mean, self.inv_std)
-            batch = {"image": image, "label": torch.from_numpy(labels), "mask": torch.from_numpy(mask)}
-        else:
-            host = self._pinned_copy(images)
-            image = host.to(self.device, non_blocking=True)
-            self.pinned[self.turn][1].record()  # the pinned buffer is free again once this is done
-            image = image.float().sub_(self.mean_dev).mul_(self.inv_dev)
-            batch = {"image": image, "label": torch.from_numpy(labels).to(self.device, non_blocking=False),
-                     "mask": torch.from_numpy(mask).to(self.device)}
-        if s1 is not None:
-            # not in place: on the CPU, s1 may be the shared ring itself
-            radar = (torch.from_numpy(s1).to(self.device) - self.s1_mean) * self.s1_inv
-            batch["image"] = torch.cat([batch["image"], radar], dim=1)
+            batch = {"image": normalise(images, self.mean, self.inv_std), "label": torch.from_numpy(labels),
+                     "mask": torch.from_numpy(mask)}
+            if s1 is not None:
+                # not in place: s1 may be the shared ring itself
+                radar = (torch.from_numpy(s1) - self.s1_mean) * self.s1_inv
+                batch["image"] = torch.cat([batch["image"], radar], dim=1)
+            return batch
+        moved = self._to_device(arrays)
+        batch = {"image": moved["image"].float().sub_(self.mean_dev).mul_(self.inv_dev), "label": moved["label"],
+                 "mask": moved["mask"]}
+        if "s1" in moved:
+            batch["image"] = torch.cat([batch["image"], moved["s1"].sub_(self.s1_mean).mul_(self.s1_inv)], dim=1)
         return batch
 
-    def _pinned_copy(self, images: np.ndarray) -> torch.Tensor:
-        """Copy into one of two alternating pinned buffers, after its last transfer finished."""
+    def _to_device(self, arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """Copy into the next set of pinned buffers (once its last transfer finished), then move
+        every array to the device without blocking the host."""
         self.turn = 1 - self.turn
-        if len(self.pinned) < 2 or self.pinned[self.turn][0].shape[0] < len(images):
-            buf = torch.empty((max(len(images), 1), *images.shape[1:]), dtype=torch.uint16).pin_memory()
+        n = len(arrays["image"])
+        if len(self.sets) < 2 or any(k not in self.sets[self.turn][0] or self.sets[self.turn][0][k].shape[0] < n
+                                     for k in arrays):
+            bufs = {k: torch.empty((max(n, 1), *a.shape[1:]), dtype=torch.from_numpy(a[:0]).dtype).pin_memory()
+                    for k, a in arrays.items()}
             event = torch.cuda.Event()
-            event.record()
-            if len(self.pinned) < 2:
-                self.pinned.append((buf, event))
+            event.record(torch.cuda.current_stream(self.device))
+            if len(self.sets) < 2:
+                self.sets.append((bufs, event))
             else:
-                self.pinned[self.turn] = (buf, event)
-        buf, event = self.pinned[self.turn]
+                self.sets[self.turn] = (bufs, event)
+        bufs, event = self.sets[self.turn]
         event.synchronize()
-        host = buf[:len(images)]
-        host.numpy()[...] = images
-        return host
+        out = {}
+        for key, array in arrays.items():
+            host = bufs[key][:n]
+            host.numpy()[...] = array
+            out[key] = host.to(self.device, non_blocking=True)
+        event.record(torch.cuda.current_stream(self.device))  # the buffers are free once these copies ran
+        return out

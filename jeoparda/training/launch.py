@@ -12,7 +12,7 @@ import torch
 from jeoparda.cluster.backends import Backend, create_backend
 from jeoparda.cluster.env import ClusterEnv, detect
 from jeoparda.config import RunConfig, dump_config
-from jeoparda.devices import default_device
+from jeoparda.devices import select_device
 from jeoparda.errors import JeopardaError
 from jeoparda.training import checkpoint
 from jeoparda.training.loop import Say, Trainer, configure_threads
@@ -61,9 +61,7 @@ def session(cfg: RunConfig, out: Path | None, resume: bool, if_checkpoint: bool 
     if resume and out is None:
         raise JeopardaError("--resume needs --out RUN_DIR (the run to continue)")
     env = detect()
-    device = default_device(env)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    device = select_device(env)
     configure_threads(cfg, env, device)
     backend = create_backend(env, cfg.dist, device)
     try:

@@ -19,7 +19,7 @@ import torch
 from jeoparda.cluster.backends import Backend
 from jeoparda.cluster.env import ClusterEnv
 from jeoparda.config import RunConfig, to_dict
-from jeoparda.devices import device_name, synchronize
+from jeoparda.devices import amp_precision, device_name, rng_states, set_rng_states, synchronize
 from jeoparda.errors import JeopardaError
 from jeoparda.loaders.build import build_loader
 from jeoparda.models import create_model
@@ -70,10 +70,24 @@ def auto_threads(env: ClusterEnv, environ: Mapping[str, str] = os.environ) -> in
 def configure_threads(cfg: RunConfig, env: ClusterEnv, device: torch.device) -> None:
     """CPU threads per rank: train.threads, else :func:`auto_threads` (1 in deterministic mode)."""
     if cfg.train.deterministic:
+        if device.type == "cuda":  # cuBLAS refuses deterministic mode without a fixed workspace
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
     if device.type == "cpu":
         torch.set_num_threads(cfg.train.threads or (1 if cfg.train.deterministic else auto_threads(env)))
+
+
+def use_channels_last(cfg: RunConfig, device: torch.device, backend: Backend) -> tuple[bool, str]:
+    """channels_last on GPU as configured, unless the backend's collectives refuse the
+    non-contiguous parameters it makes (Horovod); then off, with a line saying why."""
+    wanted = device.type == "cuda" and cfg.train.channels_last
+    if wanted and not backend.supports_channels_last:
+        return False, (f"train.channels_last is off with dist.backend={backend.name} (its collectives refuse "
+                       "the non-contiguous parameters channels_last makes)")
+    return wanted, ""
 
 
 class Trainer:
@@ -94,18 +108,24 @@ class Trainer:
         self.model = create_model(cfg.model, in_chans=self.train_loader.channels,
                                   num_classes=self.train_loader.num_classes).to(device)
         gpu = device.type == "cuda"
-        if gpu and cfg.train.channels_last:
+        self.channels_last, why = use_channels_last(cfg, device, backend)
+        if why:
+            self.say(f"note: {why}")
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         torch.manual_seed(cfg.train.seed + 1000 * (backend.rank + 1))  # per-rank dropout streams
         self.global_batch = batch * backend.world_size
         self.net = backend.wrap_model(self.model)
+        if cfg.train.compile:
+            self.net = torch.compile(self.net, backend=cfg.train.compile)  # type: ignore[assignment]
         self.optimizer = backend.wrap_optimizer(build_optimizer(cfg.train, self.model, self.global_batch), self.model)
         # the schedule watches the optimiser the loop steps (Horovod's wrapper is a new object)
         self.schedule = build_schedule(cfg.train, self.optimizer, self.train_loader.steps_per_epoch)
-        half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision)
+        self.precision = amp_precision(cfg.train.precision, device)
+        half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self.autocast: dict[str, Any] = {"device_type": device.type, "dtype": half or torch.float32,
-                         "enabled": gpu and half is not None}
-        self.scaler = torch.amp.GradScaler(device.type, enabled=gpu and cfg.train.precision == "fp16")
+                                         "enabled": gpu and half is not None}
+        self.scaler = torch.amp.GradScaler(device.type, enabled=gpu and self.precision == "fp16")
 
     def step(self, batch: dict, sync_gradients: bool = True) -> torch.Tensor:
         """One training step on ``batch``; returns the loss (detached). Without
@@ -113,8 +133,11 @@ class Trainer:
         (to time compute alone; the backend may offer no such switch, then it communicates)."""
         context = None if sync_gradients else self.backend.without_gradient_sync(self.net)
         with context if context is not None else contextlib.nullcontext():
+            image = batch["image"]
+            if self.channels_last:
+                image = image.contiguous(memory_format=torch.channels_last)
             with torch.autocast(**self.autocast):
-                logits = self.net(batch["image"])
+                logits = self.net(image)
             loss = self.task.loss(logits.float(), batch["label"])
             self.optimizer.zero_grad()  # set_to_none by default; Horovod takes no arguments
             self.scaler.scale(loss).backward()
@@ -139,10 +162,15 @@ class Trainer:
             loss_sum += self.step(batch)
             self.schedule.step()
             steps += 1
-            stop.fill_(float(flag.raised))
-            if self.backend.all_reduce(stop, op="max").item() > 0:
-                return {"preempted": True, "next_step": step + 1}
-            if self.cfg.train.max_steps and steps >= self.cfg.train.max_steps:
+            cap = self.cfg.train.max_steps
+            last = step + 1 == loader.steps_per_epoch or (cap > 0 and steps >= cap)
+            # Whether any rank got a preemption signal costs a collective and a host sync: asked
+            # every preempt_check_every steps and at the end of the epoch, not every step.
+            if last or steps % self.cfg.train.preempt_check_every == 0:
+                stop.fill_(float(flag.raised))
+                if self.backend.all_reduce(stop, op="max").item() > 0:
+                    return {"preempted": True, "next_step": step + 1}
+            if last:
                 break
         synchronize(self.device)
         elapsed = time.perf_counter() - start
@@ -155,7 +183,7 @@ class Trainer:
     def save(self, epoch: int, step: int) -> None:
         """Checkpoint (rank 0 writes; every rank contributes its random state)."""
         self.backend.average_buffers(self.model)
-        rng = self.backend.gather_objects(torch.get_rng_state())
+        rng = self.backend.gather_objects(rng_states(self.device))
         if self.backend.rank != 0:
             return
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -175,7 +203,7 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
         if state["world_size"] == self.backend.world_size:
-            torch.set_rng_state(state["rng"][self.backend.rank])
+            set_rng_states(state["rng"][self.backend.rank], self.device)
         self.say(f"resumed from {path} (epoch {state['epoch'] + 1}, step {state['step']})")
         return state["epoch"], state["step"]
 
@@ -223,10 +251,11 @@ class Trainer:
 
     def _log_start(self, resumed_from: list[int] | None) -> None:
         hosts = sorted(set(self.backend.gather_objects(self.env.hostname)))
-        gpus = torch.cuda.device_count() if self.device.type == "cuda" else 0
+        # the ranks on this node, one GPU each (device_count() is 1 under --gpus-per-task=1)
+        gpus = self.env.local_size if self.device.type == "cuda" else 0
         self.log.write("run_start", run_id=self.run_dir.name, model=self.cfg.model, task=self.task.name,
                        dataset=self.train_loader.dataset, bands=self.train_loader.band_names,
-                       classes=self.train_loader.class_names,
+                       classes=self.train_loader.class_names, precision=self.precision,
                        backend=self.backend.name,
                        data_backend=self.cfg.data.backend, world_size=self.backend.world_size,
                        nodes=len(hosts), gpus_per_node=gpus, device=self.device.type,

@@ -31,28 +31,47 @@ class LARS(torch.optim.SGD):
         return super().step(closure)
 
 
-class LAMB(torch.optim.Adam):
-    """Adam whose per-layer update is scaled by ||w|| / ||update|| (You et al. 2019)."""
+class LAMB(torch.optim.Optimizer):
+    """Adam whose per-layer update is scaled by ||w|| / ||update|| (You et al. 2019).
 
-    def __init__(self, params, lr: float, weight_decay: float = 0.0, betas=(0.9, 0.999), eps: float = 1e-6):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=0.0)
-        self.wd = weight_decay
+    Written out (moments, bias correction, trust ratio) in tensor operations: no copy of the
+    parameters and no host synchronisation per parameter, so it costs what Adam costs. The trust
+    ratio compares ||w|| with the norm of the direction (Adam step + weight decay), without the
+    learning rate, which would cancel out. Biases and norms (1-D parameters) take plain Adam steps
+    without weight decay."""
+
+    def __init__(self, params: Any, lr: float, weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-6) -> None:
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
-        before = {p: p.detach().clone() for g in self.param_groups for p in g["params"] if p.grad is not None}
-        super().step(closure)
+        loss = closure() if closure is not None else None
         for group in self.param_groups:
+            b1, b2 = group["betas"]
             for p in group["params"]:
-                if p not in before:
+                if p.grad is None:
                     continue
-                # update = -lr * (adam direction + wd * w); the trust ratio compares ||w|| with the
-                # direction's norm, so the learning rate must not cancel out: ||update|| / lr.
-                update = (p - before[p]) - group["lr"] * self.wd * before[p] * (p.ndim > 1)
-                w_norm, d_norm = before[p].norm(), update.norm() / group["lr"]
-                ratio = w_norm / d_norm if (w_norm > 0 and d_norm > 0 and p.ndim > 1) else 1.0
-                p.copy_(before[p] + update * ratio)
-        return None
+                state = self.state[p]
+                if not state:
+                    state["step"] = torch.zeros((), dtype=torch.float32)
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = float(state["step"])  # a CPU scalar: no device synchronisation
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(b1).add_(p.grad, alpha=1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                denom = (v / (1 - b2 ** t)).sqrt_().add_(group["eps"])
+                direction = (m / (1 - b1 ** t)).div_(denom)
+                if p.ndim > 1:
+                    direction.add_(p, alpha=group["weight_decay"])
+                    w_norm, d_norm = p.norm(), direction.norm()
+                    ratio = torch.where((w_norm > 0) & (d_norm > 0), w_norm / d_norm, torch.ones_like(w_norm))
+                    p.sub_(direction * (ratio * group["lr"]))
+                else:
+                    p.sub_(direction, alpha=group["lr"])
+        return loss
 
 
 def base_lr(cfg: TrainConfig, global_batch: int) -> float:

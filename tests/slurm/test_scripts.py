@@ -161,3 +161,12 @@ def test_srun_passes_an_mpi_plugin_only_where_mpi_is_used(tmp_path, argv, extra,
     proc, calls = run_script(tmp_path, argv, **extra)
     assert proc.returncode == 0, proc.stderr
     assert calls[0][1] == f"--mpi={plugin}"
+
+
+def test_srun_gets_the_jobs_cpus_per_task_and_an_optional_gpu_bind(tmp_path):
+    proc, calls = run_script(tmp_path, ["slurm/train_resnet18.sh"], SLURM_CPUS_PER_TASK="8",
+                             JEOPARDA_GPU_BIND="closest")
+    assert proc.returncode == 0, proc.stderr
+    assert calls[0][:5] == ["srun", "--mpi=none", "--cpus-per-task=8", "--gpu-bind=closest", "jeoparda"]
+    proc, calls = run_script(tmp_path, ["slurm/train_resnet18.sh"])  # outside a job's CPU setting: nothing
+    assert calls[0][:3] == ["srun", "--mpi=none", "jeoparda"]

@@ -44,3 +44,31 @@ def test_horovod_missing_is_a_clear_error(dataset, tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "horovod.torch", raising=False)
     with pytest.raises(JeopardaError, match="make horovod"):
         HorovodBackend(ClusterEnv(), DistConfig(backend="horovod"), torch.device("cpu")).init()
+
+
+def test_channels_last_is_turned_off_for_horovod_which_refuses_it():
+    """Horovod's collectives refuse the non-contiguous parameters channels_last makes (checked
+    here on CPU, where the layout can be forced); on a GPU the trainer turns the layout off for
+    Horovod and says so, and keeps it for DDP."""
+    pytest.importorskip("horovod.torch", reason="Horovod not built (make horovod)")
+    import sys
+
+    import torch
+
+    from jeoparda.cluster.backends import DDPBackend, HorovodBackend
+    from jeoparda.cluster.env import ClusterEnv
+    from jeoparda.config import DistConfig, RunConfig
+    from jeoparda.training.loop import use_channels_last
+
+    probe = ("import torch, horovod.torch as hvd\nhvd.init()\n"
+             "w = torch.nn.Conv2d(3, 4, 3).weight.detach().to(memory_format=torch.channels_last)\n"
+             "hvd.broadcast_(w, root_rank=0)\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "contiguous" in proc.stderr  # in its own process: hvd.init() stays there
+    cuda = torch.device("cuda", 0)  # the decision only; nothing runs on the device
+    horovod = HorovodBackend(ClusterEnv(), DistConfig(backend="horovod"), cuda)
+    ddp = DDPBackend(ClusterEnv(), DistConfig(), cuda)
+    on, why = use_channels_last(RunConfig(), cuda, horovod)
+    assert not on and "channels_last is off with dist.backend=horovod" in why
+    assert use_channels_last(RunConfig(), cuda, ddp) == (True, "")
+    assert use_channels_last(RunConfig(), torch.device("cpu"), ddp) == (False, "")

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from jeoparda.config import load_config
@@ -108,3 +109,24 @@ def test_bad_configuration_is_one_line(dataset, tmp_path):
                                    "(did you mean train.epochs?)")
     proc = subprocess.run([sys.executable, "-m", "jeoparda", "train", "--resume"], capture_output=True, text=True)
     assert proc.returncode == 1 and "--resume needs --out" in proc.stderr
+
+
+@pytest.mark.parametrize("every,expected", [(3, 3), (10, 8), (1, 1)])
+def test_preemption_is_seen_within_the_check_interval(dataset, tmp_path, every, expected):
+    """The flag is all-reduced every train.preempt_check_every steps and at the epoch's end, not
+    every step: a signal raised before step 0 stops the epoch after `every` steps (8 per epoch)."""
+    from types import SimpleNamespace
+
+    from jeoparda.cluster.backends import Backend
+    from jeoparda.cluster.env import ClusterEnv
+    from jeoparda.config import DistConfig
+    from jeoparda.training.loop import Trainer
+
+    cfg = load_config([], [f"data.path={dataset}", *SMALL, "dist.backend=single",
+                           f"train.preempt_check_every={every}"])
+    trainer = Trainer(cfg, ClusterEnv(), Backend(ClusterEnv(), DistConfig(backend="single"), torch.device("cpu")),
+                      torch.device("cpu"), tmp_path / "run", lambda text: None)
+    assert trainer.train_loader.steps_per_epoch == 8
+    stats = trainer.train_epoch(0, 0, SimpleNamespace(raised=True))
+    assert stats == {"preempted": True, "next_step": expected}
+    trainer.train_loader.close()
