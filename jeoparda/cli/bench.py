@@ -93,6 +93,7 @@ def _run_bench_train(args: argparse.Namespace) -> int:
     from jeoparda.bench.train_bench import bench_train
     from jeoparda.cluster.env import detect
     from jeoparda.config import load_config
+    from jeoparda.training.loop import perf_line
 
     cfg = load_config(args.config, args.overrides)
     result = bench_train(cfg, args.out, args.warmup_steps, args.steps, args.blocks)
@@ -104,6 +105,9 @@ def _run_bench_train(args: argparse.Namespace) -> int:
         print(f"{cfg.model}, {result['world_size']} worker(s), batch {result['batch_size_per_worker']}/worker: "
               f"{result['images_per_s']:.1f} images/s (95 % {low:.1f}-{high:.1f}), "
               f"{result['images_per_s_per_worker']:.1f} per worker; per step {1e3 * result['step_s']:.1f} ms: {split}")
+        print(perf_line("bench", images_per_s=float(result["images_per_s"]),
+                        images_per_s_per_worker=float(result["images_per_s_per_worker"]),
+                        step_time_s=float(result["step_s"])))
         if args.json:
             print(json.dumps(result))
     return 0

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import statistics
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -90,6 +91,13 @@ def use_channels_last(cfg: RunConfig, device: torch.device, backend: Backend) ->
     return wanted, ""
 
 
+def perf_line(kind: str, **fields: Any) -> str:
+    """One stable line for regression harnesses (ReFrame, JUBE): ``jeoparda-perf: KIND k=v ...``,
+    floats with 4 decimals; docs/benchmarking.md gives the regular expressions."""
+    text = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
+    return f"jeoparda-perf: {kind} {text}"
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, env: ClusterEnv, backend: Backend, device: torch.device,
                  run_dir: Path, say: Say) -> None:
@@ -100,6 +108,7 @@ class Trainer:
         if note:
             self.say(f"note: {note}")
         self.log = ResultsLog(run_dir, enabled=backend.rank == 0)
+        self._rates: list[tuple[float, float]] = []  # (images/s, epoch time) of this process's epochs
         # the data set decides the model's input channels and classes (loaders draw no random numbers)
         self.train_loader = build_loader(cfg, env, "train", device)
         self.val_loader = build_loader(cfg, env, "val", device) if cfg.train.val_every else None
@@ -273,8 +282,16 @@ class Trainer:
         self.say(f"epoch {epoch + 1}/{self.cfg.train.epochs}  loss {stats['loss']:.4f}  "
                  f"{stats['images_per_s']:.1f} img/s  {stats['epoch_time_s']:.1f} s  "
                  f"data wait {stats['data_wait_s']:.2f} s{f1}")
+        self.say(perf_line("epoch", epoch=epoch + 1, images_per_s=stats["images_per_s"],
+                           epoch_time_s=stats["epoch_time_s"], data_wait_s=stats["data_wait_s"],
+                           **({self.task.quality_key: val[self.task.quality_key]} if val else {})))
+        self._rates.append((stats["images_per_s"], stats["epoch_time_s"]))
 
     def _log_end(self, start: float, epochs: int, status: str, val: dict, test: dict | None = None,
                  replicas: list[str] | None = None) -> None:
+        steady = self._rates[1:] or self._rates  # the first epoch is warm-up, as in the report
+        if steady:
+            self.say(perf_line("run", status=status, images_per_s=statistics.median(r for r, _ in steady),
+                               epoch_time_s=statistics.median(t for _, t in steady)))
         self.log.write("run_end", total_time_s=time.perf_counter() - start, epochs=epochs, status=status,
                        val=val, test=test or {}, replica_sha256=replicas, **(test or val))

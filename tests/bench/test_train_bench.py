@@ -42,3 +42,9 @@ def test_two_ranks_split_compute_and_communication(tmp_path):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["world_size"] == 2 and result["images_per_s_per_worker"] == pytest.approx(result["images_per_s"] / 2)
     assert result["compute_s"] > 0 and result["communication_s"] is not None
+    import re
+
+    line = re.search(r"^jeoparda-perf: bench images_per_s=([0-9.]+) images_per_s_per_worker=([0-9.]+) "
+                     r"step_time_s=([0-9.]+)", proc.stdout, re.M)
+    assert line is not None and float(line.group(1)) == pytest.approx(result["images_per_s"], rel=1e-3)
+    assert proc.stdout.count("jeoparda-perf: bench") == 1  # rank 0 only

@@ -1,6 +1,7 @@
 """jeoparda train end to end: results log, resume after SIGTERM, ranks, failures."""
 import json
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -130,3 +131,26 @@ def test_preemption_is_seen_within_the_check_interval(dataset, tmp_path, every, 
     stats = trainer.train_epoch(0, 0, SimpleNamespace(raised=True))
     assert stats == {"preempted": True, "next_step": expected}
     trainer.train_loader.close()
+
+
+EPOCH_LINE = r"^jeoparda-perf: epoch epoch=(\d+) images_per_s=([0-9.]+) epoch_time_s=([0-9.]+) data_wait_s=([0-9.]+)"
+RUN_LINE = r"^jeoparda-perf: run status=(\w+) images_per_s=([0-9.]+) epoch_time_s=([0-9.]+)$"
+
+
+def test_stable_performance_lines_match_the_documented_patterns(dataset, tmp_path):
+    import re
+
+    out = tmp_path / "run"
+    proc = subprocess.run(train_cmd(dataset, out, "train.epochs=3", "train.max_steps=2", "dist.backend=single"),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    epochs = [m.groups() for m in re.finditer(EPOCH_LINE, proc.stdout, re.M)]
+    runs = [m.groups() for m in re.finditer(RUN_LINE, proc.stdout, re.M)]
+    logged = [e for e in events(out) if e["event"] == "epoch"]
+    assert [int(e[0]) for e in epochs] == [1, 2, 3]
+    assert [float(e[1]) for e in epochs] == pytest.approx([e["images_per_s"] for e in logged], rel=1e-3)
+    assert len(runs) == 1 and runs[0][0] == "completed"
+    median = statistics.median(e["images_per_s"] for e in logged[1:])  # after the warm-up epoch
+    assert float(runs[0][1]) == pytest.approx(median, rel=1e-3)
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "benchmarking.md").read_text()
+    assert EPOCH_LINE in docs and RUN_LINE in docs  # the patterns users copy are the tested ones

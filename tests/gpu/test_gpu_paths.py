@@ -1,0 +1,92 @@
+"""Every GPU path end to end, for a machine with CUDA (the `device` tool's lent GPU; CI has none).
+
+Run there with `pytest -m gpu tests/gpu -v`. Without CUDA every test here is skipped with the
+reason; the CPU-checkable part of each item lives beside the code it tests.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.training.test_train import events, train_cmd
+
+NO_GPU = "needs a CUDA GPU (tests/gpu runs where one is lent)"
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_GPU)]
+
+GPU = ["data.workers=2", "train.batch_size=8", "train.max_steps=4", "train.test=true"]
+
+
+def run(cmd, **env):
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def test_single_gpu_run_auto_precision_channels_last(dataset, tmp_path):
+    """bf16 on compute capability >= 8 (fp16 + GradScaler below), channels_last, cudnn.benchmark,
+    the GPU named in the log, one GPU per local rank."""
+    out = tmp_path / "run"
+    run(train_cmd(dataset, out, "train.epochs=2", "dist.backend=single", "train.precision=auto", *GPU))
+    start, end = events(out)[0], events(out)[-1]
+    major = torch.cuda.get_device_capability(0)[0]
+    assert start["device"] == "cuda" and start["gpus_per_node"] == 1 and start["precision"] == (
+        "bf16" if major >= 8 else "fp16")
+    assert torch.cuda.get_device_name(0) in start["device_name"] and end["status"] == "completed"
+
+
+def test_deterministic_cuda_run_needs_no_user_setting(dataset, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
+    proc = subprocess.run(train_cmd(dataset, tmp_path / "run", "dist.backend=single", "train.deterministic=true",
+                                    *GPU), capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def test_resume_on_gpu_with_dropout_equals_uninterrupted(dataset, tmp_path):
+    """BWMS has dropout: the CUDA random state must be in the checkpoint."""
+    extra = ("train.epochs=2", "dist.backend=single", "train.test=false", "data.workers=0", "train.batch_size=8")
+    run(train_cmd(dataset, tmp_path / "ref", *extra, model="bwms"))
+    run(train_cmd(dataset, tmp_path / "cut", "train.epochs=1", *extra[1:], model="bwms"))
+    run(train_cmd(dataset, tmp_path / "cut", *extra, model="bwms") + ["--resume"])
+    assert events(tmp_path / "cut")[-1]["replica_sha256"] == events(tmp_path / "ref")[-1]["replica_sha256"]
+
+
+def test_torch_and_dali_gpu_loaders_agree(dataset):
+    pytest.importorskip("nvidia.dali")
+    from jeoparda.cluster.env import ClusterEnv
+    from jeoparda.loaders.build import build_loader
+    from tests.loaders.test_loader import batches, cfg
+
+    device = torch.device("cuda", 0)
+    t = batches(build_loader(cfg(dataset, workers=1), ClusterEnv(), "val", device))
+    d = batches(build_loader(cfg(dataset, "dali", workers=1), ClusterEnv(), "val", device))
+    for x, y in zip(t, d, strict=True):
+        assert x["image"].device == y["image"].device == device and x["label"].device == device
+        assert torch.allclose(x["image"], y["image"], atol=1e-5) and torch.equal(x["label"], y["label"])
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_ddp_over_nccl_two_gpus(dataset, tmp_path):
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    out = tmp_path / "run"
+    run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "jeoparda", "train"]
+        + train_cmd(dataset, out, "train.epochs=1", "dist.backend=ddp", *GPU)[4:])
+    start, end = events(out)[0], events(out)[-1]
+    assert start["gpus_per_node"] == 2 and len(set(end["replica_sha256"])) == 1
+
+
+def test_bench_loader_and_allreduce_on_the_gpu(dataset):
+    proc = run([sys.executable, "-m", "jeoparda", "bench", "loader", "--data", str(dataset), "--steps", "5",
+                "--workers", "1", "--json"])
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["device"].startswith("cuda")
+    proc = run([sys.executable, "-m", "jeoparda", "bench", "allreduce", "--max-bytes", "1048576", "--iters", "3",
+                "--json"])
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["device"] == "cuda"
+
+
+def test_horovod_was_built_with_nccl():
+    hvd = pytest.importorskip("horovod.torch", reason="Horovod not built")
+    assert hvd.nccl_built(), "rebuild with scripts/install_horovod.sh on a machine with CUDA"
