@@ -36,10 +36,21 @@ def test_written_variants_decode_like_tifffile(tmp_path, dtype, options):
 def test_declines_tiles_several_samples_and_damage(tmp_path):
     data = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
     tifffile.imwrite(tmp_path / "tiled.tif", data, tile=(16, 16))
-    tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((8, 8, 3), np.uint8), photometric="rgb")
+    planes = np.arange(3 * 8 * 8, dtype=np.uint16).reshape(3, 8, 8)
+    tifffile.imwrite(tmp_path / "planar.tif", planes, photometric="minisblack", planarconfig="separate")
     assert decode((tmp_path / "tiled.tif").read_bytes()) is None
-    assert decode((tmp_path / "rgb.tif").read_bytes()) is None
+    assert decode((tmp_path / "planar.tif").read_bytes()) is None  # bands one after another: tifffile's job
     assert np.array_equal(read_band(tmp_path / "tiled.tif"), data)  # tifffile reads what it declines
     tifffile.imwrite(tmp_path / "t.tif", data, compression="zlib")
     blob = (tmp_path / "t.tif").read_bytes()
     assert decode(blob[: len(blob) // 2]) is None and decode(b"not a tiff") is None
+
+
+def test_pixel_interleaved_bands_decode_like_tifffile(tmp_path):
+    """EuroSAT stores 13 bands per pixel: (H, W, S) comes back as stored."""
+    data = np.random.default_rng(1).integers(0, 4000, (64, 64, 13)).astype(np.uint16)
+    for options in ({}, {"compression": "zlib"}, {"compression": "zlib", "predictor": 2}):
+        tifffile.imwrite(tmp_path / "x.tif", data, photometric="minisblack", planarconfig="contig", **options)
+        fast = decode((tmp_path / "x.tif").read_bytes())
+        assert fast is not None and np.array_equal(fast, data)
+        assert np.array_equal(fast, tifffile.imread(tmp_path / "x.tif"))
