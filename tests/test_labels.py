@@ -52,3 +52,25 @@ def test_encode_multi_hot():
 def test_unknown_label():
     with pytest.raises(UnknownLabelError, match="Lava"):
         encode_labels(["Lava"])
+
+
+def test_corine_table_is_design_mds():
+    """The reference-map code table, parsed from DESIGN.md's text, equals labels.CORINE_TO_19."""
+    import re
+
+    from jeoparda.labels import CORINE_TO_19, NO_CLASS
+
+    design = Path(__file__).resolve().parents[2] / "shared" / "DESIGN.md"
+    if not design.is_file():
+        pytest.skip("shared/DESIGN.md not beside the checkout")
+    text = " ".join(design.read_text().split())
+    start = text.index("111,112→0")
+    mapped = text[start:text.index("→ 255", start)].replace(", ", ",")  # line breaks inside code lists
+    parsed = {}
+    for codes, cls in re.findall(r"([\d,]+)→(\d+)", mapped):
+        parsed.update({int(c): int(cls) for c in codes.split(",") if c})
+    unlabelled = re.search(r"0 \(nodata\) and ([\d,]+)\s*$", mapped)
+    assert unlabelled is not None
+    parsed[0] = NO_CLASS
+    parsed.update({int(c): NO_CLASS for c in unlabelled.group(1).split(",") if c})
+    assert parsed == CORINE_TO_19
