@@ -259,7 +259,10 @@ class Trainer:
         return evaluate(self.model, loader, self.backend, self.task, self.autocast)
 
     def _log_start(self, resumed_from: list[int] | None) -> None:
-        hosts = sorted(set(self.backend.gather_objects(self.env.hostname)))
+        ranks = self.backend.gather_objects({"rank": self.env.rank, "local_rank": self.env.local_rank,
+                                             "local_size": self.env.local_size, "nodes": self.env.nodes,
+                                             "launcher": self.env.launcher, "host": self.env.hostname})
+        hosts = sorted({r["host"] for r in ranks})
         # the ranks on this node, one GPU each (device_count() is 1 under --gpus-per-task=1)
         gpus = self.env.local_size if self.device.type == "cuda" else 0
         self.log.write("run_start", run_id=self.run_dir.name, model=self.cfg.model, task=self.task.name,
@@ -273,7 +276,7 @@ class Trainer:
                        mode="weak" if self.cfg.train.global_batch_size == 0 else "strong",
                        config=to_dict(self.cfg), versions=versions(), git_sha=git_sha(), hosts=hosts,
                        steps_per_epoch=self.train_loader.steps_per_epoch,
-                       stage_time_s=self.train_loader.stage_time_s, resumed_from=resumed_from)
+                       stage_time_s=self.train_loader.stage_time_s, resumed_from=resumed_from, ranks=ranks)
 
     def _log_epoch(self, epoch: int, stats: dict, val: dict) -> None:
         fields = {k: stats[k] for k in ("epoch_time_s", "train_images", "images_per_s", "data_wait_s", "loss")}
