@@ -108,13 +108,17 @@ class DaliLoader(Loader):
         pipe = build_pipeline(self._feed, self.batch_size, self.src.mean, self.src.inv_std,
                               self.device.index if gpu else None, self.cfg.data.workers,
                               self.cfg.data.prefetch, geometry=self.augment)
-        return DALIGenericIterator(pipe, ["image", "label", "mask"], auto_reset=True)
+        # No auto_reset: a reset right at the end of an epoch would prefetch the next epoch's first
+        # batches before set_epoch() says which epoch that is; reset when the next epoch starts.
+        return DALIGenericIterator(pipe, ["image", "label", "mask"], auto_reset=False)
 
     def _batches(self) -> Iterator[Batch]:
         if self._iterator is None or not self._finished:
             # An iteration left early (train.max_steps, preemption) leaves the pipeline mid-epoch
             # with batches of that epoch prefetched: start a new one rather than replay them.
             self._iterator = self._make_iterator()
+        else:
+            self._iterator.reset()  # now the loader's epoch and start step are the next epoch's
         self._finished = False
         for out in self._iterator:
             batch = out[0]

@@ -262,3 +262,16 @@ def test_an_epoch_left_early_does_not_leak_into_the_next(dataset, backend):
     assert len(got) == len(want) == loader.steps_per_epoch
     for a, b in zip(want, got, strict=True):
         assert torch.allclose(a["image"], b["image"], atol=1e-6) and torch.equal(a["label"], b["label"])
+
+
+def test_dali_consecutive_epochs_are_each_their_own(dataset):
+    """With DALI's auto-reset the next epoch's first batches were prefetched before set_epoch():
+    every epoch after the first repeated the old epoch's order (and augmentation)."""
+    pytest.importorskip("nvidia.dali")
+    t = build_loader(cfg(dataset, augment=AugmentConfig()), ClusterEnv(), "train")
+    d = build_loader(cfg(dataset, "dali", workers=1, augment=AugmentConfig()), ClusterEnv(), "train")
+    for epoch in range(3):
+        a, b = batches(t, epoch), batches(d, epoch)
+        assert len(a) == len(b) == t.steps_per_epoch
+        for x, y in zip(a, b, strict=True):
+            assert torch.allclose(x["image"], y["image"], atol=1e-6) and torch.equal(x["label"], y["label"])
