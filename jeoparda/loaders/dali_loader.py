@@ -1,6 +1,7 @@
 """The ``dali`` backend: an NVIDIA DALI pipeline fed from the shards by ``fn.external_source``.
 
-The host reads uint16 batches exactly as the torch backend does (same plan, same reads); DALI
+The host reads uint16 batches exactly as the torch backend does (same plan, same reads, in the
+torch backend's reader processes and shared-memory ring, so reading overlaps DALI's work); DALI
 rotates and flips the uint16 data and normalises it to float32 (crop_mirror_normalize), on the
 GPU when there is one (``device_id`` = local rank) and on CPU threads otherwise
 (``device_id=None``). Rotation and flip choices are fed in from the shared random stream, so with
@@ -9,13 +10,16 @@ augmentation off or on the batches equal the torch backend's (to float32 roundin
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import torch
 
 from jeoparda.errors import JeopardaError
 from jeoparda.loaders.augment import geometry_codes
 from jeoparda.loaders.base import Batch, Loader
+from jeoparda.loaders.torch_loader import TorchLoader
 
 INSTALL_HINT = "pip install 'jeoparda[dali]' (the nvidia-dali-cuda120 wheel; CPU-only works too)"
 
@@ -82,17 +86,27 @@ class DaliLoader(Loader):
         if self.src.bands.s1:
             raise JeopardaError("data.backend=dali does not deliver Sentinel-1 channels yet; "
                                 "use data.backend=torch with data.bands including VV/VH")
-        self._reader = self.src.reader()
+        # The shard reads run in the torch backend's reader processes (data.workers of them, into
+        # its shared-memory ring), not in the thread that feeds DALI; geometry stays DALI's.
+        aug = self.cfg.data.augment
+        plain = replace(self.cfg, data=replace(self.cfg.data, augment=replace(aug, flip=False, rot90=False)))
+        self._host = TorchLoader(plain, self.env, self.split, self.source, torch.device("cpu"))
+        self._stream: Iterator[Any] | None = None
         self._iterator: Any = None
         self._finished = True  # the last iteration ran to the end of its epoch
 
+    def close(self) -> None:
+        self._host.close()
+
     def _feed(self, info: Any) -> tuple[np.ndarray, ...]:
-        """External source: the host side of one step, as the torch backend reads it."""
-        plan, step = self.plan(), self.start_step + info.iteration
-        if step >= plan.steps:
-            raise StopIteration
-        indices, mask = plan.step_batch(step)
-        images, labels, _ = self._reader.read(indices)
+        """External source: the host side of one step, taken from the reader processes."""
+        if info.iteration == 0 or self._stream is None:  # a new epoch (or a new pipeline)
+            self._host.set_epoch(self.epoch, self.start_step)
+            self._stream = iter(self._host.host_batches())
+        step = self.start_step + info.iteration
+        stream = self._stream
+        assert stream is not None
+        images, labels, mask, _ = next(stream)  # StopIteration at the end: the epoch's end
         n = len(images)
         # Whole-batch arrays (outer dimension = sample): no per-sample Python objects.
         out = (images, labels.astype(np.float32), mask.reshape(n, 1).copy())

@@ -121,13 +121,14 @@ class TorchLoader(Loader):
                           persistent_workers=True, multiprocessing_context=_reader_context(),
                           collate_fn=_as_is, worker_init_fn=_leave_signals_to_the_trainer)
 
-    def _batches(self) -> Iterator[Batch]:
-        src = self.src
-        finish = _DeviceFinisher(src.mean, src.inv_std, src.s1_mean, src.s1_inv_std, self.device)
+    def host_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
+        """uint16 images, float32 labels, mask and S1 (or None) of steps ``start_step`` .. of the
+        current epoch, on the host. With reader processes the arrays are views into the shared
+        ring: valid until the next batch is taken (the DALI backend copies them when fed)."""
         if self.cfg.data.workers == 0:
             dataset = self._dataset()
             for step in range(self.start_step, self.steps_per_epoch):
-                yield finish(*dataset.load(self.epoch, step))
+                yield dataset.load(self.epoch, step)
             return
         if self._stream is None:
             self._stream = self._open_stream()
@@ -136,9 +137,14 @@ class TorchLoader(Loader):
         assert self._ring is not None
         for item in self._stream:
             slot, n = item["slot"], item["n"]
-            images = self._ring[slot, :n].numpy()
             s1 = self._s1_ring[slot, :n].numpy() if self._s1_ring is not None else None
-            yield finish(images, item["label"], item["mask"], s1)
+            yield self._ring[slot, :n].numpy(), item["label"], item["mask"], s1
+
+    def _batches(self) -> Iterator[Batch]:
+        src = self.src
+        finish = _DeviceFinisher(src.mean, src.inv_std, src.s1_mean, src.s1_inv_std, self.device)
+        for images, labels, mask, s1 in self.host_batches():
+            yield finish(images, labels, mask, s1)
 
 
 def _as_is(item: Any) -> Any:

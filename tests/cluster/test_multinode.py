@@ -94,10 +94,11 @@ def test_torchrun_two_agents_stage_once_per_node(dataset, tmp_path):
     assert events(out)[-1]["status"] == "completed"
 
 
-@pytest.mark.parametrize("plugin", ["none", "pmi2"])
-def test_srun_shaped_two_nodes_equal_one_node(dataset, single_node, tmp_path, plugin):
-    """Four processes with the environment srun gives on two nodes of two tasks each. With pmi2 the
-    PMI row is taken; its rendezvous comes from MASTER_ADDR/MASTER_PORT here (on a cluster, from MPI)."""
+@pytest.mark.parametrize("plugin", ["none", "pmi2", "mpirun"])
+def test_launcher_shaped_two_nodes_equal_one_node(dataset, single_node, tmp_path, plugin):
+    """Four processes with the environment srun (no MPI plugin, or pmi2) or Open MPI's mpirun gives
+    on two nodes of two tasks each. For the MPI rows the rendezvous comes from MASTER_ADDR and
+    MASTER_PORT here (on a cluster, rank 0's host is shared over MPI)."""
     port = free_port()
     out = tmp_path / "run"
     procs = []
@@ -109,11 +110,15 @@ def test_srun_shaped_two_nodes_equal_one_node(dataset, single_node, tmp_path, pl
                    OMP_NUM_THREADS="1")
         if plugin == "pmi2":
             env.update(PMI_RANK=str(rank), PMI_SIZE="4", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        if plugin == "mpirun":  # mpirun inside the allocation: Open MPI's own variables win
+            env.update(OMPI_COMM_WORLD_RANK=str(rank), OMPI_COMM_WORLD_SIZE="4",
+                       OMPI_COMM_WORLD_LOCAL_RANK=str(rank % 2), OMPI_COMM_WORLD_LOCAL_SIZE="2",
+                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         procs.append(subprocess.Popen([sys.executable, "-m", "jeoparda", "train",
                                        *jeoparda_args(dataset, out, f"dist.port={port}")],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
     wait_all(procs)
     log = events(out)
     assert placement(log) == TWO_BY_TWO
-    assert {r["launcher"] for r in log[0]["ranks"]} == {"slurm" if plugin == "none" else "mpich"}
+    assert {r["launcher"] for r in log[0]["ranks"]} == {{"none": "slurm", "pmi2": "mpich", "mpirun": "openmpi"}[plugin]}
     assert log[-1]["replica_sha256"] == single_node[-1]["replica_sha256"]
