@@ -111,6 +111,7 @@ class TrainConfig:
     task: str = ""                   # multilabel | singlelabel; "": the data set's (manifest "tasks")
     threshold: float = 0.5           # multi-label: probability above which a class is predicted
     label_smoothing: float = 0.0     # single-label: cross-entropy label smoothing
+    target: float = 0.0              # > 0: the validation quality (the task's metric) to time the run to
     val_every: int = 1               # validate every N epochs (0: never; test still runs)
     test: bool = True                # evaluate the test split at the end
     checkpoint_every: int = 1        # epochs; 0 disables checkpoints
@@ -132,6 +133,7 @@ class TrainConfig:
         _check(self.step_epochs >= 1 and self.lr_base_batch >= 1, "train.step_epochs", "must be >= 1")
         _check(0 <= self.threshold <= 1, "train.threshold", "must be within 0..1")
         _check(0 <= self.label_smoothing < 1, "train.label_smoothing", "must be within 0..1 (excluded)")
+        _check(0 <= self.target <= 1, "train.target", "must be within 0..1 (0: no target)")
         _check(self.task in ("", "multilabel", "singlelabel"), "train.task",
                f"{self.task!r} is not one of multilabel, singlelabel (or empty: the data set's)")
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")

@@ -86,7 +86,17 @@ def write_plots(rows: list[Row], out: Path) -> list[Path]:
             metric = QUALITY_NAMES.get(rs[0].quality_key, rs[0].quality_key)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{name}: {metric}")
     _save(fig, ax, out / "quality_vs_batch.png", [r.global_batch_size for r in rows if r.quality is not None])
-    return [out / name for name in PLOTS]
+    paths = [out / name for name in PLOTS]
+    timed = [r for r in rows if r.time_to_target_s is not None]
+    if timed:
+        fig, ax = _figure("Time to target vs workers", "workers", "time to target (s)")
+        for name, rs in groups.items():
+            pts = sorted((r.world_size, r.time_to_target_s) for r in rs if r.time_to_target_s is not None)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{name} (target {rs[0].target})")
+        _save(fig, ax, out / "time_to_target.png", [r.world_size for r in timed])
+        paths.append(out / "time_to_target.png")
+    return paths
 
 
 def confusion_plot(runs: list[Run], out: Path) -> list[Path]:

@@ -16,7 +16,8 @@ from jeoparda.errors import JeopardaError
 
 CSV_COLUMNS = ("model", "mode", "data_backend", "task", "dataset", "world_size", "nodes", "global_batch_size",
                "images_per_s", "epoch_time_s", "speedup", "efficiency", "quality_key", "quality", "f1_samples",
-               "accuracy", "projected_images_per_s", "projected_efficiency", "projection_error")
+               "accuracy", "target", "time_to_target_s", "target_reached", "projected_images_per_s",
+               "projected_efficiency", "projection_error")
 
 
 def expand(patterns: list[str]) -> list[Path]:
@@ -40,6 +41,14 @@ def write_csv(rows: list[Row], path: Path) -> None:
 
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _time_cell(r: Row) -> str:
+    if r.target is None:
+        return "–"
+    if r.time_to_target_s is None:
+        return f"not reached ({r.target_reached})"
+    return f"{r.time_to_target_s:.1f} ({r.target_reached} reached)"
 
 
 def _pct(value: float | None, spec: str) -> str:
@@ -79,14 +88,16 @@ def markdown(rows: list[Row], runs: list[Run], skipped: list[str]) -> str:
         mine = [r for r in rows if _group(r) == group]
         model, mode, backend, task, dataset = group
         on = f" on {dataset}" if dataset else ""
+        timed = any(r.target is not None for r in mine)
+        metric = QUALITY_NAMES.get(mine[0].quality_key, mine[0].quality_key)
         lines += [f"## {model}{on} ({task}), {mode} scaling, {backend} data", "",
                   "| workers | nodes | global batch | images/s | epoch time (s) | speed-up | efficiency "
-                  f"| {QUALITY_NAMES.get(mine[0].quality_key, mine[0].quality_key)} |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  f"| {metric} |" + (f" time to {metric} {_fmt(mine[0].target, 2)} (s) |" if timed else ""),
+                  "|---|---|---|---|---|---|---|---|" + ("---|" if timed else "")]
         for r in mine:
             lines.append(f"| {r.world_size} | {r.nodes} | {r.global_batch_size} | {r.images_per_s:.1f} | "
                          f"{r.epoch_time_s:.2f} | {r.speedup:.2f} | {100 * r.efficiency:.1f} % | "
-                         f"{_fmt(r.quality)} |")
+                         f"{_fmt(r.quality)} |" + (f" {_time_cell(r)} |" if timed else ""))
         lines.append("")
     other = [r for r in runs if r.status != "completed"]
     if other or skipped:

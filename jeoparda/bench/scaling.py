@@ -101,9 +101,22 @@ class Row:
     dataset: str = ""
     quality_key: str = "f1_samples"
     quality: float | None = None
+    target: float | None = None              # the runs' train.target (None: no target set)
+    time_to_target_s: float | None = None    # median over the runs that reached it
+    target_reached: str = ""                 # "k/n": how many of the runs reached it
     projected_images_per_s: float | None = None
     projected_efficiency: float | None = None
     projection_error: float | None = None  # measured / projected images/s - 1
+
+
+def _time_to_target(members: list[Run]) -> dict[str, Any]:
+    goals = [(r.end or {}).get("target") for r in members]
+    if not any(goals):
+        return {}
+    times = [float(t) for t in ((r.end or {}).get("time_to_target_s") for r in members) if t is not None]
+    value = next(g["value"] for g in goals if g)
+    return {"target": float(value), "time_to_target_s": statistics.median(times) if times else None,
+            "target_reached": f"{len(times)}/{len(members)}"}
 
 
 def _final(run: Run, key: str) -> float | None:
@@ -143,7 +156,7 @@ def scaling_rows(runs: list[Run]) -> list[Row]:
                            statistics.median(r.steady("epoch_time_s") for r in members),
                            f1_samples=med["f1_samples"], accuracy=med["accuracy"],
                            runs=[str(r.path) for r in members], task=task, dataset=dataset,
-                           quality_key=key, quality=med[key])
+                           quality_key=key, quality=med[key], **_time_to_target(members))
         base = cells[n0]
         for n, row in cells.items():
             row.speedup, row.efficiency = speedup_efficiency(mode, n0, base.images_per_s, base.epoch_time_s,

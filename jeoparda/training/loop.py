@@ -109,6 +109,7 @@ class Trainer:
             self.say(f"note: {note}")
         self.log = ResultsLog(run_dir, enabled=backend.rank == 0)
         self._rates: list[tuple[float, float]] = []  # (images/s, epoch time) of this process's epochs
+        self.target_reached: dict[str, Any] | None = None
         # the data set decides the model's input channels and classes (loaders draw no random numbers)
         self.train_loader = build_loader(cfg, env, "train", device)
         self.val_loader = build_loader(cfg, env, "val", device) if cfg.train.val_every else None
@@ -230,7 +231,9 @@ class Trainer:
                     self._log_end(start, epoch, "preempted", last_val)
                     self.say(f"preempted by signal {flag.signal}: checkpoint written; exit {EXIT_PREEMPTED}")
                     return EXIT_PREEMPTED
-                last_val = self._validate(epoch) or last_val
+                fresh = self._validate(epoch)
+                last_val = fresh or last_val
+                self._check_target(epoch, fresh, start)
                 self._log_epoch(epoch, stats, last_val)
                 done = epoch + 1
                 every = self.cfg.train.checkpoint_every
@@ -243,6 +246,18 @@ class Trainer:
         if len(set(replicas)) != 1:
             raise JeopardaError(f"model replicas differ across ranks at the end of the run: {replicas}")
         return 0
+
+    def _check_target(self, epoch: int, val: dict, start: float) -> None:
+        """Time to quality, counted like MLPerf's time to train: from the start of training (after
+        set-up and staging, which run_start reports apart) to the end of the first validation that
+        reaches train.target in the task's quality metric."""
+        target = self.cfg.train.target
+        if not target or not val or self.target_reached is not None:
+            return
+        if val[self.task.quality_key] >= target:
+            self.target_reached = {"time_to_target_s": time.perf_counter() - start, "target_epoch": epoch + 1}
+            self.say(f"target {self.task.quality_key} >= {target} reached at epoch {epoch + 1} after "
+                     f"{self.target_reached['time_to_target_s']:.1f} s")
 
     def _validate(self, epoch: int) -> dict:
         every = self.cfg.train.val_every
@@ -280,7 +295,9 @@ class Trainer:
 
     def _log_epoch(self, epoch: int, stats: dict, val: dict) -> None:
         fields = {k: stats[k] for k in ("epoch_time_s", "train_images", "images_per_s", "data_wait_s", "loss")}
-        self.log.write("epoch", epoch=epoch + 1, **fields, **val, lr=self.schedule.get_last_lr()[0])
+        hit = self.target_reached
+        reached = hit if hit and hit["target_epoch"] == epoch + 1 else {}
+        self.log.write("epoch", epoch=epoch + 1, **fields, **val, lr=self.schedule.get_last_lr()[0], **reached)
         f1 = f"  {self.task.summary(val)}" if val else ""
         self.say(f"epoch {epoch + 1}/{self.cfg.train.epochs}  loss {stats['loss']:.4f}  "
                  f"{stats['images_per_s']:.1f} img/s  {stats['epoch_time_s']:.1f} s  "
@@ -296,5 +313,7 @@ class Trainer:
         if steady:
             self.say(perf_line("run", status=status, images_per_s=statistics.median(r for r, _ in steady),
                                epoch_time_s=statistics.median(t for _, t in steady)))
+        goal = {"metric": self.task.quality_key, "value": self.cfg.train.target} if self.cfg.train.target else None
+        target = {"target": goal, "time_to_target_s": None, "target_epoch": None, **(self.target_reached or {})}
         self.log.write("run_end", total_time_s=time.perf_counter() - start, epochs=epochs, status=status,
-                       val=val, test=test or {}, replica_sha256=replicas, **(test or val))
+                       val=val, test=test or {}, replica_sha256=replicas, **target, **(test or val))

@@ -161,3 +161,23 @@ def test_single_label_runs_report_accuracy_and_a_confusion_matrix(tmp_path):
     png = tmp_path / "rep" / "confusion_matrix.png"
     assert matplotlib.image.imread(png).shape[1] >= 400
     assert "confusion_matrix" in (tmp_path / "rep" / "report.html").read_text()
+
+
+def test_time_to_target_column_and_plot(tmp_path):
+    import matplotlib.image
+
+    for world, t in ((1, 400.0), (2, 220.0), (4, None)):
+        run = write_run(tmp_path / f"t{world}", world, rates=[1, 100 * world], mode="strong")
+        log = run / "results.jsonl"
+        events = [json.loads(line) for line in log.read_text().splitlines()]
+        events[-1].update(target={"metric": "f1_samples", "value": 0.72}, time_to_target_s=t,
+                          target_epoch=None if t is None else 3)
+        log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    make_report([str(tmp_path / "t*")], tmp_path / "rep")
+    got = {int(r["world_size"]): r for r in rows(tmp_path / "rep")}
+    assert float(got[2]["time_to_target_s"]) == 220.0 and got[4]["time_to_target_s"] == ""
+    assert (got[1]["target_reached"], got[4]["target_reached"]) == ("1/1", "0/1")
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "| time to F1 (samples) 0.72 (s) |" in text
+    assert "| 220.0 (1/1 reached) |" in text and "| not reached (0/1) |" in text
+    assert matplotlib.image.imread(tmp_path / "rep" / "time_to_target.png").shape[1] >= 400

@@ -154,3 +154,20 @@ def test_stable_performance_lines_match_the_documented_patterns(dataset, tmp_pat
     assert float(runs[0][1]) == pytest.approx(median, rel=1e-3)
     docs = (Path(__file__).resolve().parents[2] / "docs" / "benchmarking.md").read_text()
     assert EPOCH_LINE in docs and RUN_LINE in docs  # the patterns users copy are the tested ones
+
+
+def test_time_to_target_is_logged_when_reached_and_null_when_not(dataset, tmp_path):
+    for target, reached in ((0.01, True), (0.999, False)):
+        out = tmp_path / f"t{target}"
+        proc = subprocess.run(train_cmd(dataset, out, "train.epochs=2", "train.max_steps=2", "dist.backend=single",
+                                        f"train.target={target}"), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        log = events(out)
+        end, epochs = log[-1], [e for e in log if e["event"] == "epoch"]
+        assert end["target"] == {"metric": "f1_samples", "value": target}
+        if reached:
+            assert end["target_epoch"] == 1 and 0 < end["time_to_target_s"] <= end["total_time_s"]
+            assert epochs[0]["time_to_target_s"] == end["time_to_target_s"] and "time_to_target_s" not in epochs[1]
+            assert "target f1_samples >= 0.01 reached at epoch 1" in proc.stdout
+        else:
+            assert end["time_to_target_s"] is None and end["target_epoch"] is None
