@@ -155,11 +155,28 @@ class DistConfig:
 
 
 @dataclass(frozen=True)
+class MLPerfConfig:
+    """The submission_* keys of mllog.txt (MLPerf's logging format)."""
+
+    org: str = "jeoparda"            # submitting organisation
+    platform: str = ""               # system name; "": the device's name
+    division: str = "open"           # closed | open (jeoparda's workloads are not MLPerf's: open)
+    status: str = "research"         # cloud | onprem | preview | research
+
+    def __post_init__(self) -> None:
+        _check(self.division in ("closed", "open"), "mlperf.division", "must be closed or open")
+        _check(self.status in ("cloud", "onprem", "preview", "research"), "mlperf.status",
+               "must be cloud, onprem, preview or research")
+        _check(bool(self.org.strip()), "mlperf.org", "must not be empty")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     model: str = "resnet18"
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     dist: DistConfig = field(default_factory=DistConfig)
+    mlperf: MLPerfConfig = field(default_factory=MLPerfConfig)
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:

@@ -27,7 +27,8 @@ from jeoparda.models import create_model
 from jeoparda.tasks import create_task
 from jeoparda.training import checkpoint
 from jeoparda.training.evaluate import evaluate
-from jeoparda.training.optim import build_optimizer, build_schedule
+from jeoparda.training.mllog import MLLog
+from jeoparda.training.optim import base_lr, build_optimizer, build_schedule
 from jeoparda.training.preempt import EXIT_PREEMPTED, PreemptFlag
 from jeoparda.training.results import ResultsLog, git_sha, versions
 
@@ -108,12 +109,22 @@ class Trainer:
         if note:
             self.say(f"note: {note}")
         self.log = ResultsLog(run_dir, enabled=backend.rank == 0)
+        self.mllog = MLLog(run_dir, enabled=backend.rank == 0)
+        self.mllog.event("cache_clear", False)  # jeoparda does not drop the page cache; staging is apart
+        self.mllog.start("init_start")
+        sub = cfg.mlperf
+        for key, value in (("submission_benchmark", f"jeoparda-{cfg.model}"), ("submission_org", sub.org),
+                           ("submission_division", sub.division), ("submission_status", sub.status),
+                           ("submission_platform", sub.platform or device_name(device))):
+            self.mllog.event(key, value)
+        self.mllog.start("staging_start")
         self._rates: list[tuple[float, float]] = []  # (images/s, epoch time) of this process's epochs
         self.target_reached: dict[str, Any] | None = None
         # the data set decides the model's input channels and classes (loaders draw no random numbers)
         self.train_loader = build_loader(cfg, env, "train", device)
         self.val_loader = build_loader(cfg, env, "val", device) if cfg.train.val_every else None
         self.task = create_task(self.train_loader.task, cfg.train)
+        self.mllog.end("staging_stop", metadata={"staging_seconds": self.train_loader.stage_time_s})
         torch.manual_seed(cfg.train.seed)  # same initial weights on every rank
         self.model = create_model(cfg.model, in_chans=self.train_loader.channels,
                                   num_classes=self.train_loader.num_classes).to(device)
@@ -221,11 +232,14 @@ class Trainer:
         epoch0, step0 = self.restore() if resume else (0, 0)
         self.backend.sync_initial_state(self.model, self.optimizer)
         self._log_start(resumed_from=[epoch0, step0] if resume else None)
+        self._mllog_start()
         start, done = time.perf_counter(), epoch0
         last_val: dict = {}
         with PreemptFlag() as flag:
             for epoch in range(epoch0, self.cfg.train.epochs):
+                self.mllog.start("epoch_start", metadata={"epoch_num": epoch + 1})
                 stats = self.train_epoch(epoch, step0 if epoch == epoch0 else 0, flag)
+                self.mllog.end("epoch_stop", metadata={"epoch_num": epoch + 1})
                 if stats["preempted"]:
                     self.save(epoch, stats["next_step"])
                     self._log_end(start, epoch, "preempted", last_val)
@@ -247,6 +261,22 @@ class Trainer:
             raise JeopardaError(f"model replicas differ across ranks at the end of the run: {replicas}")
         return 0
 
+    def _mllog_start(self) -> None:
+        """init_stop, the run's parameters as MLPerf names them, run_start."""
+        cfg, log = self.cfg.train, self.mllog
+        log.end("init_stop")
+        val = self.val_loader.src.sizes if self.val_loader is not None and self.val_loader.source else [0]
+        train = self.train_loader.src.sizes if self.train_loader.source else [0]
+        for key, value in (("number_of_nodes", self.env.nodes),
+                           ("accelerators_per_node", self.env.local_size if self.device.type == "cuda" else 0),
+                           ("seed", cfg.seed), ("global_batch_size", self.global_batch),
+                           ("train_samples", int(sum(train))), ("eval_samples", int(sum(val))),
+                           ("opt_name", cfg.optimizer), ("opt_base_learning_rate", base_lr(cfg, self.global_batch)),
+                           ("opt_weight_decay", cfg.weight_decay), ("opt_learning_rate_schedule", cfg.schedule),
+                           ("opt_learning_rate_warmup_epochs", cfg.warmup_epochs)):
+            log.event(key, value)
+        log.start("run_start")
+
     def _check_target(self, epoch: int, val: dict, start: float) -> None:
         """Time to quality, counted like MLPerf's time to train: from the start of training (after
         set-up and staging, which run_start reports apart) to the end of the first validation that
@@ -264,7 +294,12 @@ class Trainer:
         if not every or (epoch + 1) % every or self.val_loader is None:
             return {}
         self.backend.average_buffers(self.model)
-        return evaluate(self.model, self.val_loader, self.backend, self.task, self.autocast)
+        self.mllog.start("eval_start", metadata={"epoch_num": epoch + 1})
+        scores = evaluate(self.model, self.val_loader, self.backend, self.task, self.autocast)
+        self.mllog.end("eval_stop", metadata={"epoch_num": epoch + 1})
+        self.mllog.event("eval_accuracy", scores[self.task.quality_key],
+                         metadata={"epoch_num": epoch + 1, "metric": self.task.quality_key})
+        return scores
 
     def _test(self) -> dict:
         if not self.cfg.train.test:
@@ -313,6 +348,8 @@ class Trainer:
         if steady:
             self.say(perf_line("run", status=status, images_per_s=statistics.median(r for r, _ in steady),
                                epoch_time_s=statistics.median(t for _, t in steady)))
+        success = status == "completed" and (not self.cfg.train.target or self.target_reached is not None)
+        self.mllog.end("run_stop", metadata={"status": "success" if success else "aborted", "jeoparda_status": status})
         goal = {"metric": self.task.quality_key, "value": self.cfg.train.target} if self.cfg.train.target else None
         target = {"target": goal, "time_to_target_s": None, "target_epoch": None, **(self.target_reached or {})}
         self.log.write("run_end", total_time_s=time.perf_counter() - start, epochs=epochs, status=status,
