@@ -16,8 +16,8 @@ from jeoparda.errors import JeopardaError
 
 CSV_COLUMNS = ("model", "mode", "data_backend", "task", "dataset", "world_size", "nodes", "global_batch_size",
                "images_per_s", "epoch_time_s", "speedup", "efficiency", "quality_key", "quality", "f1_samples",
-               "accuracy", "target", "time_to_target_s", "target_reached", "projected_images_per_s",
-               "projected_efficiency", "projection_error")
+               "accuracy", "target", "time_to_target_s", "target_reached", "energy_per_image_j",
+               "projected_images_per_s", "projected_efficiency", "projection_error")
 
 
 def expand(patterns: list[str]) -> list[Path]:
@@ -89,15 +89,18 @@ def markdown(rows: list[Row], runs: list[Run], skipped: list[str]) -> str:
         model, mode, backend, task, dataset = group
         on = f" on {dataset}" if dataset else ""
         timed = any(r.target is not None for r in mine)
+        metered = any(r.energy_per_image_j is not None for r in mine)
         metric = QUALITY_NAMES.get(mine[0].quality_key, mine[0].quality_key)
         lines += [f"## {model}{on} ({task}), {mode} scaling, {backend} data", "",
                   "| workers | nodes | global batch | images/s | epoch time (s) | speed-up | efficiency "
-                  f"| {metric} |" + (f" time to {metric} {_fmt(mine[0].target, 2)} (s) |" if timed else ""),
-                  "|---|---|---|---|---|---|---|---|" + ("---|" if timed else "")]
+                  f"| {metric} |" + (f" time to {metric} {_fmt(mine[0].target, 2)} (s) |" if timed else "")
+                  + (" energy (J/image) |" if metered else ""),
+                  "|---|---|---|---|---|---|---|---|" + ("---|" if timed else "") + ("---|" if metered else "")]
         for r in mine:
             lines.append(f"| {r.world_size} | {r.nodes} | {r.global_batch_size} | {r.images_per_s:.1f} | "
                          f"{r.epoch_time_s:.2f} | {r.speedup:.2f} | {100 * r.efficiency:.1f} % | "
-                         f"{_fmt(r.quality)} |" + (f" {_time_cell(r)} |" if timed else ""))
+                         f"{_fmt(r.quality)} |" + (f" {_time_cell(r)} |" if timed else "")
+                         + (f" {_fmt(r.energy_per_image_j, 4)} |" if metered else ""))
         lines.append("")
     other = [r for r in runs if r.status != "completed"]
     if other or skipped:

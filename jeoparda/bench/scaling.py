@@ -104,9 +104,16 @@ class Row:
     target: float | None = None              # the runs' train.target (None: no target set)
     time_to_target_s: float | None = None    # median over the runs that reached it
     target_reached: str = ""                 # "k/n": how many of the runs reached it
+    energy_per_image_j: float | None = None  # median over the steady epochs of every run, where measured
     projected_images_per_s: float | None = None
     projected_efficiency: float | None = None
     projection_error: float | None = None  # measured / projected images/s - 1
+
+
+def _energy(members: list[Run]) -> float | None:
+    values = [float(e["energy_per_image_j"]) for r in members for e in (r.epochs[1:] or r.epochs)
+              if e.get("energy_per_image_j") is not None]
+    return statistics.median(values) if values else None
 
 
 def _time_to_target(members: list[Run]) -> dict[str, Any]:
@@ -156,7 +163,8 @@ def scaling_rows(runs: list[Run]) -> list[Row]:
                            statistics.median(r.steady("epoch_time_s") for r in members),
                            f1_samples=med["f1_samples"], accuracy=med["accuracy"],
                            runs=[str(r.path) for r in members], task=task, dataset=dataset,
-                           quality_key=key, quality=med[key], **_time_to_target(members))
+                           quality_key=key, quality=med[key], **_time_to_target(members),
+                           energy_per_image_j=_energy(members))
         base = cells[n0]
         for n, row in cells.items():
             row.speedup, row.efficiency = speedup_efficiency(mode, n0, base.images_per_s, base.epoch_time_s,

@@ -26,6 +26,8 @@ from jeoparda.loaders.build import build_loader
 from jeoparda.models import create_model
 from jeoparda.tasks import create_task
 from jeoparda.training import checkpoint
+from jeoparda.training.energy import EnergyMeter
+from jeoparda.training.energy import combine as combine_energy
 from jeoparda.training.evaluate import evaluate
 from jeoparda.training.mllog import MLLog
 from jeoparda.training.optim import base_lr, build_optimizer, build_schedule
@@ -120,6 +122,8 @@ class Trainer:
         self.mllog.start("staging_start")
         self._rates: list[tuple[float, float]] = []  # (images/s, epoch time) of this process's epochs
         self.target_reached: dict[str, Any] | None = None
+        self.energy = EnergyMeter(device.index if device.type == "cuda" else None, read_cpu=env.local_rank == 0)
+        self.energy_total = 0.0
         # the data set decides the model's input channels and classes (loaders draw no random numbers)
         self.train_loader = build_loader(cfg, env, "train", device)
         self.val_loader = build_loader(cfg, env, "val", device) if cfg.train.val_every else None
@@ -172,6 +176,7 @@ class Trainer:
         loader.set_epoch(epoch, start_step)
         self.net.train()
         synchronize(self.device)
+        self.energy.start()
         start = time.perf_counter()
         wait, steps, loss_sum = 0.0, 0, torch.zeros((), device=self.device)
         stop = torch.zeros((), device=self.device)
@@ -195,11 +200,13 @@ class Trainer:
                 break
         synchronize(self.device)
         elapsed = time.perf_counter() - start
+        reading = self.energy.stop()
         world = self.backend.world_size
         loss_mean = float(self.backend.all_reduce(loss_sum.clone()).item()) / max(steps * world, 1)
         images = steps * self.cfg.train.batch_size * world
+        energy = combine_energy(self.backend.gather_objects(reading), images)
         return {"preempted": False, "epoch_time_s": elapsed, "train_images": images,
-                "images_per_s": images / elapsed, "data_wait_s": wait, "loss": loss_mean, "steps": steps}
+                "images_per_s": images / elapsed, "data_wait_s": wait, "loss": loss_mean, "steps": steps, **energy}
 
     def save(self, epoch: int, step: int) -> None:
         """Checkpoint (rank 0 writes; every rank contributes its random state)."""
@@ -329,7 +336,12 @@ class Trainer:
                        stage_time_s=self.train_loader.stage_time_s, resumed_from=resumed_from, ranks=ranks)
 
     def _log_epoch(self, epoch: int, stats: dict, val: dict) -> None:
-        fields = {k: stats[k] for k in ("epoch_time_s", "train_images", "images_per_s", "data_wait_s", "loss")}
+        fields = {k: stats[k] for k in ("epoch_time_s", "train_images", "images_per_s", "data_wait_s", "loss",
+                                        "energy_j", "energy_per_image_j", "energy_sources") if k in stats}
+        if stats.get("energy_note"):
+            fields["energy_note"] = stats["energy_note"]
+        if stats.get("energy_j") is not None:
+            self.energy_total += stats["energy_j"]
         hit = self.target_reached
         reached = hit if hit and hit["target_epoch"] == epoch + 1 else {}
         self.log.write("epoch", epoch=epoch + 1, **fields, **val, lr=self.schedule.get_last_lr()[0], **reached)
@@ -353,4 +365,5 @@ class Trainer:
         goal = {"metric": self.task.quality_key, "value": self.cfg.train.target} if self.cfg.train.target else None
         target = {"target": goal, "time_to_target_s": None, "target_epoch": None, **(self.target_reached or {})}
         self.log.write("run_end", total_time_s=time.perf_counter() - start, epochs=epochs, status=status,
+                       energy_j=self.energy_total or None,
                        val=val, test=test or {}, replica_sha256=replicas, **target, **(test or val))

@@ -181,3 +181,19 @@ def test_time_to_target_column_and_plot(tmp_path):
     assert "| time to F1 (samples) 0.72 (s) |" in text
     assert "| 220.0 (1/1 reached) |" in text and "| not reached (0/1) |" in text
     assert matplotlib.image.imread(tmp_path / "rep" / "time_to_target.png").shape[1] >= 400
+
+
+def test_energy_per_image_column_where_measured(tmp_path):
+    for world, joules in ((1, [0.9, 0.5, 0.7]), (2, [None, None])):
+        run = write_run(tmp_path / f"e{world}", world, rates=[1, 100, 100][:len(joules)])
+        log = run / "results.jsonl"
+        events = [json.loads(line) for line in log.read_text().splitlines()]
+        for e, j in zip((e for e in events if e["event"] == "epoch"), joules):
+            e["energy_per_image_j"] = j
+        log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    make_report([str(tmp_path / "e*")], tmp_path / "rep")
+    got = {int(r["world_size"]): r for r in rows(tmp_path / "rep")}
+    assert float(got[1]["energy_per_image_j"]) == pytest.approx(0.6)  # median of the epochs after the first
+    assert got[2]["energy_per_image_j"] == ""
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "| energy (J/image) |" in text and "| 0.6000 |" in text and "| – |" in text

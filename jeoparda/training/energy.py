@@ -1,0 +1,117 @@
+"""Energy counters: RAPL for CPU packages, NVML for NVIDIA GPUs; joules per epoch and per image.
+
+RAPL: ``/sys/class/powercap/intel-rapl:N/energy_uj`` of each package (top-level zones only; their
+subzones are parts of them), wrapping at ``max_energy_range_uj``. NVML: the total-energy counter
+of the rank's GPU (millijoules since the driver loaded; nvidia-ml-py). Each rank reads its own GPU;
+the CPU packages are read by local rank 0 only, so a node's packages count once; the loop sums the
+ranks. Where no counter is readable the reading is None with the reason.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+POWERCAP = Path("/sys/class/powercap")
+
+
+@dataclass
+class Reading:
+    """Counter values at one moment: joules per source, and why a source is missing."""
+
+    joules: dict[str, float]
+    notes: list[str]
+
+
+class RaplPackages:
+    def __init__(self, root: Path = POWERCAP) -> None:
+        self.zones = sorted(p for p in Path(root).glob("intel-rapl:*") if p.name.count(":") == 1)
+        self.note = "" if self.zones else f"no RAPL package zones under {root}"
+        self.ranges: dict[Path, int] = {}
+        for zone in self.zones:
+            try:
+                self.ranges[zone] = int((zone / "max_energy_range_uj").read_text())
+                int((zone / "energy_uj").read_text())
+            except (OSError, ValueError) as exc:
+                self.note = f"{zone / 'energy_uj'}: not readable ({getattr(exc, 'strerror', None) or exc})"
+                self.zones = []
+                break
+
+    def read(self) -> dict[str, int] | None:
+        if not self.zones:
+            return None
+        return {str(z): int((z / "energy_uj").read_text()) for z in self.zones}
+
+    def joules(self, start: dict[str, int], end: dict[str, int]) -> float:
+        """Energy between two readings, a counter that wrapped counted once around."""
+        total = 0
+        for zone, before in start.items():
+            after = end[zone]
+            total += after - before if after >= before else after + self.ranges[Path(zone)] - before
+        return total / 1e6
+
+
+class NvmlDevice:
+    def __init__(self, index: int | None) -> None:
+        self.handle: Any = None
+        self.note = ""
+        if index is None:
+            self.note = "no GPU"
+            return
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self.nvml = pynvml
+            self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
+        except ImportError:
+            self.note = "nvidia-ml-py not installed (pip install nvidia-ml-py)"
+            self.handle = None
+        except Exception as exc:  # NVMLError_* (no driver, not supported, no permission)
+            self.note = f"NVML total-energy counter not readable ({exc})"
+            self.handle = None
+
+    def read(self) -> int | None:
+        return None if self.handle is None else int(self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
+
+
+class EnergyMeter:
+    """This rank's share of the node's energy between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, gpu_index: int | None, read_cpu: bool, powercap: Path = POWERCAP) -> None:
+        self.rapl = RaplPackages(powercap) if read_cpu else None
+        self.gpu = NvmlDevice(gpu_index)
+        self._start: tuple[dict[str, int] | None, int | None] = (None, None)
+
+    def start(self) -> None:
+        self._start = (self.rapl.read() if self.rapl else None, self.gpu.read())
+
+    def stop(self) -> Reading:
+        cpu0, gpu0 = self._start
+        joules: dict[str, float] = {}
+        notes: list[str] = []
+        if self.rapl is not None:
+            cpu1 = self.rapl.read()
+            if cpu0 is not None and cpu1 is not None:
+                joules["cpu"] = self.rapl.joules(cpu0, cpu1)
+            else:
+                notes.append(self.rapl.note)
+        gpu1 = self.gpu.read()
+        if gpu0 is not None and gpu1 is not None:
+            joules["gpu"] = (gpu1 - gpu0) / 1e3
+        elif self.gpu.note != "no GPU":
+            notes.append(self.gpu.note)
+        return Reading(joules, notes)
+
+
+def combine(readings: list[Reading], images: int) -> dict[str, Any]:
+    """The results-log fields from every rank's reading of one interval."""
+    sources = sorted({k for r in readings for k in r.joules})
+    notes = sorted({n for r in readings for n in r.notes if n})
+    if not sources:
+        return {"energy_j": None, "energy_per_image_j": None, "energy_sources": [],
+                "energy_note": "; ".join(notes) or "no energy counter readable"}
+    total = sum(v for r in readings for v in r.joules.values())
+    return {"energy_j": total, "energy_per_image_j": total / images if images else None,
+            "energy_sources": sources, **({"energy_note": "; ".join(notes)} if notes else {})}
