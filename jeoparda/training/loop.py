@@ -247,6 +247,9 @@ class Trainer:
                 self.mllog.start("epoch_start", metadata={"epoch_num": epoch + 1})
                 stats = self.train_epoch(epoch, step0 if epoch == epoch0 else 0, flag)
                 self.mllog.end("epoch_stop", metadata={"epoch_num": epoch + 1})
+                if stats.get("energy_j") is not None:  # MLPerf power: energy of the interval, all ranks
+                    self.mllog.event("energy_j", stats["energy_j"],
+                                     metadata={"epoch_num": epoch + 1, "sources": stats["energy_sources"]})
                 if stats["preempted"]:
                     self.save(epoch, stats["next_step"])
                     self._log_end(start, epoch, "preempted", last_val)

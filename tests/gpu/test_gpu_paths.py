@@ -90,3 +90,12 @@ def test_bench_loader_and_allreduce_on_the_gpu(dataset):
 def test_horovod_was_built_with_nccl():
     hvd = pytest.importorskip("horovod.torch", reason="Horovod not built")
     assert hvd.nccl_built(), "rebuild with scripts/install_horovod.sh on a machine with CUDA"
+
+
+def test_energy_is_measured_on_the_gpu(dataset, tmp_path):
+    pytest.importorskip("pynvml", reason="pip install 'jeoparda[energy]'")
+    out = tmp_path / "run"
+    run(train_cmd(dataset, out, "train.epochs=1", "dist.backend=single", *GPU))
+    epoch = [e for e in events(out) if e["event"] == "epoch"][0]
+    assert "gpu" in epoch["energy_sources"] and epoch["energy_j"] > 0 and epoch["energy_per_image_j"] > 0
+    assert '"key": "energy_j"' in (out / "mllog.txt").read_text()
