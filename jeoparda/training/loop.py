@@ -363,6 +363,10 @@ class Trainer:
         if steady:
             self.say(perf_line("run", status=status, images_per_s=statistics.median(r for r, _ in steady),
                                epoch_time_s=statistics.median(t for _, t in steady)))
+        if self.cfg.train.target:
+            hit = self.target_reached or {}
+            self.say(perf_line("target", metric=self.task.quality_key, value=float(self.cfg.train.target),
+                               reached="yes" if hit else "no", time_to_target_s=hit.get("time_to_target_s", -1.0)))
         success = status == "completed" and (not self.cfg.train.target or self.target_reached is not None)
         self.mllog.end("run_stop", metadata={"status": "success" if success else "aborted", "jeoparda_status": status})
         goal = {"metric": self.task.quality_key, "value": self.cfg.train.target} if self.cfg.train.target else None
