@@ -84,6 +84,20 @@ def configure_threads(cfg: RunConfig, env: ClusterEnv, device: torch.device) -> 
         torch.set_num_threads(cfg.train.threads or (1 if cfg.train.deterministic else auto_threads(env)))
 
 
+def compile_backend(name: str) -> Any:
+    """The torch.compile backend called ``name``; an unknown name is one line listing the known ones."""
+    from torch._dynamo.backends.registry import lookup_backend
+    from torch._dynamo.exc import InvalidBackend
+
+    try:
+        return lookup_backend(name)
+    except InvalidBackend:
+        import torch._dynamo
+
+        known = ", ".join(torch._dynamo.list_backends(exclude_tags=()))
+        raise JeopardaError(f"train.compile={name}: not a torch.compile backend (known: {known})") from None
+
+
 def use_channels_last(cfg: RunConfig, device: torch.device, backend: Backend) -> tuple[bool, str]:
     """channels_last on GPU as configured, unless the backend's collectives refuse the
     non-contiguous parameters it makes (Horovod); then off, with a line saying why."""
@@ -142,7 +156,7 @@ class Trainer:
         self.global_batch = batch * backend.world_size
         self.net = backend.wrap_model(self.model)
         if cfg.train.compile:
-            self.net = torch.compile(self.net, backend=cfg.train.compile)  # type: ignore[assignment]
+            self.net = torch.compile(self.net, backend=compile_backend(cfg.train.compile))  # type: ignore[assignment]
         self.optimizer = backend.wrap_optimizer(build_optimizer(cfg.train, self.model, self.global_batch), self.model)
         # the schedule watches the optimiser the loop steps (Horovod's wrapper is a new object)
         self.schedule = build_schedule(cfg.train, self.optimizer, self.train_loader.steps_per_epoch)
