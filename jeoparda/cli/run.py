@@ -76,9 +76,9 @@ def _run_models(args: argparse.Namespace) -> int:
     from jeoparda.models import create_model, list_models
     from jeoparda.models.complexity import count_parameters, forward_flops
 
-    print(f"{'model':<11}{'parameters':>14}{'GFLOPs':>9}  description")
+    print(f"{'model':<13}{'kind':<16}{'parameters':>12}{'GFLOPs':>9}  description")
     for entry in list_models():
         model = create_model(entry.name, in_chans=12, num_classes=args.classes)
-        print(f"{entry.name:<11}{count_parameters(model):>14,}{forward_flops(model) / 1e9:>9.2f}  "
+        print(f"{entry.name:<13}{entry.kind:<16}{count_parameters(model):>12,}{forward_flops(model) / 1e9:>9.2f}  "
               f"{entry.summary}")
     return 0

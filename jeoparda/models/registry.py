@@ -29,21 +29,31 @@ class ModelEntry:
     name: str
     build: Callable[..., nn.Module]
     summary: str
+    kind: str = "classification"  # classification: (B, K) scores; dense: (B, K, H, W) maps
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register(name: str, summary: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register(name: str, summary: str, kind: str = "classification"
+             ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator adding a builder ``f(in_chans, num_classes) -> nn.Module`` under ``name``."""
     def add(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[name] = ModelEntry(name, build, summary)
+        _REGISTRY[name] = ModelEntry(name, build, summary, kind)
         return build
     return add
 
 
-def list_models() -> list[ModelEntry]:
-    return list(_REGISTRY.values())
+def list_models(kind: str | None = None) -> list[ModelEntry]:
+    """The registered models, or those of one kind (classification, dense)."""
+    return [e for e in _REGISTRY.values() if kind is None or e.kind == kind]
+
+
+def model_kind(name: str) -> str:
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        raise JeopardaError(f"unknown model {name!r}; choose one of {', '.join(_REGISTRY)}")
+    return entry.kind
 
 
 def create_model(name: str, in_chans: int = 12, num_classes: int = 19) -> nn.Module:

@@ -10,7 +10,7 @@ from jeoparda.models import create_model, list_models
 from jeoparda.models.complexity import count_parameters, forward_flops
 from jeoparda.sentinel2 import BAND_INDEX
 
-NAMES = [e.name for e in list_models()]
+NAMES = [e.name for e in list_models("classification")]
 
 
 def batch(n=2, seed=0):
@@ -154,3 +154,38 @@ def test_flops_are_positive_and_ordered():
     assert 0 < flops["resnet18"] < flops["resnet50"]
     # ResNet-50's 4.1 GMACs at 224x224 scale to about 2.6 GFLOPs at 120x120 with 12 bands.
     assert 2.4e9 < flops["resnet50"] < 3.0e9
+
+
+DENSE = [e.name for e in list_models("dense")]
+
+
+def test_dense_models_are_registered_apart():
+    assert set(DENSE) == {"fcn_maggiori", "fcn_resnet18", "fcn_resnet50"}
+
+
+@pytest.mark.parametrize("name", DENSE)
+@pytest.mark.parametrize("size", [120, 240, 360])
+def test_dense_models_map_any_size_to_itself(name, size):
+    torch.manual_seed(0)
+    model = create_model(name, in_chans=12, num_classes=19).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 12, size, size))
+    assert out.shape == (1, 19, size, size) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", DENSE)
+def test_dense_models_learn_from_every_layer(name):
+    torch.manual_seed(0)
+    model = create_model(name, in_chans=12, num_classes=5)
+    target = torch.randint(0, 5, (2, 120, 120))
+    torch.nn.functional.cross_entropy(model(batch()), target).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_maggiori_layers_are_the_papers():
+    model = create_model("fcn_maggiori")
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (64, (12, 12), (4, 4)), (112, (4, 4), (1, 1)), (80, (3, 3), (1, 1)), (19, (9, 9), (1, 1))]
+    deconv = model.upsample
+    assert (deconv.kernel_size, deconv.stride) == ((8, 8), (4, 4))
