@@ -134,8 +134,8 @@ class TrainConfig:
         _check(0 <= self.threshold <= 1, "train.threshold", "must be within 0..1")
         _check(0 <= self.label_smoothing < 1, "train.label_smoothing", "must be within 0..1 (excluded)")
         _check(0 <= self.target <= 1, "train.target", "must be within 0..1 (0: no target)")
-        _check(self.task in ("", "multilabel", "singlelabel"), "train.task",
-               f"{self.task!r} is not one of multilabel, singlelabel (or empty: the data set's)")
+        _check(self.task in ("", "multilabel", "singlelabel", "segmentation"), "train.task",
+               f"{self.task!r} is not one of multilabel, singlelabel, segmentation (or empty: the data set's)")
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
         _check(self.threads >= 0, "train.threads", f"must be >= 0, got {self.threads}")
         _check(self.preempt_check_every >= 1, "train.preempt_check_every", "must be >= 1")

@@ -25,6 +25,7 @@ from jeoparda.loaders.augment import device_augment, mixup, normaliser
 from jeoparda.loaders.bands import BandChoice, choose_bands
 from jeoparda.loaders.partition import EpochPlan, Placement, eval_plan, placement, train_plan
 from jeoparda.loaders.split_reader import SplitReader
+from jeoparda.models.registry import model_kind
 from jeoparda.shards.format import Layout, layout_of_manifest, verify_shard
 from jeoparda.shards.manifest import read_manifest
 from jeoparda.tasks import choose_task
@@ -61,7 +62,8 @@ class SplitSource:
         return len(self.bands.names)
 
     def reader(self) -> SplitReader:
-        return SplitReader(self.root, self.shards, self.layout, self.bands.optical, self.bands.s1)
+        return SplitReader(self.root, self.shards, self.layout, self.bands.optical, self.bands.s1,
+                           masks=self.task == "segmentation")
 
 
 def _normalisers(manifest: dict[str, Any], bands: BandChoice, where: Path) -> tuple[np.ndarray, ...]:
@@ -84,7 +86,15 @@ def open_split(cfg: RunConfig, env: ClusterEnv, split: str) -> SplitSource:
     where = root / "manifest.json"
     if split not in manifest["splits"]:
         raise JeopardaError(f"{where}: no split {split!r} (has {', '.join(manifest['splits'])})")
-    task = choose_task(manifest["tasks"], cfg.train, f"{where} (data set {manifest['dataset']})")
+    task = choose_task(manifest["tasks"], cfg.train, f"{where} (data set {manifest['dataset']})",
+                       dense=model_kind(cfg.model) == "dense")
+    if task == "segmentation":
+        aug = cfg.data.augment
+        if aug.mixup_alpha or aug.crop < 1:
+            raise JeopardaError("data.augment.mixup_alpha and crops (crop_scale, preset heavy) mix or warp images "
+                                "without their reference maps; for segmentation use flips, rot90 and jitter")
+        if cfg.data.backend == "dali":
+            raise JeopardaError("data.backend=dali does not deliver reference maps yet; use data.backend=torch")
     layout = layout_of_manifest(manifest)
     bands = choose_bands(cfg.data.bands, manifest["bands"], layout.s1, str(root))
     mean, inv, s1_mean, s1_inv = _normalisers(manifest, bands, where)
@@ -214,6 +224,9 @@ class Loader:
                 # on the device, after the backend: torch, DALI and synthetic batches alike
                 batch = {**batch, "image": torch.nn.functional.interpolate(
                     batch["image"], size=(size, size), mode="bilinear", align_corners=False)}
+                if batch["label"].ndim == 3:  # reference maps: nearest, class indices stay classes
+                    batch["label"] = torch.nn.functional.interpolate(
+                        batch["label"][:, None].float(), size=(size, size), mode="nearest")[:, 0].to(torch.uint8)
             if self.train and (aug.crop < 1 or aug.strength > 0):
                 batch = {**batch, "image": device_augment(batch["image"], aug, self.cfg.train.seed, self.epoch,
                                                           self.env.rank, step)}

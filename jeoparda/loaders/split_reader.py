@@ -19,12 +19,12 @@ from jeoparda.shards.reader import ShardReader
 
 class SplitReader:
     def __init__(self, root: Path, shards: list[dict[str, Any]], layout: Layout,
-                 optical: list[int] | None = None, s1: list[int] | None = None) -> None:
+                 optical: list[int] | None = None, s1: list[int] | None = None, masks: bool = False) -> None:
         self.root = Path(root)
         self.files = [self.root / s["file"] for s in shards]
         self.sizes = [int(s["patches"]) for s in shards]
         self.offsets = offsets(self.sizes)
-        self.layout, self.optical, self.s1 = layout, optical, list(s1 or [])
+        self.layout, self.optical, self.s1, self.masks = layout, optical, list(s1 or []), masks
         self.stored_shape = layout.image_shape
         bands = len(optical) if optical is not None else self.stored_shape[0]
         self.image_shape = (bands, *self.stored_shape[1:])
@@ -92,7 +92,8 @@ class SplitReader:
             stored = self._batch[:n]
         else:
             stored = out[:n]
-        labels = np.zeros((n, self.layout.classes), np.uint8)
+        # targets: class vectors, or (segmentation) the reference maps
+        labels = np.zeros((n, *self.layout.size) if self.masks else (n, self.layout.classes), np.uint8)
         s1 = None
         if self.s1:
             s1 = s1_out[:n] if s1_out is not None else np.empty((n, *self.s1_shape), np.float32)
@@ -105,7 +106,9 @@ class SplitReader:
                 if len(positions) > len(self._scratch):
                     self._scratch = np.empty((max(len(positions), 16), *self.stored_shape), np.uint16)
                 stored[positions] = shard.read_images(start, stop, self._scratch)
-            if self.layout.labels and shard.labels is not None:
+            if self.masks:
+                labels[positions] = shard.read_masks(start, stop)
+            elif self.layout.labels and shard.labels is not None:
                 labels[positions] = shard.labels[start:stop]
             elif self.layout.label and shard.label is not None:  # single-label: one-hot targets
                 labels[positions, shard.label[start:stop]] = 1

@@ -12,6 +12,7 @@ from jeoparda.labels import CLASSES19
 from jeoparda.loaders.bands import choose_bands
 from jeoparda.loaders.base import Batch, Loader
 from jeoparda.loaders.partition import EpochPlan
+from jeoparda.models.registry import model_kind
 from jeoparda.sentinel2 import BAND_NAMES, TARGET_SIZE
 
 DEFAULT_PATCHES = 1024
@@ -52,7 +53,9 @@ class SyntheticLoader(Loader):
 
     @property
     def task(self) -> str:
-        return self.source.task if self.source is not None else "multilabel"
+        if self.source is not None:
+            return self.source.task
+        return "segmentation" if model_kind(self.cfg.model) == "dense" else "multilabel"
 
     @property
     def size(self) -> tuple[int, int]:
@@ -60,6 +63,8 @@ class SyntheticLoader(Loader):
 
     def _labels(self, n: int, gen: torch.Generator) -> torch.Tensor:
         k = self.num_classes
+        if self.task == "segmentation":
+            return torch.randint(0, k, (n, *self.size), device=self.device, generator=gen).to(torch.uint8)
         if self.task == "singlelabel":
             classes = torch.randint(0, k, (n,), device=self.device, generator=gen)
             return torch.nn.functional.one_hot(classes, k).float()

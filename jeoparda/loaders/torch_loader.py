@@ -49,7 +49,9 @@ class EpochBatches(Dataset):
             apply_geometry(images, codes)
             if s1 is not None:
                 apply_geometry(s1, codes)
-        return images, labels.astype(np.float32), mask, s1
+            if labels.ndim == 3:  # reference maps turn with their images
+                apply_geometry(labels[:, None], codes)
+        return images, labels.astype(np.float32) if labels.ndim == 2 else labels, mask, s1
 
     def __getitem__(self, key: tuple[int, int, int]) -> dict[str, np.ndarray | int]:
         epoch, step, slot = key

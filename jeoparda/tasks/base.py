@@ -15,6 +15,9 @@ class Task(ABC):
     name: str
     #: The validation metric that stands for quality in logs and reports.
     quality_key: str
+    #: Dense tasks are evaluated from counts each rank sums (see :meth:`counts`), not by gathering
+    #: every prediction: a map per patch is too much to gather.
+    dense: bool = False
 
     @abstractmethod
     def loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from jeoparda.labels import NO_CLASS
+from jeoparda.tasks.base import Task
 
 AUC_BINS = 1000
 
@@ -74,3 +75,29 @@ def segmentation_scores(confusion: np.ndarray, histograms: np.ndarray) -> dict[s
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-pixel cross-entropy over labelled pixels (NO_CLASS ignored)."""
     return torch.nn.functional.cross_entropy(logits, target.long(), ignore_index=NO_CLASS)
+
+
+class Segmentation(Task):
+    """Batches carry ``label`` as (B, H, W) class indices, NO_CLASS where unlabelled."""
+
+    name = "segmentation"
+    quality_key = "miou"
+    dense = True
+
+    def loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        return segmentation_loss(logits, label)
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits, dim=1)
+
+    def counts(self, labels: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:
+        return pixel_counts(labels, scores)
+
+    def metrics_from_counts(self, counts: dict[str, np.ndarray]) -> dict[str, Any]:
+        return segmentation_scores(counts["confusion"], counts["histograms"])
+
+    def metrics(self, label: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+        return self.metrics_from_counts(self.counts(label, scores))
+
+    def summary(self, metrics: dict[str, Any]) -> str:
+        return f"val mIoU {metrics['miou']:.3f}  pixel accuracy {metrics['pixel_accuracy']:.3f}"

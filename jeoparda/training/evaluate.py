@@ -36,7 +36,35 @@ def predict(model: nn.Module, loader: Loader, backend: Backend, autocast: dict,
     return every[keep, :n], every[keep, n:2 * n]
 
 
+@torch.no_grad()
+def count(model: nn.Module, loader: Loader, backend: Backend, autocast: dict, task: Any) -> dict[str, Any]:
+    """Dense tasks: per-batch counts (pixels), summed on each rank, then all-reduced; every pixel of
+    every patch counted once (padding samples, mask False, are left out)."""
+    was_training = model.training
+    model.eval()
+    totals: dict[str, np.ndarray] = {}
+    samples = 0
+    for batch in loader:
+        with torch.autocast(**autocast):
+            logits = model(batch["image"])
+        keep = batch["mask"].bool()
+        scores = task.scores(logits.float())[keep].cpu().numpy()
+        counts = task.counts(batch["label"][keep].cpu().numpy(), scores)
+        for key, value in counts.items():
+            totals[key] = totals[key] + value if key in totals else value
+        samples += int(keep.sum())
+    model.train(was_training)
+    reduced = {}
+    for key, value in totals.items():
+        t = backend.all_reduce(torch.from_numpy(value.astype(np.float64)).to(backend.device))
+        reduced[key] = t.cpu().numpy().round().astype(np.int64)
+    n = backend.all_reduce(torch.tensor(float(samples), device=backend.device)).item()
+    return {**task.metrics_from_counts(reduced), "samples": int(n)}
+
+
 def evaluate(model: nn.Module, loader: Loader, backend: Backend, task: Task, autocast: dict) -> dict[str, Any]:
     """The task's metrics over the whole split, the same on every rank."""
+    if getattr(task, "dense", False):
+        return count(model, loader, backend, autocast, task)
     scores, labels = predict(model, loader, backend, autocast, task)
     return {**task.metrics(labels, scores), "samples": int(len(labels))}

@@ -23,7 +23,7 @@ from jeoparda.config import RunConfig, to_dict
 from jeoparda.devices import amp_precision, device_name, rng_states, set_rng_states, synchronize
 from jeoparda.errors import JeopardaError
 from jeoparda.loaders.build import build_loader
-from jeoparda.models import create_model
+from jeoparda.models import create_model, model_kind
 from jeoparda.tasks import create_task
 from jeoparda.training import checkpoint
 from jeoparda.training.energy import EnergyMeter
@@ -142,6 +142,9 @@ class Trainer:
         self.train_loader = build_loader(cfg, env, "train", device)
         self.val_loader = build_loader(cfg, env, "val", device) if cfg.train.val_every else None
         self.task = create_task(self.train_loader.task, cfg.train)
+        if (model_kind(cfg.model) == "dense") != self.task.dense:
+            raise JeopardaError(f"model {cfg.model} is a {model_kind(cfg.model)} model; the {self.task.name} task "
+                                f"needs a {'dense' if self.task.dense else 'classification'} one (jeoparda models)")
         self.mllog.end("staging_stop", metadata={"staging_seconds": self.train_loader.stage_time_s})
         torch.manual_seed(cfg.train.seed)  # same initial weights on every rank
         self.model = create_model(cfg.model, in_chans=self.train_loader.channels,
