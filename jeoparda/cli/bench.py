@@ -49,6 +49,22 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--blocks", type=positive_int, default=5, help="timed blocks (default 5)")
     tr.add_argument("--json", action="store_true", help="end with one JSON line")
     tr.set_defaults(func=_run_bench_train)
+    inf = bench.add_parser(
+        "infer", help="dense inference: an FCN in one pass vs patch-based, on a mosaic of N x N patches",
+        description="Label a random mosaic of N x N 120x120 patches with a dense model (jeoparda models: kind "
+        "dense) in one pass, and patch-based: every WINDOW x WINDOW output window inferred from its own "
+        "CONTEXT x CONTEXT crop (the patch-based baseline of Maggiori et al.). Prints seconds and pixels/s of "
+        "both and the ratio; times are the best of --repeat alternated runs. Weights are random (timing "
+        "only) unless --checkpoint gives a trained model.")
+    inf.add_argument("--model", default="fcn_maggiori", help="a dense model (default fcn_maggiori)")
+    inf.add_argument("--checkpoint", type=Path, help="a jeoparda checkpoint of that model")
+    inf.add_argument("--patches", type=positive_int, default=10, help="mosaic side in patches (default 10)")
+    inf.add_argument("--window", type=positive_int, default=24, help="patch-based output window (default 24)")
+    inf.add_argument("--context", type=positive_int, default=72, help="patch-based input crop (default 72)")
+    inf.add_argument("--batch", type=positive_int, default=64, help="crops per patch-based batch (default 64)")
+    inf.add_argument("--repeat", type=positive_int, default=2, help="alternated runs, best kept (default 2)")
+    inf.add_argument("--json", action="store_true", help="end with one JSON line")
+    inf.set_defaults(func=_run_bench_infer)
     ar = bench.add_parser(
         "allreduce", help="all-reduce time and bus bandwidth over message sizes",
         description="Time all-reduce of float32 messages from 4 KiB up to --max-bytes (default: "
@@ -137,4 +153,39 @@ def _run_bench_allreduce(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"backend": backend.name, "world_size": env.world_size, "device": device.type,
                               "sizes": rows}))
+    return 0
+
+
+def _run_bench_infer(args: argparse.Namespace) -> int:
+    import json
+
+    from jeoparda.bench.infer_bench import run
+    from jeoparda.cluster.env import detect
+    from jeoparda.devices import select_device
+    from jeoparda.errors import JeopardaError
+    from jeoparda.models import create_model, model_kind
+
+    if model_kind(args.model) != "dense":
+        raise JeopardaError(f"bench infer: {args.model} is a classification model; choose a dense one "
+                            "(jeoparda models)")
+    model = create_model(args.model)
+    if args.checkpoint:
+        from jeoparda.training import checkpoint
+
+        state = checkpoint.load(args.checkpoint)
+        if state["config"]["model"] != args.model:
+            raise JeopardaError(f"{args.checkpoint}: a checkpoint of {state['config']['model']}, not {args.model}")
+        heads = [state["model"][k] for k in ("classifier.weight", "heads.2.weight") if k in state["model"]]
+        model = create_model(args.model, num_classes=heads[0].shape[0] if heads else 19)
+        model.load_state_dict(state["model"])
+    try:
+        result = run(model, args.patches, select_device(detect()), args.window, args.context, args.batch,
+                     repeat=args.repeat)
+    except ValueError as exc:
+        raise JeopardaError(f"bench infer: {exc}") from None
+    print(f"{args.model}, {args.patches}x{args.patches} patches ({result['pixels']:,} pixels) on {result['device']}: "
+          f"FCN {result['fcn_s']:.2f} s ({result['fcn_pixels_per_s']:,.0f} px/s), patch-based "
+          f"{result['patch_s']:.2f} s ({result['patch_pixels_per_s']:,.0f} px/s): FCN {result['speedup']:.1f}x faster")
+    if args.json:
+        print(json.dumps(result))
     return 0

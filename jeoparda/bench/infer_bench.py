@@ -1,0 +1,61 @@
+"""``jeoparda bench infer``: label a mosaic of N x N patches with an FCN in one pass, against the
+patch-based way (every output window inferred from its own context crop, as the patch-based
+baseline of Maggiori et al. does), in one run on the same device.
+
+The patch-based pass cuts the mosaic into ``window`` x ``window`` output windows, gives the network
+each window with ``(context - window) / 2`` pixels of surroundings (reflect-padded at the mosaic's
+edge), and keeps the window's centre of the output; crops go through in batches. Both passes
+produce a full-size class map; seconds include everything after the model is built.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from jeoparda.devices import synchronize
+
+
+@torch.no_grad()
+def fcn_pass(model: torch.nn.Module, mosaic: torch.Tensor) -> torch.Tensor:
+    return model(mosaic[None])[0].argmax(0)
+
+
+@torch.no_grad()
+def patch_pass(model: torch.nn.Module, mosaic: torch.Tensor, window: int, context: int, batch: int) -> torch.Tensor:
+    c, h, w = mosaic.shape
+    pad = (context - window) // 2
+    padded = torch.nn.functional.pad(mosaic[None], (pad, pad, pad, pad), mode="reflect")[0]
+    out = torch.empty((h, w), dtype=torch.long, device=mosaic.device)
+    corners = [(y, x) for y in range(0, h, window) for x in range(0, w, window)]
+    for i in range(0, len(corners), batch):
+        part = corners[i:i + batch]
+        crops = torch.stack([padded[:, y:y + context, x:x + context] for y, x in part])
+        labels = model(crops).argmax(1)[:, pad:pad + window, pad:pad + window]
+        for (y, x), lab in zip(part, labels, strict=True):
+            out[y:y + window, x:x + window] = lab
+    return out
+
+
+def run(model: torch.nn.Module, patches: int, device: torch.device, window: int = 24, context: int = 72,
+        batch: int = 64, in_chans: int = 12, size: int = 120, repeat: int = 1) -> dict[str, Any]:
+    """Seconds and pixels/s of both passes over a random mosaic of ``patches`` x ``patches``."""
+    side = patches * size
+    if side % window or (context - window) % 2 or context % 4:
+        raise ValueError("the mosaic must divide into windows, and context - window be even, context a multiple of 4")
+    model = model.to(device).eval()
+    mosaic = torch.randn(in_chans, side, side, generator=torch.Generator().manual_seed(0)).to(device)
+    times: dict[str, list[float]] = {"fcn": [], "patch": []}
+    for _ in range(repeat):
+        for name in ("fcn", "patch"):  # alternated: drift on a shared machine hits both alike
+            synchronize(device)
+            start = time.perf_counter()
+            fcn_pass(model, mosaic) if name == "fcn" else patch_pass(model, mosaic, window, context, batch)
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    fcn_s, patch_s = min(times["fcn"]), min(times["patch"])
+    pixels = side * side
+    return {"patches": patches, "pixels": pixels, "window": window, "context": context, "device": str(device),
+            "fcn_s": fcn_s, "patch_s": patch_s, "fcn_pixels_per_s": pixels / fcn_s,
+            "patch_pixels_per_s": pixels / patch_s, "speedup": patch_s / fcn_s, "runs": times}
