@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Sequence
 
 from jeoparda import __version__
-from jeoparda.cli import bench, data, project, run
+from jeoparda.cli import bench, data, predict, project, run
 from jeoparda.errors import JeopardaError
 
 DESCRIPTION = """\
@@ -22,6 +22,7 @@ Typical flow:
   jeoparda models                                   # the model zoo, parameters and FLOPs
   jeoparda report 'runs/*' --out REPORT             # scaling report over runs at several scales
   jeoparda project --from RUN --system a100-hdr200  # projected scaling to 1,024 GPUs
+  jeoparda predict --checkpoint CKPT --data DATA --tile TILE --out map.tif  # FCN: a tile as a class map
 """
 
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_report(sub)
     run.add_models(sub)
     bench.add_bench(sub)
+    predict.add_predict(sub)
     project.add_project(sub)
     return parser
 

@@ -33,6 +33,9 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--layout", choices=("v1", "v2", "lmdb", "eurosat"), default="v1",
                    help="archive layout to write (default v1)")
+    p.add_argument("--block", action="store_true",
+                   help="v2/lmdb: lay the patches side by side on one tile (a small tile for jeoparda predict) "
+                   "instead of scattering them over several")
     p.set_defaults(func=_run_synth)
 
 
@@ -42,6 +45,8 @@ def _run_synth(args: argparse.Namespace) -> int:
 
     if args.out.exists() and any(args.out.iterdir()):
         raise JeopardaError(f"{args.out}: folder is not empty; choose a new folder")
+    if args.block and args.layout not in ("v2", "lmdb"):
+        raise JeopardaError("--block is for the v2 and lmdb layouts (their patch names carry the tile grid)")
     bar = Progress(args.patches, "synth")
     if args.layout == "v1":
         splits = synthesize(args.out, args.patches, args.seed, progress=bar.update)
@@ -55,7 +60,8 @@ def _run_synth(args: argparse.Namespace) -> int:
     else:
         from jeoparda.sources.synth_v2 import synthesize_v2
 
-        splits = synthesize_v2(args.out, args.patches, args.seed, lmdb=args.layout == "lmdb", progress=bar.update)
+        splits = synthesize_v2(args.out, args.patches, args.seed, lmdb=args.layout == "lmdb", progress=bar.update,
+                               block=args.block)
     bar.close()
     print(f"wrote {args.patches} patches to {args.out} "
           f"(train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])})")

@@ -129,13 +129,15 @@ def _write_lmdb(path: Path, patches: list[V2Patch]) -> None:
 
 
 def synthesize_v2(out: Path, patches: int, seed: int = 0, lmdb: bool = False,
-                  progress: Callable[[int], Any] | None = None) -> dict[str, list[str]]:
+                  progress: Callable[[int], Any] | None = None, block: bool = False) -> dict[str, list[str]]:
     """Write a v2.0 archive of ``patches`` patches under ``out``; returns the splits (noisy
     patches included, as the tables list them).
 
     ``lmdb=False``: BigEarthNet-S2/, BigEarthNet-S1/ and Reference_Maps/ GeoTIFF trees.
     ``lmdb=True``: one LMDB (``BigEarthNet-lmdb/``) holding S2 and S1, plus Reference_Maps/.
     Both: metadata.parquet and the noisy-patch table beside them.
+    ``block=True``: the patches lie side by side on the first tile's grid, row by row in a square
+    block (a small tile to label with ``jeoparda predict``); otherwise scattered over all tiles.
     """
     if patches < 1:
         raise ValueError("patches must be at least 1")
@@ -143,7 +145,11 @@ def synthesize_v2(out: Path, patches: int, seed: int = 0, lmdb: bool = False,
     out.mkdir(parents=True, exist_ok=True)
     world = make_world()
     rng = np.random.default_rng(seed)
-    cells = rng.choice(len(TILES) * 100 * 100, size=patches, replace=False)
+    if block:
+        side = int(np.ceil(np.sqrt(patches)))
+        cells = np.array([(i // side) * 100 + i % side for i in range(patches)])
+    else:
+        cells = rng.choice(len(TILES) * 100 * 100, size=patches, replace=False)
     noisy = np.zeros(patches, bool)  # 5 % (at least one from 10 patches on), like the real archive's 12.6 %
     noisy[rng.permutation(patches)[:max(1, round(0.05 * patches)) if patches >= 10 else 0]] = True
     made = []

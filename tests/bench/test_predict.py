@@ -1,0 +1,144 @@
+"""jeoparda predict: a tile's patches mosaicked on their grid, labelled, and written as a GeoTIFF
+that a GIS reader (rasterio) places where the source archive's GeoTIFFs lie."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from jeoparda.bench.predict import label_mosaic, predict_tile
+from jeoparda.labels import NO_CLASS
+from jeoparda.models import create_model
+from jeoparda.shards.manifest import read_manifest
+from jeoparda.shards.reader import ShardReader
+from jeoparda.sources.synth_v2 import synthesize_v2
+from tests.conftest import convert
+
+TILE = "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP"
+
+
+@pytest.fixture(scope="module")
+def block(tmp_path_factory):
+    """10 patches side by side on one tile (4 columns: the last row has 2), converted with maps."""
+    root = tmp_path_factory.mktemp("block")
+    synthesize_v2(root / "arch", 10, seed=11, block=True)
+    convert(root / "arch", root / "data", shard_size=4)
+    return root
+
+
+def checkpoint(path, model_name, in_chans=12, bands=""):
+    torch.manual_seed(0)
+    model = create_model(model_name, in_chans=in_chans, num_classes=19)
+    torch.save({"model": model.state_dict(), "config": {"model": model_name, "data": {"bands": bands}}}, path)
+    return path
+
+
+def predict(*args):
+    return subprocess.run([sys.executable, "-m", "jeoparda", "predict", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def stored_patches(data, masks=None):
+    """{name: normalised 12-band image} as the loaders deliver them (``masks``: filled with the maps)."""
+    manifest = read_manifest(data)
+    mean = np.asarray(manifest["band_stats"]["mean"][:12], np.float32).reshape(-1, 1, 1)
+    std = np.asarray(manifest["band_stats"]["std"][:12], np.float32).reshape(-1, 1, 1)
+    out = {}
+    for split in manifest["splits"].values():
+        for entry in split["shards"]:
+            with ShardReader(data / entry["file"]) as shard:
+                for i, name in enumerate(shard.names):
+                    out[name] = (shard.read_images(i, i + 1)[0] - mean) / std
+                    if masks is not None:
+                        masks[name] = shard.read_masks(i, i + 1)[0]
+    return out
+
+
+def test_map_lies_where_the_source_geotiffs_lie(block, tmp_path):
+    ckpt = checkpoint(tmp_path / "fcn.pt", "fcn_maggiori")
+    proc = predict("--checkpoint", ckpt, "--data", block / "data", "--tile", TILE, "--out", tmp_path / "map.tif",
+                   "--probabilities")
+    assert proc.returncode == 0, proc.stderr
+    names = stored_patches(block / "data")
+    grid = {tuple(int(v) for v in n.rsplit("_", 2)[1:]): n for n in names}
+    col0, row0 = min(c for c, _ in grid), min(r for _, r in grid)
+    with rasterio.open(tmp_path / "map.tif") as out:
+        classes = out.read(1)
+        crs, transform = out.crs, out.transform
+    upper_left = grid[(col0, row0)]
+    with rasterio.open(block / "arch" / "BigEarthNet-S2" / TILE / upper_left / f"{upper_left}_B02.tif") as src:
+        assert crs == src.crs
+        assert (transform.c, transform.f) == (src.transform.c, src.transform.f)
+        assert (transform.a, transform.e) == (10.0, -10.0)
+    assert classes.shape == (120 * (max(r for _, r in grid) - row0 + 1), 120 * (max(c for c, _ in grid) - col0 + 1))
+    for r in range(classes.shape[0] // 120):
+        for c in range(classes.shape[1] // 120):
+            cell = classes[r * 120:(r + 1) * 120, c * 120:(c + 1) * 120]
+            if (c + col0, r + row0) in grid:
+                assert cell.max() < 19
+            else:  # no patch there (beyond the block, or a noisy patch left out)
+                assert (cell == NO_CLASS).all()
+    with rasterio.open(tmp_path / "map-probability.tif") as prob:
+        p = prob.read(1)
+    assert np.isnan(p[classes == NO_CLASS]).all() and (p[classes != NO_CLASS] >= 1 / 19 - 1e-6).all()
+    assert (tmp_path / "map.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_each_patch_is_labelled_at_its_grid_cell(block, tmp_path):
+    torch.manual_seed(1)
+    pointwise = torch.nn.Conv2d(12, 19, 1)  # no context: the map must equal the patch-by-patch answer
+    summary = predict_tile(pointwise, block / "data", "all", TILE, tmp_path / "map.tif")
+    masks: dict = {}
+    names = stored_patches(block / "data", masks)
+    col0 = min(int(n.rsplit("_", 2)[1]) for n in names)
+    row0 = min(int(n.rsplit("_", 2)[2]) for n in names)
+    with rasterio.open(tmp_path / "map.tif") as out:
+        classes = out.read(1)
+    assert summary["patches"] == len(names)
+    agree = labelled = 0
+    for name, image in names.items():
+        col, row = (int(v) for v in name.rsplit("_", 2)[1:])
+        want = pointwise(torch.from_numpy(image)[None]).argmax(1)[0].numpy()
+        got = classes[(row - row0) * 120:(row - row0 + 1) * 120, (col - col0) * 120:(col - col0 + 1) * 120]
+        assert (got == want).mean() > 0.999, name  # float summation order may flip a near tie
+        known = masks[name] != NO_CLASS
+        agree += int((want[known] == masks[name][known]).sum())
+        labelled += int(known.sum())
+    assert summary["labelled_pixels"] == labelled
+    assert summary["agreement"] == pytest.approx(agree / labelled, abs=1e-3)
+
+
+def test_windows_with_enough_overlap_equal_one_pass():
+    torch.manual_seed(2)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 5, padding=2), torch.nn.ReLU(),
+                                torch.nn.Conv2d(8, 4, 5, padding=2))
+    image = torch.randn(3, 130, 170)
+    whole, _ = label_mosaic(model, image, 0, 0)
+    windowed, best = label_mosaic(model, image, 48, 8)  # receptive field 9: a border of 4 suffices
+    assert torch.equal(whole, windowed) and best.shape == (130, 170)
+
+
+def test_refusals_are_one_line(block, dataset, tmp_path):
+    fcn = checkpoint(tmp_path / "fcn.pt", "fcn_maggiori")
+    cases = [
+        (("--checkpoint", checkpoint(tmp_path / "resnet.pt", "resnet18"), "--tile", TILE), "classification model"),
+        (("--checkpoint", fcn, "--tile", "T99XXX"), "tile T99XXX has no patch in any split"),
+        (("--checkpoint", fcn, "--tile", TILE, "--max-pixels", "1000"), "give --window"),
+        (("--checkpoint", fcn, "--tile", TILE, "--split", "nope"), "no split 'nope'"),
+        (("--checkpoint", checkpoint(tmp_path / "rgb.pt", "fcn_maggiori", in_chans=3), "--tile", TILE),
+         "takes 3 channels"),
+    ]
+    for args, message in cases:
+        proc = predict(*args, "--data", block / "data", "--out", tmp_path / "x.tif")
+        assert proc.returncode == 1 and message in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    proc = predict("--checkpoint", fcn, "--data", dataset, "--tile", TILE, "--out", tmp_path / "x.tif")
+    assert proc.returncode == 1 and "BigEarthNet v2.0 tiles" in proc.stderr
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_band_choice_of_the_run_reaches_the_model(block, tmp_path):
+    ckpt = checkpoint(tmp_path / "rgb.pt", "fcn_maggiori", in_chans=3, bands="B02,B03,B04")
+    proc = predict("--checkpoint", ckpt, "--data", block / "data", "--tile", TILE, "--out", tmp_path / "rgb.tif")
+    assert proc.returncode == 0, proc.stderr
