@@ -122,6 +122,11 @@ def predict_tile(model: torch.nn.Module, dataset: Path, split: str, tile: str, o
                             f"this data set is {manifest.get('dataset')}")
     if window and window <= 2 * overlap:
         raise JeopardaError(f"--window {window} must be larger than twice the overlap ({overlap})")
+    stride = getattr(model, "stride", 1)  # the FCNs' output stride (a plain Conv2d's is a tuple)
+    stride = stride if isinstance(stride, int) else 1
+    if window and (window % stride or overlap % stride):
+        raise JeopardaError(f"--window {window} and --overlap {overlap} must be multiples of the model's "
+                            f"output stride ({stride}): its inputs must be")
     bands = choose_bands(bands_spec, manifest["bands"], bool(manifest.get("s1_bands")), str(dataset))
     mean, inv, s1_mean, s1_inv = _normalisers(manifest, bands, dataset)
     optical = bands.optical if bands.optical is not None else list(range(len(manifest["bands"])))
@@ -165,13 +170,15 @@ def predict_tile(model: torch.nn.Module, dataset: Path, split: str, tile: str, o
     classes = cls.numpy().astype(np.uint8)
     classes[~covered] = NO_CLASS
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_band(out, classes, origin=(geo.x0, geo.y0), pixel_size_m=geo.pixel_m, epsg=geo.epsg, dtype=np.uint8)
+    write_band(out, classes, origin=(geo.x0, geo.y0), pixel_size_m=geo.pixel_m, epsg=geo.epsg, dtype=np.uint8,
+                nodata=NO_CLASS)
     written = [out]
     if probabilities:
         prob = best.numpy().astype(np.float32)
         prob[~covered] = np.nan
         path = out.with_name(out.stem + "-probability.tif")
-        write_band(path, prob, origin=(geo.x0, geo.y0), pixel_size_m=geo.pixel_m, epsg=geo.epsg, dtype=np.float32)
+        write_band(path, prob, origin=(geo.x0, geo.y0), pixel_size_m=geo.pixel_m, epsg=geo.epsg, dtype=np.float32,
+                   nodata=float("nan"))
         written.append(path)
     written.append(quicklook(classes, manifest["classes"], out.with_suffix(".png"), tile))
     labelled = reference != NO_CLASS

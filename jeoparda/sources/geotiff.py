@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -53,9 +54,13 @@ def read_raster(path: Path) -> np.ndarray:
     return arr
 
 
+_GDAL_NODATA = 42113
+
+
 def write_band(path: Path, data: np.ndarray, *, origin: tuple[float, float],
-               pixel_size_m: float, epsg: int, dtype: type = np.uint16) -> None:
-    """Write a 2-D array as a georeferenced single-band GeoTIFF (UTM, north-up) of ``dtype``."""
+               pixel_size_m: float, epsg: int, dtype: type = np.uint16, nodata: float | None = None) -> None:
+    """Write a 2-D array as a georeferenced single-band GeoTIFF (UTM, north-up) of ``dtype``;
+    ``nodata`` goes into GDAL's no-data tag, which GIS readers honour."""
     x0, y0 = origin
     geokeys = (
         1, 1, 0, 3,          # directory version, revision, minor revision, number of keys
@@ -63,11 +68,14 @@ def write_band(path: Path, data: np.ndarray, *, origin: tuple[float, float],
         1025, 0, 1, 1,       # GTRasterTypeGeoKey = PixelIsArea
         3072, 0, 1, epsg,    # ProjectedCSTypeGeoKey = EPSG code
     )
-    extratags = [
+    extratags: list[tuple[Any, ...]] = [
         (_MODEL_PIXEL_SCALE, "d", 3, (pixel_size_m, pixel_size_m, 0.0), True),
         (_MODEL_TIEPOINT, "d", 6, (0.0, 0.0, 0.0, x0, y0, 0.0), True),
         (_GEO_KEY_DIRECTORY, "H", len(geokeys), geokeys, True),
     ]
+    if nodata is not None:
+        text = "nan" if np.isnan(nodata) else f"{nodata:g}"
+        extratags.append((_GDAL_NODATA, "s", 0, text, True))
     tifffile.imwrite(path, np.ascontiguousarray(data, dtype=dtype),
                      photometric="minisblack", extratags=extratags, metadata=None)
 

@@ -67,6 +67,7 @@ def test_map_lies_where_the_source_geotiffs_lie(block, tmp_path):
     with rasterio.open(tmp_path / "map.tif") as out:
         classes = out.read(1)
         crs, transform = out.crs, out.transform
+        assert out.nodata == NO_CLASS
     upper_left = grid[(col0, row0)]
     with rasterio.open(block / "arch" / "BigEarthNet-S2" / TILE / upper_left / f"{upper_left}_B02.tif") as src:
         assert crs == src.crs
@@ -127,6 +128,7 @@ def test_refusals_are_one_line(block, dataset, tmp_path):
         (("--checkpoint", fcn, "--tile", "T99XXX"), "tile T99XXX has no patch in any split"),
         (("--checkpoint", fcn, "--tile", TILE, "--max-pixels", "1000"), "give --window"),
         (("--checkpoint", fcn, "--tile", TILE, "--split", "nope"), "no split 'nope'"),
+        (("--checkpoint", fcn, "--tile", TILE, "--window", "202", "--overlap", "40"), "multiples of the model's"),
         (("--checkpoint", checkpoint(tmp_path / "rgb.pt", "fcn_maggiori", in_chans=3), "--tile", TILE),
          "takes 3 channels"),
     ]
