@@ -197,3 +197,19 @@ def test_energy_per_image_column_where_measured(tmp_path):
     assert got[2]["energy_per_image_j"] == ""
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "| energy (J/image) |" in text and "| 0.6000 |" in text and "| – |" in text
+
+
+def test_segmentation_runs_report_miou(tmp_path):
+    for world, miou in ((1, 0.61), (2, 0.58)):
+        run = write_run(tmp_path / f"s{world}", world, rates=[1, 50 * world], model="fcn_maggiori")
+        log = run / "results.jsonl"
+        events = [json.loads(line) for line in log.read_text().splitlines()]
+        events[0].update(task="segmentation", dataset="bigearthnet-v2")
+        events[-1].update(miou=miou, pixel_accuracy=0.9)
+        del events[-1]["f1_samples"], events[-1]["accuracy"]
+        log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    make_report([str(tmp_path / "s*")], tmp_path / "rep")
+    got = {int(r["world_size"]): r for r in rows(tmp_path / "rep")}
+    assert got[1]["quality_key"] == "miou" and float(got[2]["quality"]) == 0.58
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "fcn_maggiori on bigearthnet-v2 (segmentation)" in text and "| efficiency | mIoU |" in text
