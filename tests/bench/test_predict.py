@@ -144,3 +144,17 @@ def test_band_choice_of_the_run_reaches_the_model(block, tmp_path):
     ckpt = checkpoint(tmp_path / "rgb.pt", "fcn_maggiori", in_chans=3, bands="B02,B03,B04")
     proc = predict("--checkpoint", ckpt, "--data", block / "data", "--tile", TILE, "--out", tmp_path / "rgb.tif")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_grid_convention_matches_real_bigearthnet_v2_patches():
+    """Two real patches of tile T33UUP (rico-hdl's samples): the origin derived from one, moved by
+    our <col>_<row> grid convention, lands exactly on the other's GeoTIFF origin."""
+    from jeoparda.bench.predict import georef
+    from tests.conftest import FIXTURES
+
+    manifest = {"source": {"path": str(FIXTURES / "reben")}}
+    geo = georef(manifest, f"{TILE}_75_43", 26, 43)  # mosaic spanning columns 26.. and rows 43..
+    other = f"{TILE}_26_57"
+    with rasterio.open(FIXTURES / "reben" / "Reference_Maps" / TILE / other / f"{other}_reference_map.tif") as src:
+        assert geo.epsg == src.crs.to_epsg()
+        assert (geo.x0, geo.y0 - (57 - 43) * 1200) == (src.transform.c, src.transform.f)
