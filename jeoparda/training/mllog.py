@@ -24,6 +24,8 @@ class MLLog:
     def __init__(self, run_dir: Path, enabled: bool) -> None:
         self.path = Path(run_dir) / MLLOG_NAME
         self.enabled = enabled
+        if enabled:  # a Trainer built in a driver (not the CLI) may be given a folder not yet made
+            self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def _write(self, event_type: str, key: str, value: Any, metadata: dict[str, Any] | None,
                time_ms: float | None) -> None:
