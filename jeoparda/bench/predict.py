@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tifffile
 import torch
 
 from jeoparda.errors import JeopardaError
 from jeoparda.labels import NO_CLASS
 from jeoparda.loaders.bands import choose_bands
-from jeoparda.loaders.base import _normalisers
+from jeoparda.loaders.base import normalisers
 from jeoparda.shards.manifest import read_manifest
 from jeoparda.shards.reader import ShardReader
-from jeoparda.sources.geotiff import write_band
+from jeoparda.sources.bigearthnet_v2 import MAPS_DIR, S2_DIR, map_path, tile_of
+from jeoparda.sources.geotiff import TiffReadError, read_origin, write_band
 
 PATCH_METRES = 1200
 
@@ -46,8 +46,8 @@ def tile_patches(dataset: Path, manifest: dict[str, Any], split: str, tile: str)
     for entry in (e for s in chosen for e in manifest["splits"][s]["shards"]):
         with ShardReader(dataset / entry["file"]) as shard:
             for i, name in enumerate(shard.names):
-                tiles.add(name.rsplit("_", 2)[0])
-                if name.rsplit("_", 2)[0] == tile:
+                tiles.add(tile_of(name))
+                if tile_of(name) == tile:
                     found.append((name, entry["file"], i))
     if not found:
         some = ", ".join(sorted(tiles)[:5])
@@ -65,25 +65,17 @@ def grid_of(name: str) -> tuple[int, int]:
 def georef(manifest: dict[str, Any], name: str, cols0: int, rows0: int) -> Georef:
     """CRS and mosaic origin from the source archive's GeoTIFF of one patch."""
     source = Path(manifest.get("source", {}).get("path", ""))
-    tile = name.rsplit("_", 2)[0]
-    candidates = [source / "BigEarthNet-S2" / tile / name / f"{name}_B02.tif",
-                  source / "Reference_Maps" / tile / name / f"{name}_reference_map.tif"]
+    candidates = [source / S2_DIR / tile_of(name) / name / f"{name}_B02.tif", map_path(source / MAPS_DIR, name)]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
         raise JeopardaError(f"{source}: georeferencing needs the source archive's GeoTIFFs of {name} "
-                            "(BigEarthNet-S2/ or Reference_Maps/); the shards hold no coordinates")
-    with tifffile.TiffFile(path) as tif:
-        tags = tif.pages[0].tags
-        tie, scale, keys = (tags.get(t) for t in ("ModelTiepointTag", "ModelPixelScaleTag", "GeoKeyDirectoryTag"))
-        if tie is None or scale is None or keys is None:
-            raise JeopardaError(f"{path}: not a GeoTIFF (no tie point, pixel scale or GeoKeys)")
-        geokeys = keys.value
-        epsg = next((geokeys[i + 3] for i in range(4, len(geokeys), 4) if geokeys[i] == 3072), None)
-        if epsg is None:
-            raise JeopardaError(f"{path}: no projected CRS code (ProjectedCSTypeGeoKey)")
-        x, y = float(tie.value[3]), float(tie.value[4])
+                            f"({S2_DIR}/ or {MAPS_DIR}/); the shards hold no coordinates")
+    try:
+        epsg, x, y = read_origin(path)
+    except TiffReadError as exc:
+        raise JeopardaError(f"{path}: {exc}") from None
     col, row = grid_of(name)
-    return Georef(int(epsg), x - (col - cols0) * PATCH_METRES, y + (row - rows0) * PATCH_METRES, 10.0)
+    return Georef(epsg, x - (col - cols0) * PATCH_METRES, y + (row - rows0) * PATCH_METRES, 10.0)
 
 
 @torch.no_grad()
@@ -128,7 +120,7 @@ def predict_tile(model: torch.nn.Module, dataset: Path, split: str, tile: str, o
         raise JeopardaError(f"--window {window} and --overlap {overlap} must be multiples of the model's "
                             f"output stride ({stride}): its inputs must be")
     bands = choose_bands(bands_spec, manifest["bands"], bool(manifest.get("s1_bands")), str(dataset))
-    mean, inv, s1_mean, s1_inv = _normalisers(manifest, bands, dataset)
+    mean, inv, s1_mean, s1_inv = normalisers(manifest, bands, dataset)
     optical = bands.optical if bands.optical is not None else list(range(len(manifest["bands"])))
     first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     if first.in_channels != len(bands.names):

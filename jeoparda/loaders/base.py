@@ -66,7 +66,8 @@ class SplitSource:
                            masks=self.task == "segmentation")
 
 
-def _normalisers(manifest: dict[str, Any], bands: BandChoice, where: Path) -> tuple[np.ndarray, ...]:
+def normalisers(manifest: dict[str, Any], bands: BandChoice, where: Path) -> tuple[np.ndarray, ...]:
+    """Mean and 1/std of the chosen optical bands, then of the chosen Sentinel-1 bands."""
     stats = manifest["band_stats"]
     if not stats.get("mean") or not stats.get("std"):
         raise JeopardaError(f"{where}: no band statistics (empty train split?)")
@@ -97,7 +98,7 @@ def open_split(cfg: RunConfig, env: ClusterEnv, split: str) -> SplitSource:
             raise JeopardaError("data.backend=dali does not deliver reference maps yet; use data.backend=torch")
     layout = layout_of_manifest(manifest)
     bands = choose_bands(cfg.data.bands, manifest["bands"], layout.s1, str(root))
-    mean, inv, s1_mean, s1_inv = _normalisers(manifest, bands, where)
+    mean, inv, s1_mean, s1_inv = normalisers(manifest, bands, where)
     shards = manifest["splits"][split]["shards"]
     place = placement(len(shards), env, node_local=cfg.data.stage)
     mine = list(place.groups[place.group])

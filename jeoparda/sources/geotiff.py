@@ -21,6 +21,7 @@ from jeoparda.sources.tiff_strips import decode
 _MODEL_PIXEL_SCALE = 33550
 _MODEL_TIEPOINT = 33922
 _GEO_KEY_DIRECTORY = 34735
+_PROJECTED_CRS_KEY = 3072
 
 
 class TiffReadError(Exception):
@@ -54,6 +55,25 @@ def read_raster(path: Path) -> np.ndarray:
     return arr
 
 
+def read_origin(path: Path) -> tuple[int, float, float]:
+    """EPSG code and upper-left corner (x, y) of a north-up projected GeoTIFF, as :func:`write_band`
+    and GDAL write them; :class:`TiffReadError` when the file carries no such georeference."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages[0].tags
+            tie, keys = tags.get(_MODEL_TIEPOINT), tags.get(_GEO_KEY_DIRECTORY)
+            tie_value = None if tie is None else tie.value
+            geokeys = None if keys is None else keys.value
+    except Exception as exc:  # tifffile raises many types for damaged files
+        raise TiffReadError(f"unreadable TIFF ({type(exc).__name__}: {exc})") from None
+    if tie_value is None or geokeys is None:
+        raise TiffReadError("not a GeoTIFF (no tie point or GeoKey directory)")
+    epsg = next((geokeys[i + 3] for i in range(4, len(geokeys), 4) if geokeys[i] == _PROJECTED_CRS_KEY), None)
+    if epsg is None:
+        raise TiffReadError("no projected CRS code (ProjectedCSTypeGeoKey)")
+    return int(epsg), float(tie_value[3]), float(tie_value[4])
+
+
 _GDAL_NODATA = 42113
 
 
@@ -66,7 +86,7 @@ def write_band(path: Path, data: np.ndarray, *, origin: tuple[float, float],
         1, 1, 0, 3,          # directory version, revision, minor revision, number of keys
         1024, 0, 1, 1,       # GTModelTypeGeoKey = projected
         1025, 0, 1, 1,       # GTRasterTypeGeoKey = PixelIsArea
-        3072, 0, 1, epsg,    # ProjectedCSTypeGeoKey = EPSG code
+        _PROJECTED_CRS_KEY, 0, 1, epsg,  # ProjectedCSTypeGeoKey = EPSG code
     )
     extratags: list[tuple[Any, ...]] = [
         (_MODEL_PIXEL_SCALE, "d", 3, (pixel_size_m, pixel_size_m, 0.0), True),

@@ -158,3 +158,16 @@ def test_grid_convention_matches_real_bigearthnet_v2_patches():
     with rasterio.open(FIXTURES / "reben" / "Reference_Maps" / TILE / other / f"{other}_reference_map.tif") as src:
         assert geo.epsg == src.crs.to_epsg()
         assert (geo.x0, geo.y0 - (57 - 43) * 1200) == (src.transform.c, src.transform.f)
+
+
+def test_origin_reads_back_what_was_written_and_a_plain_tiff_is_refused(tmp_path):
+    import tifffile
+
+    from jeoparda.sources.geotiff import TiffReadError, read_origin, write_band
+
+    write_band(tmp_path / "geo.tif", np.zeros((4, 4), np.uint16), origin=(331200.0, 5331600.0),
+               pixel_size_m=10, epsg=32633)
+    assert read_origin(tmp_path / "geo.tif") == (32633, 331200.0, 5331600.0)
+    tifffile.imwrite(tmp_path / "plain.tif", np.zeros((4, 4), np.uint16))
+    with pytest.raises(TiffReadError, match="not a GeoTIFF"):
+        read_origin(tmp_path / "plain.tif")
