@@ -99,3 +99,15 @@ def eurosat_dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("eurosat-dataset") / "shards"
     convert(root, out, shard_size=32)
     return out
+
+
+@pytest.fixture(scope="session")
+def sr_model(archive_master, tmp_path_factory) -> Path:
+    """A super-resolution model file from 40 steps (quality irrelevant: the plumbing is under test)."""
+    from jeoparda.superres.train import SRTrainOptions, train_sr
+
+    out = tmp_path_factory.mktemp("sr-model")
+    opts = SRTrainOptions(data=archive_master, out=out / "sr.pt", run_dir=out / "run", steps=40, patches=20,
+                          eval_patches=4, features=8, blocks=1, backend="single", log_every=20)
+    train_sr(opts, say=lambda line: None)
+    return out / "sr.pt"

@@ -6,7 +6,7 @@ import pytest
 
 from jeoparda.cli import build_parser, main
 
-SUBCOMMANDS = ["synth", "convert", "inspect", "train", "report", "models", "bench", "project"]
+SUBCOMMANDS = ["synth", "convert", "inspect", "train", "report", "models", "bench", "project", "sr"]
 
 
 def test_python_dash_m_and_top_level_help():
@@ -94,3 +94,11 @@ def test_convert_help_names_every_source_option(capsys):
     for option in ("--format", "--with-s1", "--reference-maps", "--include-noisy", "--present-only",
                    "bigearthnet-v2", "rico-lmdb", "1 %"):
         assert option in text, option
+
+
+@pytest.mark.parametrize("action", ["train", "eval"])
+def test_sr_actions_explain_themselves(action, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["sr", action, "--help"])
+    assert info.value.code == 0 and "Wald's protocol" in capsys.readouterr().out
+    assert main(["sr"]) == 2  # no action: the help, and a usage status

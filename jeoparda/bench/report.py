@@ -106,7 +106,7 @@ def markdown(rows: list[Row], runs: list[Run], skipped: list[str]) -> str:
     if other or skipped:
         lines += ["## Runs not counted", ""]
         lines += [f"- {r.path}: {r.status}" for r in other]
-        lines += [f"- {s}: unreadable or incomplete log" for s in skipped]
+        lines += [f"- {s}: unreadable or incomplete log, or not a training run" for s in skipped]
         lines.append("")
     lines += ["## Environment", "",
               "| run | world size | nodes | device | GPUs/node | hosts | torch | cuda | mpi | dali | horovod |",

@@ -69,6 +69,10 @@ def read_run(path: Path) -> Run | None:
     if not starts:
         warnings.warn(f"{log}: skipped, no run_start event", stacklevel=2)
         return None
+    if starts[0].get("task") == "superres":
+        warnings.warn(f"{log}: skipped, a super-resolution run (jeoparda sr train), not a training run to scale",
+                      stacklevel=2)
+        return None
     needed = ("model", "data_backend", "world_size")
     if any(k not in starts[0] for k in needed) or any("images_per_s" not in e or "epoch_time_s" not in e
                                                        for e in epochs):

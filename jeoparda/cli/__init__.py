@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Sequence
 
 from jeoparda import __version__
-from jeoparda.cli import bench, data, predict, project, run
+from jeoparda.cli import bench, data, predict, project, run, superres
 from jeoparda.errors import JeopardaError
 
 DESCRIPTION = """\
@@ -23,6 +23,7 @@ Typical flow:
   jeoparda report 'runs/*' --out REPORT             # scaling report over runs at several scales
   jeoparda project --from RUN --system a100-hdr200  # projected scaling to 1,024 GPUs
   jeoparda predict --checkpoint CKPT --data DATA --tile TILE --out map.tif  # FCN: a tile as a class map
+  jeoparda sr train --data ARCHIVE --out sr.pt      # learned 20/60 m -> 10 m (then convert --resample learned)
 """
 
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_bench(sub)
     predict.add_predict(sub)
     project.add_project(sub)
+    superres.add_sr(sub)
     return parser
 
 

@@ -69,7 +69,7 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 
 def add_convert(sub: argparse._SubParsersAction) -> None:
-    from jeoparda.convert.resample import METHODS
+    from jeoparda.convert.resample import LEARNED, METHODS
     from jeoparda.shards.format import COMPRESSION
 
     p = sub.add_parser(
@@ -118,8 +118,15 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
                    "cloud-and-shadow lists)")
     p.add_argument("--shard-size", type=positive_int, default=1000, metavar="N",
                    help="patches per shard (default 1000, about 330 MB uncompressed)")
-    p.add_argument("--resample", choices=METHODS, default="bicubic",
-                   help="method for bringing 20 m and 60 m bands to 10 m (default bicubic)")
+    p.add_argument("--resample", choices=(*METHODS, LEARNED), default="bicubic",
+                   help="method for bringing 20 m and 60 m bands to 10 m (default bicubic; learned: a "
+                   "super-resolution model, with --sr-model)")
+    p.add_argument("--sr-model", type=Path, metavar="MODEL",
+                   help="--resample learned: the model file (jeoparda sr train); its SHA-256 and evaluation "
+                   "figures go into the manifest")
+    p.add_argument("--device", default="cpu", metavar="DEV",
+                   help="--resample learned: where the networks run, cpu or cuda (batches of 16 patches; on a "
+                   "CPU one thread per worker, so use --workers) (default cpu)")
     p.add_argument("--compression", choices=list(COMPRESSION), default="none",
                    help="HDF5 compression of the images (default none; lzf is fast, gzip small)")
     p.add_argument("--workers", type=positive_int, default=1, metavar="N",
@@ -142,7 +149,8 @@ def _run_convert(args: argparse.Namespace) -> int:
                           resample=args.resample, compression=args.compression,
                           workers=args.workers, strict=args.strict, overwrite=args.overwrite,
                           format=args.format, with_s1=args.with_s1, reference_maps=args.reference_maps,
-                          include_noisy=args.include_noisy, present_only=args.present_only, bands=args.bands)
+                          include_noisy=args.include_noisy, present_only=args.present_only, bands=args.bands,
+                          sr_model=args.sr_model, sr_device=args.device)
     if env.is_root:
         for path in noisy_list_hint(opts):
             warnings.warn(f"{path} exists but no --exclude was given; its patches are converted", stacklevel=2)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jeoparda.convert.resample import METHODS
+from jeoparda.convert.assemble import Interpolator, Upsampler
+from jeoparda.convert.resample import LEARNED, METHODS
 from jeoparda.errors import JeopardaError
 from jeoparda.shards.format import COMPRESSION, FORMAT, VERSION
 from jeoparda.sources.base import Source
@@ -45,6 +46,8 @@ class ConvertOptions:
     include_noisy: bool = False
     present_only: bool = False
     bands: tuple[str, ...] = ()  # a subset of the source's bands to store (canonical order kept)
+    sr_model: Path | None = None  # --resample learned: the model file (jeoparda sr train)
+    sr_device: str = "cpu"
 
     def source_options(self) -> SourceOptions:
         return SourceOptions(Path(self.source), self.format, self.splits_dir, tuple(self.excludes),
@@ -79,6 +82,8 @@ class Plan:
     chunks: list[Chunk] = field(default_factory=list)
     fingerprint: str = ""
     keep: list[int] | None = None  # indices of the stored bands among the source's (None: all)
+    upsampler: Upsampler = field(default_factory=lambda: Interpolator("bicubic"))
+    sr_model: dict[str, Any] | None = None  # --resample learned: what the manifest records of the model
 
     @property
     def root(self) -> Path:
@@ -94,8 +99,12 @@ def _validate(opts: ConvertOptions) -> None:
         raise JeopardaError(f"--shard-size must be at least 1 (got {opts.shard_size})")
     if opts.workers < 1:
         raise JeopardaError(f"--workers must be at least 1 (got {opts.workers})")
-    if opts.resample not in METHODS:
-        raise JeopardaError(f"--resample {opts.resample!r}: choose one of {', '.join(METHODS)}")
+    if opts.resample not in (*METHODS, LEARNED):
+        raise JeopardaError(f"--resample {opts.resample!r}: choose one of {', '.join(METHODS)}, {LEARNED}")
+    if opts.resample == LEARNED and opts.sr_model is None:
+        raise JeopardaError("--resample learned needs --sr-model MODEL (a model file from jeoparda sr train)")
+    if opts.resample != LEARNED and opts.sr_model is not None:
+        raise JeopardaError(f"--sr-model applies to --resample learned (this run interpolates: {opts.resample})")
     if opts.compression not in COMPRESSION:
         raise JeopardaError(f"--compression {opts.compression!r}: choose one of {', '.join(COMPRESSION)}")
 
@@ -124,11 +133,32 @@ def band_subset(wanted: tuple[str, ...], available: tuple[str, ...]) -> list[int
     return [i for i, b in enumerate(available) if b in wanted]
 
 
+def learned_upsampler(opts: ConvertOptions, source: Source) -> tuple[Upsampler, dict[str, Any] | None]:
+    """The upsampler ``--resample`` asks for and, for a learned one, the model's manifest record."""
+    if opts.resample != LEARNED:
+        return Interpolator(opts.resample), None
+    from jeoparda.superres.apply import LearnedUpsampler, check_device
+    from jeoparda.superres.data import missing_bands
+    from jeoparda.superres.model_file import load_model
+
+    assert opts.sr_model is not None
+    if not source.resamples:
+        raise JeopardaError(f"{source.root}: --resample learned needs bands at native resolution; "
+                            f"{source.kind} stores them on one grid already")
+    missing_bands(source.bands, source.root)
+    check_device(opts.sr_device)
+    model = load_model(opts.sr_model)
+    record = {"path": str(opts.sr_model), "sha256": model.sha256, "features": model.features,
+              "blocks": model.blocks, "mtf": model.mtf, "training": model.training, "eval": model.eval}
+    return LearnedUpsampler(Path(opts.sr_model), model.sha256, opts.sr_device), record
+
+
 def make_plan(opts: ConvertOptions) -> Plan:
     """Open the source, resolve splits, exclusions and absent patches, and cut shard-sized chunks."""
     _validate(opts)
     source = open_source(opts.source_options())
     keep = band_subset(tuple(opts.bands), source.bands)
+    upsampler, sr_model = learned_upsampler(opts, source)
     listing = source.listing()
     present = source.present()
     source.close()  # workers open their own handles
@@ -140,8 +170,11 @@ def make_plan(opts: ConvertOptions) -> Plan:
     identity = {"format": FORMAT, "version": VERSION, "dataset": source.dataset, "fields": repr(source.fields),
                 "shard_size": opts.shard_size, "resample": opts.resample, "compression": opts.compression,
                 "splits": kept, "excluded": listing.excluded, "bands": keep}
+    if sr_model is not None:
+        identity["sr_model"] = sr_model["sha256"]
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    return Plan(source, kept, listing.excluded, listing.split_source, missing, listing.noisy, chunks, digest, keep)
+    return Plan(source, kept, listing.excluded, listing.split_source, missing, listing.noisy, chunks, digest, keep,
+                upsampler, sr_model)
 
 
 def noisy_list_hint(opts: ConvertOptions) -> list[Path]:

@@ -130,6 +130,8 @@ def build_manifest(plan: Plan, opts: ConvertOptions, records: list[dict[str, Any
         manifest["labels43"] = list(LABELS43)
     if layout.s1:
         manifest["s1_bands"] = list(S1_BANDS)
+    if plan.sr_model is not None:
+        manifest["sr_model"] = plan.sr_model
     manifest.update({
         "band_stats": band_stats(records, layout), "splits": splits,
         "rejected": [x for r in records for x in r["rejected"]], "missing": plan.missing,

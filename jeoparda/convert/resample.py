@@ -12,6 +12,8 @@ from functools import cache
 import numpy as np
 
 METHODS = ("bicubic", "bilinear", "nearest")
+#: ``--resample learned``: a super-resolution model (jeoparda.superres) instead of an interpolation.
+LEARNED = "learned"
 
 
 def _keys_cubic(t: np.ndarray, a: float = -0.5) -> np.ndarray:

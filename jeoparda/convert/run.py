@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jeoparda.cluster.env import ClusterEnv
-from jeoparda.convert.assemble import shard_arrays
+from jeoparda.convert.assemble import Upsampler, shard_arrays
 from jeoparda.convert.plan import Chunk, ConvertOptions, Plan, make_plan
 from jeoparda.convert.records import ChunkStats, build_manifest, layout_for
 from jeoparda.errors import JeopardaError
@@ -108,28 +108,31 @@ def _finished_record(out: Path, chunk: Chunk) -> dict[str, Any] | None:
 
 
 def convert_chunk(source: Source, chunk: Chunk, out: Path, layout: Layout, keep: list[int] | None,
-                  resample: str, compression: str, strict: bool, tick: Tick) -> dict[str, Any]:
+                  upsampler: Upsampler, compression: str, strict: bool, tick: Tick) -> dict[str, Any]:
     """Convert the patches of one chunk into its shard and return the chunk's record. A chunk
-    whose patches were all rejected leaves no shard file (no shard is ever empty)."""
+    whose patches were all rejected leaves no shard file (no shard is ever empty). Patches are
+    read and upsampled ``upsampler.batch`` at a time (the same groups whatever the worker count)."""
     final = out / chunk.file
     tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
     rejected: list[dict[str, str]] = []
     stats = ChunkStats(layout, len(source.classes))
     try:
         with ShardWriter(tmp, len(chunk.names), layout, compression) as writer:
-            for name in chunk.names:
-                try:
-                    arrays = shard_arrays(source.read(name), resample, keep)
-                except PatchError as exc:
-                    if strict:
-                        raise StrictStop(f"{exc.file}: {exc.reason} (patch {name})") from None
-                    rejected.append({"patch": name, "split": chunk.split, "file": str(exc.file),
-                                     "reason": exc.reason})
+            for start in range(0, len(chunk.names), upsampler.batch):
+                patches = []
+                for name in chunk.names[start:start + upsampler.batch]:
+                    try:
+                        patches.append(source.read(name))
+                    except PatchError as exc:
+                        if strict:
+                            raise StrictStop(f"{exc.file}: {exc.reason} (patch {name})") from None
+                        rejected.append({"patch": name, "split": chunk.split, "file": str(exc.file),
+                                         "reason": exc.reason})
+                        tick(1)
+                for patch, arrays in zip(patches, shard_arrays(patches, upsampler, keep), strict=True):
+                    writer.append(patch.name, **arrays)
+                    stats.add(arrays)
                     tick(1)
-                    continue
-                writer.append(name, **arrays)
-                stats.add(arrays)
-                tick(1)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -175,7 +178,7 @@ def convert_local(chunks: list[Chunk], plan: Plan, opts: ConvertOptions,
             records.append(record)
             tick(len(chunk.names))
     layout = layout_for(plan)
-    args = [(plan.source, c, out, layout, plan.keep, opts.resample, opts.compression, opts.strict) for c in todo]
+    args = [(plan.source, c, out, layout, plan.keep, plan.upsampler, opts.compression, opts.strict) for c in todo]
     workers = min(opts.workers, len(todo))
     if workers <= 1:
         try:

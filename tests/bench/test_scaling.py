@@ -84,8 +84,19 @@ def test_damaged_failed_and_preempted_runs_are_not_data_points(tmp_path):
     assert [float(r["images_per_s"]) for r in got] == [100, 150]
     report = (tmp_path / "rep" / "report.md").read_text()
     for line in (f"{tmp_path / 'fail' / 'results.jsonl'}: failed", f"{tmp_path / 'pre' / 'results.jsonl'}: preempted",
-                 f"{tmp_path / 'cut' / 'results.jsonl'}: incomplete", f"{bad}: unreadable or incomplete log"):
+                 f"{tmp_path / 'cut' / 'results.jsonl'}: incomplete",
+                 f"{bad}: unreadable or incomplete log, or not a training run"):
         assert line in report
+
+
+def test_super_resolution_runs_are_left_out(tmp_path, sr_model):
+    import shutil
+
+    write_run(tmp_path / "ok1", 1, rates=[1, 100])
+    shutil.copytree(sr_model.parent / "run", tmp_path / "sr")
+    with pytest.warns(UserWarning, match="super-resolution run"):
+        make_report([str(tmp_path / "*")], tmp_path / "rep")
+    assert [float(r["images_per_s"]) for r in rows(tmp_path / "rep")] == [100]
 
 
 def test_cli(tmp_path, capsys):

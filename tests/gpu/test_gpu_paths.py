@@ -99,3 +99,29 @@ def test_energy_is_measured_on_the_gpu(dataset, tmp_path):
     epoch = [e for e in events(out) if e["event"] == "epoch"][0]
     assert "gpu" in epoch["energy_sources"] and epoch["energy_j"] > 0 and epoch["energy_per_image_j"] > 0
     assert '"key": "energy_j"' in (out / "mllog.txt").read_text()
+
+
+def test_learned_conversion_on_the_gpu(archive_master, sr_model, tmp_path):
+    """--device cuda: deterministic from one run to the next, 1 or 2 workers, and within a few digital
+    numbers of the CPU's output (different kernels, same networks)."""
+    import numpy as np
+
+    from tests.conftest import convert
+    from tests.convert.test_learned import _images
+    from tests.convert.test_run import same_tree
+
+    for name, workers in (("a", 1), ("b", 2)):
+        convert(archive_master, tmp_path / name, resample="learned", sr_model=sr_model, sr_device="cuda",
+                workers=workers)
+    assert same_tree(tmp_path / "a", tmp_path / "b")
+    convert(archive_master, tmp_path / "cpu", resample="learned", sr_model=sr_model)
+    diff = np.abs(_images(tmp_path / "a").astype(int) - _images(tmp_path / "cpu"))
+    assert diff.max() <= 4
+
+
+def test_sr_train_on_the_gpu(archive_master, tmp_path):
+    out = tmp_path / "sr.pt"
+    run([sys.executable, "-m", "jeoparda", "sr", "train", "--data", str(archive_master), "--out", str(out),
+         "--run-dir", str(tmp_path / "run"), "--steps", "50", "--backend", "single"])
+    start = json.loads((tmp_path / "run" / "results.jsonl").read_text().splitlines()[0])
+    assert start["device"] == "cuda" and start["gpus_per_node"] >= 1

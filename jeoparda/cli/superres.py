@@ -1,0 +1,116 @@
+"""``jeoparda sr train`` and ``jeoparda sr eval``: learned super-resolution of the 20 m and 60 m bands."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from jeoparda.cli.common import positive_int
+
+DATA_HELP = ("a converted data set (its bands are un-interpolated by least squares) or an archive "
+             "(BigEarthNet v1.0 or v2.0, GeoTIFF or LMDB)")
+
+
+def add_sr(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sr", help="learned super-resolution of the 20 m and 60 m bands (train, eval)",
+                       description="DSen2-style networks that sharpen the 20 m and 60 m bands with the 10 m "
+                       "bands as guide, trained self-supervised by Wald's protocol (docs/superres.md). "
+                       "Use a trained model with `jeoparda convert --resample learned --sr-model MODEL`.")
+    actions = p.add_subparsers(dest="sr_command", metavar="ACTION", help="train or eval (each has --help)")
+    _add_train(actions)
+    _add_eval(actions)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _add_train(actions: argparse._SubParsersAction) -> None:
+    from jeoparda.superres.train import SRTrainOptions
+
+    d = SRTrainOptions(Path(), Path())
+    p = actions.add_parser(
+        "train", help="train both networks (data-parallel under mpirun, srun or torchrun)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train the 20->10 m network (input: 4 x 10 m bands + 6 x 20 m bands upsampled) and\n"
+        "the 60->10 m network (all 12 bands) on pairs made by Wald's protocol: every band is blurred\n"
+        "(Gaussian, response --mtf at the coarse Nyquist) and decimated by 2 or 6, and the network\n"
+        "learns to restore the original, as a correction to bicubic interpolation. Each patch yields\n"
+        "many windows, so a handful of patches is enough to start. Under a launcher every rank\n"
+        "trains on its share of the patches; gradients are averaged (DDP or Horovod).\n\n"
+        "At the end rank 0 evaluates the model on held-out patches (--eval-split) at reduced scale\n"
+        "and stores the figures in MODEL; RUN_DIR/results.jsonl logs the run.")
+    p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
+    p.add_argument("--out", type=Path, required=True, metavar="MODEL", help="model file to write (e.g. sr.pt)")
+    p.add_argument("--run-dir", type=Path, help="folder for results.jsonl (default runs/sr-<job id or time>)")
+    p.add_argument("--split", default=d.split, help=f"patches to train on (default {d.split})")
+    p.add_argument("--eval-split", default=d.eval_split,
+                   help=f"held-out patches for the final figures (default {d.eval_split})")
+    p.add_argument("--patches", type=positive_int, default=d.patches,
+                   help=f"at most this many training patches (default {d.patches})")
+    p.add_argument("--eval-patches", type=positive_int, default=d.eval_patches,
+                   help=f"at most this many held-out patches (default {d.eval_patches})")
+    p.add_argument("--steps", type=positive_int, default=d.steps, help=f"optimiser steps (default {d.steps})")
+    p.add_argument("--batch", type=positive_int, default=d.batch,
+                   help=f"windows per network, rank and step (default {d.batch})")
+    p.add_argument("--window", type=positive_int, default=d.window,
+                   help=f"window side of the 20 m network at reduced scale, px (default {d.window}; at most 60)")
+    p.add_argument("--features", type=positive_int, default=d.features,
+                   help=f"convolution width (default {d.features}; DSen2 used 128)")
+    p.add_argument("--blocks", type=positive_int, default=d.blocks,
+                   help=f"residual blocks (default {d.blocks}; DSen2 used 6, its deep variant 32)")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate, cosine decay (default {d.lr:g})")
+    p.add_argument("--loss", choices=("mse", "l1"), default=d.loss,
+                   help=f"training loss (default {d.loss}; DSen2 used l1, but RMSE is dominated by edges)")
+    p.add_argument("--mtf", type=float, default=d.mtf,
+                   help=f"Gaussian blur's response at the coarse Nyquist frequency (default {d.mtf:g})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument("--backend", choices=("ddp", "horovod", "single"), default=d.backend,
+                   help=f"data-parallel backend (default {d.backend})")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from jeoparda.superres.train import SRTrainOptions, train_sr
+
+    opts = SRTrainOptions(data=args.data, out=args.out, run_dir=args.run_dir, split=args.split,
+                          eval_split=args.eval_split, patches=args.patches, eval_patches=args.eval_patches,
+                          steps=args.steps, batch=args.batch, window=args.window, features=args.features,
+                          blocks=args.blocks, lr=args.lr, loss=args.loss, mtf=args.mtf, seed=args.seed,
+                          backend=args.backend)
+    train_sr(opts)
+    return 0
+
+
+def _add_eval(actions: argparse._SubParsersAction) -> None:
+    p = actions.add_parser(
+        "eval", help="RMSE, SRE and SAM of a model vs bicubic and bilinear on held-out patches",
+        description="Degrade held-out patches by Wald's protocol (the model's --mtf), restore them with "
+        "the model, bicubic and bilinear interpolation, and compare with the originals: RMSE (digital "
+        "numbers), SRE (dB) and SAM (degrees), per band and for the 20 m and 60 m groups. --json prints "
+        "one JSON object as the last line: the model's figures as rmse_20m, sre_B05, sam_60m ..., the "
+        "baselines' as bicubic_rmse_20m, bilinear_sam_60m ...")
+    p.add_argument("--model", type=Path, required=True, help="a model file written by jeoparda sr train")
+    p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
+    p.add_argument("--split", default="test", help="held-out patches (default test)")
+    p.add_argument("--patches", type=positive_int, default=200, help="at most this many patches (default 200)")
+    p.add_argument("--json", action="store_true", help="also print the figures as one JSON line (last)")
+    p.set_defaults(func=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from jeoparda.progress import Progress
+    from jeoparda.superres.data import load_split
+    from jeoparda.superres.evaluate import evaluate, summary_lines
+    from jeoparda.superres.model_file import load_model
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model = load_model(args.model)
+    patches = load_split(args.data, args.split, args.patches)
+    bar = Progress(len(patches), "sr eval")
+    figures = {"model": str(args.model), "sha256": model.sha256, "split": args.split,
+               **evaluate(model.pair, patches, model.mtf, bar.update)}
+    bar.close()
+    print("\n".join(summary_lines(figures)))
+    if args.json:
+        print(json.dumps(figures))
+    return 0

@@ -1,0 +1,212 @@
+"""``jeoparda sr train``: both networks, data-parallel over whatever the launcher started.
+
+Every rank builds the Wald pairs of its share of the training patches and draws its own windows;
+gradients are averaged by the same backends as ``jeoparda train`` (DDP, Horovod, single). Rank 0
+logs to ``RUN_DIR/results.jsonl``, evaluates the result on held-out patches and writes the model
+file with those figures in it.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from jeoparda.cluster.backends import create_backend
+from jeoparda.cluster.env import ClusterEnv, detect
+from jeoparda.config import DistConfig
+from jeoparda.devices import device_name, select_device
+from jeoparda.errors import JeopardaError
+from jeoparda.progress import Progress
+from jeoparda.superres.data import load_split
+from jeoparda.superres.degrade import DEFAULT_MTF, mtf_sigma
+from jeoparda.superres.evaluate import evaluate
+from jeoparda.superres.model_file import SRModel, save_model
+from jeoparda.superres.network import SRPair
+from jeoparda.superres.pairs import GROUPS
+from jeoparda.superres.windows import WindowPool
+from jeoparda.training.loop import auto_threads
+from jeoparda.training.results import RESULTS_NAME, ResultsLog, git_sha, versions
+
+Say = Callable[[str], object]
+LOSSES = {"mse": torch.nn.functional.mse_loss, "l1": torch.nn.functional.l1_loss}
+
+
+@dataclass(frozen=True)
+class SRTrainOptions:
+    data: Path
+    out: Path
+    run_dir: Path | None = None
+    split: str = "train"
+    eval_split: str = "val"
+    patches: int = 500          # training patches read (each yields many windows)
+    eval_patches: int = 100
+    steps: int = 3000
+    batch: int = 16             # windows per network per rank and step
+    window: int = 32            # px of the 20 m network's windows (the 60 m one uses its 18 px crops)
+    features: int = 32
+    blocks: int = 4
+    lr: float = 1e-3
+    loss: str = "mse"           # mse | l1 (DSen2's); RMSE is dominated by edges, which mse weighs more
+    mtf: float = DEFAULT_MTF
+    seed: int = 0
+    backend: str = "ddp"
+    log_every: int = 50
+
+    def check(self) -> None:
+        for key in ("patches", "eval_patches", "steps", "batch", "window", "features", "blocks", "log_every"):
+            if getattr(self, key) < 1:
+                raise JeopardaError(f"--{key.replace('_', '-')} must be at least 1 (got {getattr(self, key)})")
+        if self.loss not in LOSSES:
+            raise JeopardaError(f"--loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
+        if not self.lr > 0:
+            raise JeopardaError(f"--lr must be > 0 (got {self.lr})")
+        try:
+            mtf_sigma(2, self.mtf)
+        except ValueError as exc:
+            raise JeopardaError(f"--mtf: {exc}") from None
+
+
+def _run_dir(opts: SRTrainOptions, env: ClusterEnv) -> Path:
+    return opts.run_dir or Path("runs") / f"sr-{env.job_id or time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _cosine(steps: int) -> Callable[[int], float]:
+    return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
+
+
+def _state_sha(pair: SRPair) -> str:
+    h = hashlib.sha256()
+    for key, value in pair.state_dict().items():
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _agree(backend: Any, problem: str | None) -> None:
+    """A collective check: every rank raises the first rank's problem, if any rank has one."""
+    problems = [p for p in backend.gather_objects(problem) if p]
+    if problems:
+        raise JeopardaError(problems[0] if backend.rank == 0 else "")
+
+
+def _held_out(opts: SRTrainOptions, say: Say) -> tuple[str, list]:
+    """Evaluation patches: the eval split, else (with a warning) the training patches."""
+    try:
+        return opts.eval_split, load_split(opts.data, opts.eval_split, opts.eval_patches)
+    except JeopardaError as exc:
+        if "no " not in str(exc):
+            raise
+    warnings.warn(f"{opts.data}: no {opts.eval_split} patches; the model's figures are on training patches",
+                  stacklevel=2)
+    return opts.split, load_split(opts.data, opts.split, opts.eval_patches)
+
+
+def train_sr(opts: SRTrainOptions, say: Say = print) -> dict[str, Any]:
+    """Train, evaluate and save; returns the eval figures (on every rank)."""
+    opts.check()
+    env = detect()
+    device = select_device(env)
+    if device.type == "cpu":
+        torch.set_num_threads(auto_threads(env))
+    backend = create_backend(env, DistConfig(backend=opts.backend), device)
+    try:
+        return _train(opts, env, backend, device, say)
+    finally:
+        backend.shutdown()
+
+
+def _train(opts: SRTrainOptions, env: ClusterEnv, backend: Any, device: torch.device, say: Say) -> dict[str, Any]:
+    root = backend.rank == 0
+    run_dir = Path(backend.broadcast_object(str(_run_dir(opts, env))))
+    log = ResultsLog(run_dir, root)
+    taken = root and log.path.exists()
+    _agree(backend, f"{run_dir}: already holds a run; choose another --run-dir" if taken else None)
+    if root:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    patches: list = []
+    try:
+        patches = load_split(opts.data, opts.split, opts.patches, (backend.rank, backend.world_size))
+        _agree(backend, None)
+    except JeopardaError as exc:
+        _agree(backend, str(exc))
+    bar = Progress(len(patches) * len(GROUPS), "sr pairs", enabled=root)
+    pools = {name: WindowPool(g, patches, opts.mtf, bar.update) for name, g in GROUPS.items()}
+    bar.close()
+    stage_s = time.perf_counter() - start
+    torch.manual_seed(opts.seed)
+    pair = SRPair(opts.features, opts.blocks).to(device)
+    model = backend.wrap_model(pair)
+    optimizer = backend.wrap_optimizer(torch.optim.Adam(pair.parameters(), lr=opts.lr), pair)
+    backend.sync_initial_state(pair, optimizer)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(opts.steps))
+    scaler = torch.amp.GradScaler(enabled=False)
+    rng = np.random.default_rng([opts.seed, backend.rank])
+    loss_fn = LOSSES[opts.loss]
+    log.write("run_start", run_id=run_dir.name, model="sr-dsen2", task="superres", dataset=str(opts.data),
+              backend=backend.name, data_backend="memory", world_size=backend.world_size, nodes=env.nodes,
+              gpus_per_node=torch.cuda.device_count() if device.type == "cuda" else 0, device=device.type,
+              device_name=device_name(device), batch_size_per_worker=opts.batch,
+              global_batch_size=opts.batch * backend.world_size, mode="weak", steps=opts.steps,
+              stage_time_s=stage_s, train_patches=len(patches), windows={k: len(p) for k, p in pools.items()},
+              config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+              versions=versions(), git_sha=git_sha())
+    bar = Progress(opts.steps, "sr train", unit="steps", enabled=root)
+    losses = torch.zeros(2, device=device)
+    t0, train_start = time.perf_counter(), time.perf_counter()
+    for step in range(1, opts.steps + 1):
+        (x20, y20), (x60, y60) = (pools[g].sample(rng, opts.batch, opts.window) for g in GROUPS)
+        out20, out60 = model(x20.to(device), x60.to(device))
+        l20 = loss_fn(out20, y20.to(device))
+        l60 = loss_fn(out60, y60.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        (l20 + l60).backward()
+        backend.optimizer_step(optimizer, scaler)
+        schedule.step()
+        losses += torch.stack([l20.detach(), l60.detach()])
+        bar.update(1)
+        if step % opts.log_every == 0 or step == opts.steps:
+            n = opts.log_every if step % opts.log_every == 0 else step % opts.log_every
+            mean = (backend.all_reduce(losses.clone()) / (n * backend.world_size)).tolist()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            elapsed = time.perf_counter() - t0
+            log.write("sr_steps", step=step, loss_20m=mean[0], loss_60m=mean[1], lr=schedule.get_last_lr()[0],
+                      steps_time_s=elapsed, windows_per_s=2 * n * opts.batch * backend.world_size / elapsed)
+            losses.zero_()
+            t0 = time.perf_counter()
+    bar.close()
+    train_s = time.perf_counter() - train_start
+    replica = backend.gather_objects(_state_sha(pair))
+    if len(set(replica)) != 1:
+        raise JeopardaError(f"ranks disagree on the trained weights ({len(set(replica))} versions)")
+    figures: dict[str, Any] = {}
+    if root:
+        pair.cpu()
+        split, held_out = _held_out(opts, say)
+        bar = Progress(len(held_out), "sr eval", enabled=root)
+        figures = {"split": split, **evaluate(pair, held_out, opts.mtf, bar.update)}
+        bar.close()
+        training = {"data": str(opts.data), "split": opts.split, "patches": len(patches) * backend.world_size,
+                    "steps": opts.steps, "batch": opts.batch, "window": opts.window, "lr": opts.lr, "loss": opts.loss,
+                    "world_size": backend.world_size, "seed": opts.seed, "train_time_s": train_s}
+        sha = save_model(SRModel(pair, opts.features, opts.blocks, opts.mtf, training=training, eval=figures),
+                         opts.out)
+        log.write("run_end", total_time_s=time.perf_counter() - start, train_time_s=train_s, steps=opts.steps,
+                  eval=figures, model=str(opts.out), model_sha256=sha, replica_sha256=replica[0],
+                  status="completed")
+        say(f"model: {opts.out} (sha256 {sha[:12]}); results: {run_dir / RESULTS_NAME}")
+        say(f"{split} ({figures['patches']} patches, reduced scale): RMSE 20 m {figures['rmse_20m']:.1f} vs "
+            f"bicubic {figures['bicubic_rmse_20m']:.1f} ({100 * figures['rmse_20m_reduction']:.1f} % lower); "
+            f"60 m {figures['rmse_60m']:.1f} vs {figures['bicubic_rmse_60m']:.1f} "
+            f"({100 * figures['rmse_60m_reduction']:.1f} % lower)")
+    backend.barrier()
+    return figures

@@ -1,0 +1,63 @@
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from jeoparda.errors import JeopardaError
+from jeoparda.superres.model_file import load_model
+from jeoparda.superres.train import SRTrainOptions, train_sr
+from tests.convert.test_run_mpi import mpi_env, mpirun
+
+
+def _events(run_dir):
+    return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+
+
+def test_training_writes_model_log_and_held_out_figures(sr_model):
+    model = load_model(sr_model)
+    assert model.eval["split"] == "val" and model.eval["patches"] == 4
+    for key in ("rmse_20m", "sre_60m", "sam_20m", "bicubic_rmse_20m", "bilinear_sam_60m", "rmse_B05", "rmse_B09"):
+        assert key in model.eval
+    events = _events(sr_model.parent / "run")
+    assert [e["event"] for e in events] == ["run_start", "sr_steps", "sr_steps", "run_end"]
+    assert events[0]["task"] == "superres" and events[0]["world_size"] == 1
+    assert events[-1]["model_sha256"] == hashlib.sha256(sr_model.read_bytes()).hexdigest()
+    assert events[-1]["status"] == "completed"
+
+
+def test_training_beats_bicubic_on_held_out_patches(archive_master, tmp_path):
+    """A few hundred steps already sharpen the 60 m bands past interpolation (the 20 m ones need more)."""
+    opts = SRTrainOptions(data=archive_master, out=tmp_path / "sr.pt", run_dir=tmp_path / "run", steps=300,
+                          patches=33, eval_patches=8, features=16, blocks=2, backend="single", log_every=100)
+    figures = train_sr(opts, say=lambda line: None)
+    assert figures["rmse_60m"] < figures["bicubic_rmse_60m"]
+    losses = [e["loss_60m"] for e in _events(tmp_path / "run") if e["event"] == "sr_steps"]
+    assert losses[-1] < losses[0]
+
+
+def test_a_used_run_folder_and_bad_settings_are_refused(sr_model, archive_master, tmp_path):
+    with pytest.raises(JeopardaError, match="already holds a run"):
+        train_sr(SRTrainOptions(data=archive_master, out=tmp_path / "x.pt", run_dir=sr_model.parent / "run",
+                                steps=1, backend="single"))
+    with pytest.raises(JeopardaError, match="--steps must be at least 1"):
+        train_sr(SRTrainOptions(data=archive_master, out=tmp_path / "x.pt", steps=0))
+    with pytest.raises(JeopardaError, match="--mtf"):
+        train_sr(SRTrainOptions(data=archive_master, out=tmp_path / "x.pt", mtf=1.5))
+    assert not (tmp_path / "x.pt").exists()
+
+
+@pytest.mark.mpi
+def test_two_ranks_train_one_model(archive_master, tmp_path):
+    proc = subprocess.run([mpirun(), "-np", "2", "--oversubscribe", sys.executable, "-m", "jeoparda", "sr", "train",
+                           "--data", str(archive_master), "--out", str(tmp_path / "sr.pt"), "--run-dir",
+                           str(tmp_path / "run"), "--steps", "10", "--patches", "10", "--eval-patches", "2",
+                           "--features", "8", "--blocks", "1"],
+                          capture_output=True, text=True, env=mpi_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    events = _events(tmp_path / "run")
+    assert events[0]["world_size"] == 2 and events[0]["backend"] == "ddp" and events[0]["train_patches"] == 5
+    assert events[-1]["status"] == "completed"  # rank 0 saw both ranks' weights agree
+    assert proc.stdout.count("model: ") == 1
+    assert load_model(tmp_path / "sr.pt").training["world_size"] == 2
