@@ -36,6 +36,9 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--block", action="store_true",
                    help="v2/lmdb: lay the patches side by side on one tile (a small tile for jeoparda predict) "
                    "instead of scattering them over several")
+    p.add_argument("--sr-truth", action="store_true",
+                   help="v1: also keep every band's 10 m rendering in OUT/sr-truth/<patch>.npy (the truth the 20 m "
+                   "and 60 m bands were averaged from), for `jeoparda sr eval --truth`")
     p.set_defaults(func=_run_synth)
 
 
@@ -47,9 +50,11 @@ def _run_synth(args: argparse.Namespace) -> int:
         raise JeopardaError(f"{args.out}: folder is not empty; choose a new folder")
     if args.block and args.layout not in ("v2", "lmdb"):
         raise JeopardaError("--block is for the v2 and lmdb layouts (their patch names carry the tile grid)")
+    if args.sr_truth and args.layout != "v1":
+        raise JeopardaError("--sr-truth is for the v1 layout")
     bar = Progress(args.patches, "synth")
     if args.layout == "v1":
-        splits = synthesize(args.out, args.patches, args.seed, progress=bar.update)
+        splits = synthesize(args.out, args.patches, args.seed, progress=bar.update, truth=args.sr_truth)
     elif args.layout == "eurosat":
         from jeoparda.sources.synth_eurosat import synthesize_eurosat
 

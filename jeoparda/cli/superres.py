@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from jeoparda.cli.common import positive_int
+from jeoparda.errors import JeopardaError
 
 DATA_HELP = ("a converted data set (its bands are un-interpolated by least squares) or an archive "
              "(BigEarthNet v1.0 or v2.0, GeoTIFF or LMDB)")
@@ -91,26 +93,47 @@ def _add_eval(actions: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
     p.add_argument("--split", default="test", help="held-out patches (default test)")
     p.add_argument("--patches", type=positive_int, default=200, help="at most this many patches (default 200)")
+    p.add_argument("--truth", type=Path, metavar="DIR",
+                   help="also compare at full resolution with known 10 m bands: DIR/<patch>.npy, (12, 120, 120) "
+                   "uint16 (`jeoparda synth --sr-truth` writes them to ARCHIVE/sr-truth); keys full_rmse_20m ...")
     p.add_argument("--json", action="store_true", help="also print the figures as one JSON line (last)")
     p.set_defaults(func=_run_eval)
 
 
-def _run_eval(args: argparse.Namespace) -> int:
-    import torch
+def _truth(folder: Path, name: str) -> Any:
+    """The (12, 120, 120) 10 m truth of one patch; a missing or misshapen file is one line."""
+    import numpy as np
 
+    path = folder / f"{name}.npy"
+    try:
+        truth = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise JeopardaError(f"{path}: no readable 10 m truth for patch {name} ({exc})") from None
+    if truth.shape != (12, 120, 120):
+        raise JeopardaError(f"{path}: truth has shape {truth.shape}, expected (12, 120, 120)")
+    return truth
+
+
+def _run_eval(args: argparse.Namespace) -> int:
     from jeoparda.progress import Progress
-    from jeoparda.superres.data import load_split
-    from jeoparda.superres.evaluate import evaluate, summary_lines
+    from jeoparda.superres.data import native_patches
+    from jeoparda.superres.evaluate import evaluate, evaluate_full, summary_lines
     from jeoparda.superres.model_file import load_model
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model = load_model(args.model)
-    patches = load_split(args.data, args.split, args.patches)
-    bar = Progress(len(patches), "sr eval")
+    named = list(native_patches(args.data, args.split, args.patches))
+    if not named:
+        raise JeopardaError(f"{args.data}: no {args.split} patches")
+    truths = [_truth(args.truth, name) for name, _ in named] if args.truth else []
+    bar = Progress(len(named) * (2 if truths else 1), "sr eval")
     figures = {"model": str(args.model), "sha256": model.sha256, "split": args.split,
-               **evaluate(model.pair, patches, model.mtf, bar.update)}
+               **evaluate(model.pair, [b for _, b in named], model.mtf, bar.update)}
+    if truths:
+        figures.update(evaluate_full(model.pair, zip([b for _, b in named], truths, strict=True), bar.update))
     bar.close()
     print("\n".join(summary_lines(figures)))
+    if truths:
+        print("\n".join(["", *summary_lines(figures, "full_")]))
     if args.json:
         print(json.dumps(figures))
     return 0

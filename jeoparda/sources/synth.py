@@ -144,9 +144,21 @@ def write_patch(root: Path, name: str, image: np.ndarray, label_names: list[str]
     (folder / f"{name}{LABELS_SUFFIX}").write_text(json.dumps(meta), encoding="utf-8")
 
 
-def synthesize(out: Path, patches: int, seed: int = 0, progress: Callable[[int], object] | None = None
-               ) -> dict[str, list[str]]:
+#: Folder (beside the archive) of the 10 m renderings that ``synthesize(truth=True)`` keeps.
+TRUTH_DIRNAME = "sr-truth"
+
+
+def truth_path(out: Path, name: str) -> Path:
+    """Where the 10 m truth of patch ``name`` lies: (12, 120, 120) uint16, all bands at 10 m."""
+    return Path(out) / TRUTH_DIRNAME / f"{name}.npy"
+
+
+def synthesize(out: Path, patches: int, seed: int = 0, progress: Callable[[int], object] | None = None,
+               truth: bool = False) -> dict[str, list[str]]:
     """Write a synthetic archive of ``patches`` patches under ``out``; returns the splits.
+
+    With ``truth``, also ``out/sr-truth/<patch>.npy``: the 10 m rendering every band was averaged
+    down from (what super-resolution should recover; the archive itself is unchanged).
 
     Layout: ``out/BigEarthNet-v1.0/<patch>/...``, ``out/splits/{train,val,test}.csv`` (70/15/15,
     every patch listed) and ``out/patches_with_seasonal_snow.csv`` /
@@ -171,6 +183,9 @@ def synthesize(out: Path, patches: int, seed: int = 0, progress: Callable[[int],
         labels = np.sort(rng.choice(43, size=rng.integers(1, 5), replace=False, p=weights))
         image, _ = render_patch(world, labels, rng, noisy=kinds[i] != 0)
         write_patch(root, name, image, [LABELS43[j] for j in labels], tile, row, col)
+        if truth:
+            truth_path(out, name).parent.mkdir(exist_ok=True)
+            np.save(truth_path(out, name), np.clip(np.rint(image), 0, 65535).astype(np.uint16))
         names.append(name)
         (snow if kinds[i] == 1 else cloud if kinds[i] == 2 else []).append(name)
         if progress is not None:

@@ -16,6 +16,7 @@ import torch
 from jeoparda.errors import JeopardaError
 from jeoparda.sentinel2 import BANDS, TARGET_SIZE, band_indices
 from jeoparda.superres.model_file import SRModel, load_model
+from jeoparda.superres.network import SRPair
 from jeoparda.superres.pairs import GROUPS, SCALE, full_inputs
 
 _LOADED: dict[tuple[str, str, str], SRModel] = {}
@@ -42,9 +43,7 @@ class LearnedUpsampler:
             if model.sha256 != self.sha256:
                 raise JeopardaError(f"{self.path}: the model file changed during the conversion "
                                     f"(sha256 {model.sha256[:12]}, planned {self.sha256[:12]})")
-            if self.device == "cpu":
-                torch.set_num_threads(1)
-            else:
+            if self.device != "cpu":
                 torch.backends.cudnn.deterministic = True
                 torch.backends.cudnn.benchmark = False
             model.pair.to(self.device)
@@ -56,7 +55,15 @@ class LearnedUpsampler:
         """(12, 120, 120) uint16 per patch: 10 m bands as read, 20 m and 60 m bands from the networks."""
         if not raws:
             return []
-        pair = self._model().pair
+        threads = torch.get_num_threads()
+        if self.device == "cpu":
+            torch.set_num_threads(1)  # the same reduction order whatever the number of workers
+        try:
+            return self._apply(self._model().pair, raws)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _apply(self, pair: SRPair, raws: list[Any]) -> list[np.ndarray]:
         images = np.empty((len(raws), len(BANDS), TARGET_SIZE, TARGET_SIZE), np.uint16)
         for b in band_indices(10):
             images[:, b] = [r[b] for r in raws]

@@ -25,7 +25,7 @@ from jeoparda.config import DistConfig
 from jeoparda.devices import device_name, select_device
 from jeoparda.errors import JeopardaError
 from jeoparda.progress import Progress
-from jeoparda.superres.data import load_split
+from jeoparda.superres.data import load_split, native_patches
 from jeoparda.superres.degrade import DEFAULT_MTF, mtf_sigma
 from jeoparda.superres.evaluate import evaluate
 from jeoparda.superres.model_file import SRModel, save_model
@@ -97,13 +97,11 @@ def _agree(backend: Any, problem: str | None) -> None:
         raise JeopardaError(problems[0] if backend.rank == 0 else "")
 
 
-def _held_out(opts: SRTrainOptions, say: Say) -> tuple[str, list]:
+def _held_out(opts: SRTrainOptions) -> tuple[str, list]:
     """Evaluation patches: the eval split, else (with a warning) the training patches."""
-    try:
-        return opts.eval_split, load_split(opts.data, opts.eval_split, opts.eval_patches)
-    except JeopardaError as exc:
-        if "no " not in str(exc):
-            raise
+    patches = [bands for _, bands in native_patches(opts.data, opts.eval_split, opts.eval_patches)]
+    if patches:
+        return opts.eval_split, patches
     warnings.warn(f"{opts.data}: no {opts.eval_split} patches; the model's figures are on training patches",
                   stacklevel=2)
     return opts.split, load_split(opts.data, opts.split, opts.eval_patches)
@@ -191,7 +189,7 @@ def _train(opts: SRTrainOptions, env: ClusterEnv, backend: Any, device: torch.de
     figures: dict[str, Any] = {}
     if root:
         pair.cpu()
-        split, held_out = _held_out(opts, say)
+        split, held_out = _held_out(opts)
         bar = Progress(len(held_out), "sr eval", enabled=root)
         figures = {"split": split, **evaluate(pair, held_out, opts.mtf, bar.update)}
         bar.close()

@@ -26,7 +26,9 @@ def _images(dataset):
 
 def test_learned_conversion_is_deterministic_and_recorded(archive_master, dataset, sr_model, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
+    threads = torch.get_num_threads()
     manifest = convert(archive_master, one, resample="learned", sr_model=sr_model)
+    assert torch.get_num_threads() == threads  # one thread while converting, then as before
     convert(archive_master, two, resample="learned", sr_model=sr_model, workers=2)
     assert same_tree(one, two)
     model = load_model(sr_model)

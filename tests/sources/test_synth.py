@@ -81,3 +81,23 @@ def test_a_small_cnn_learns_it(tmp_path):
     constant = np.tile((prior >= np.sort(prior)[-2]).astype(np.float32), (len(yva), 1))
     assert f1_samples(yva, pred) >= 0.5
     assert f1_samples(yva, pred) >= f1_samples(yva, constant) + 0.25
+
+
+def test_coarse_bands_are_averages_of_a_kept_10m_truth(tmp_path):
+    """The 20 m and 60 m bands are 2 x 2 and 6 x 6 means of a 10 m rendering; --sr-truth keeps it and
+    leaves the archive as it would be without."""
+    from jeoparda.sources.detect import SourceOptions, open_source
+    from jeoparda.sources.synth import truth_path
+
+    synthesize(tmp_path / "plain", 6, seed=2)
+    synthesize(tmp_path / "kept", 6, seed=2, truth=True)
+    same = filecmp.dircmp(tmp_path / "plain" / "BigEarthNet-v1.0", tmp_path / "kept" / "BigEarthNet-v1.0")
+    assert not same.diff_files and not same.left_only and not same.right_only
+    source = open_source(SourceOptions(tmp_path / "kept"))
+    for name in sorted(source.present()):
+        truth = np.load(truth_path(tmp_path / "kept", name)).astype(float)
+        assert truth.shape == (12, 120, 120)
+        for b, (band, native) in enumerate(zip(BANDS, source.read(name).bands, strict=True)):
+            f = band.resolution_m // 10
+            mean = truth[b].reshape(120 // f, f, 120 // f, f).mean(axis=(1, 3))
+            assert np.abs(mean - native).max() <= 1.0  # both are rounded to uint16 (0.5 each)

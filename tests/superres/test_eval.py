@@ -48,3 +48,38 @@ def test_eval_refuses_a_checkpoint(dataset, tmp_path, capsys):
     torch.save({"model": {}, "epoch": 1}, ckpt)
     assert main(["sr", "eval", "--model", str(ckpt), "--data", str(dataset)]) == 1
     assert "not a jeoparda super-resolution model" in capsys.readouterr().err
+
+
+def test_full_resolution_against_a_known_truth(tmp_path, sr_model, capsys):
+    from jeoparda.sources.synth import synthesize, truth_path
+    from jeoparda.superres.data import native_patches
+    from jeoparda.superres.evaluate import evaluate_full
+
+    synthesize(tmp_path / "a", 10, seed=3, truth=True)
+    named = list(native_patches(tmp_path / "a", "train", 2))
+    pair = SRPair(4, 1)
+    for net in pair.nets.values():
+        torch.nn.init.zeros_(net.tail.weight)
+        torch.nn.init.zeros_(net.tail.bias)
+    truths = [np.load(truth_path(tmp_path / "a", n)) for n, _ in named]
+    figures = evaluate_full(pair, zip([b for _, b in named], truths, strict=True))
+    assert figures["full_patches"] == 2
+    assert np.isclose(figures["full_rmse_20m"], figures["full_bicubic_rmse_20m"], rtol=1e-4)
+    assert figures["full_bicubic_rmse_60m"] > 0
+    # a truth equal to the bicubic estimate scores zero error for bicubic
+    from jeoparda.superres.pairs import GROUPS, SCALE, full_inputs
+
+    fake = truths[0].astype(float)
+    for g in GROUPS.values():
+        fake[list(g.outputs)] = full_inputs(g, named[0][1])[g.residual_channels] / SCALE
+    assert evaluate_full(pair, [(named[0][1], fake)])["full_bicubic_rmse_20m"] < 1e-3
+
+    args = ["sr", "eval", "--model", str(sr_model), "--data", str(tmp_path / "a"), "--split", "train",
+            "--patches", "2", "--json"]
+    assert main(args + ["--truth", str(tmp_path / "a" / "sr-truth")]) == 0
+    out = capsys.readouterr().out
+    assert "full resolution against the known 10 m truth" in out
+    assert "full_rmse_60m" in json.loads(out.strip().splitlines()[-1])
+    truth_path(tmp_path / "a", named[1][0]).unlink()
+    assert main(args + ["--truth", str(tmp_path / "a" / "sr-truth")]) == 1
+    assert f"no readable 10 m truth for patch {named[1][0]}" in capsys.readouterr().err
