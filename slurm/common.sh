@@ -28,10 +28,20 @@ export JEOPARDA_STAGE_DIR="${JEOPARDA_STAGE_DIR:-${TMPDIR:-/tmp}}"
 JEOPARDA_EXIT_PREEMPTED=75
 
 # The srun --mpi plugin for `jeoparda ARGS...`: MPI only where jeoparda uses it (convert's ranks,
-# Horovod); DDP gets none, so no PMI layer stands between Slurm and the ranks.
+# Horovod); DDP (train, sr train) gets none, so no PMI layer stands between Slurm and the ranks.
 jeoparda_mpi_plugin() {
     local wants_mpi=1 arg config=""
-    if [ "${1:-}" = train ]; then
+    if [ "${1:-}" = sr ] && [ "${2:-}" = train ]; then
+        wants_mpi=0  # sr train: DDP unless --backend horovod
+        for arg in "$@"; do
+            if [ "$config" = next ] && [ "$arg" = horovod ]; then wants_mpi=1; fi
+            config=""
+            case "$arg" in
+                --backend=horovod) wants_mpi=1 ;;
+                --backend) config=next ;;
+            esac
+        done
+    elif [ "${1:-}" = train ]; then
         wants_mpi=0
         for arg in "$@"; do
             case "$arg" in

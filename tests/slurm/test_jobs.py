@@ -136,6 +136,17 @@ def test_convert_script_with_two_mpi_tasks(slurm, archive_master, dataset, tmp_p
     assert same_tree(dataset, out)  # byte-identical to the in-process conversion
 
 
+def test_sr_train_script_on_two_tasks(slurm, archive_master, tmp_path):
+    job = slurm.sbatch("--gres=none", "--ntasks-per-node=2", f"--output={tmp_path}/job-%j.out",
+                       "slurm/sr_train.sh", "--data", str(archive_master), "--out", str(tmp_path / "sr.pt"),
+                       "--run-dir", str(tmp_path / "run"), "--steps", "5", "--patches", "6", "--eval-patches", "2",
+                       "--features", "8", "--blocks", "1")
+    assert slurm.wait(job)["JobState"] == "COMPLETED", job_output(tmp_path, job)
+    log = events(tmp_path / "run")
+    assert (log[0]["world_size"], log[0]["task"], log[-1]["status"]) == (2, "superres", "completed")
+    assert (tmp_path / "sr.pt").is_file()
+
+
 @pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "slurm").glob("*.sh")
                                           if p.name not in ("common.sh", "scaling_sweep.sh")))
 def test_every_header_is_accepted_by_sbatch(slurm, script, tmp_path):

@@ -156,11 +156,21 @@ def test_shellcheck_finds_nothing():
     (["slurm/convert_bigearthnet.sh", "--source", "A", "--out", "D"], {}, "pmix"),   # convert's ranks use MPI
     (["slurm/convert_bigearthnet.sh", "--source", "A", "--out", "D"], {"JEOPARDA_SRUN_MPI": "cray_shasta"},
      "cray_shasta"),
+    (["slurm/sr_train.sh", "--data", "D", "--out", "m.pt"], {}, "none"),
+    (["slurm/sr_train.sh", "--data", "D", "--out", "m.pt", "--backend", "horovod"], {}, "pmix"),
+    (["slurm/sr_train.sh", "--data", "D", "--out", "m.pt", "--backend=horovod"], {}, "pmix"),
 ])
 def test_srun_passes_an_mpi_plugin_only_where_mpi_is_used(tmp_path, argv, extra, plugin):
     proc, calls = run_script(tmp_path, argv, **extra)
     assert proc.returncode == 0, proc.stderr
     assert calls[0][1] == f"--mpi={plugin}"
+
+
+def test_sr_train_script_builds_a_valid_jeoparda_sr_train(tmp_path):
+    proc, calls = run_script(tmp_path, ["slurm/sr_train.sh", "--data", "D", "--out", "m.pt", "--steps", "5"])
+    assert proc.returncode == 0, proc.stderr
+    args = build_parser().parse_args(jeoparda_argv(calls[0]))
+    assert (args.command, args.sr_command, args.out, args.steps) == ("sr", "train", Path("m.pt"), 5)
 
 
 def test_srun_gets_the_jobs_cpus_per_task_and_an_optional_gpu_bind(tmp_path):
