@@ -165,7 +165,7 @@ def _train(opts: SRTrainOptions, env: ClusterEnv, backend: Any, device: torch.de
         out20, out60 = model(x20.to(device), x60.to(device))
         l20 = loss_fn(out20, y20.to(device))
         l60 = loss_fn(out60, y60.to(device))
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()  # Horovod's optimiser takes no set_to_none (None is torch's default)
         (l20 + l60).backward()
         backend.optimizer_step(optimizer, scaler)
         schedule.step()

@@ -49,15 +49,18 @@ def test_a_used_run_folder_and_bad_settings_are_refused(sr_model, archive_master
 
 
 @pytest.mark.mpi
-def test_two_ranks_train_one_model(archive_master, tmp_path):
+@pytest.mark.parametrize("backend", ["ddp", "horovod"])
+def test_two_ranks_train_one_model(archive_master, tmp_path, backend):
+    if backend == "horovod":
+        pytest.importorskip("horovod.torch", reason="Horovod not built (make horovod)")
     proc = subprocess.run([mpirun(), "-np", "2", "--oversubscribe", sys.executable, "-m", "jeoparda", "sr", "train",
                            "--data", str(archive_master), "--out", str(tmp_path / "sr.pt"), "--run-dir",
                            str(tmp_path / "run"), "--steps", "10", "--patches", "10", "--eval-patches", "2",
-                           "--features", "8", "--blocks", "1"],
+                           "--features", "8", "--blocks", "1", "--backend", backend],
                           capture_output=True, text=True, env=mpi_env(), timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stderr[-3000:]
     events = _events(tmp_path / "run")
-    assert events[0]["world_size"] == 2 and events[0]["backend"] == "ddp" and events[0]["train_patches"] == 5
+    assert events[0]["world_size"] == 2 and events[0]["backend"] == backend and events[0]["train_patches"] == 5
     assert events[-1]["status"] == "completed"  # rank 0 saw both ranks' weights agree
     assert proc.stdout.count("model: ") == 1
     assert load_model(tmp_path / "sr.pt").training["world_size"] == 2
