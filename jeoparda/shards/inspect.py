@@ -48,8 +48,15 @@ def summary_lines(dataset: Path, manifest: dict[str, Any], counts: dict[str, np.
              f"{h}x{w} px at {manifest['resolution_m']} m, resample {manifest['resample']}, "
              f"compression {manifest.get('compression', 'none')})",
              f"tasks      {', '.join(manifest['tasks'])}; channels {', '.join(manifest['bands'])}"
-             + (f" + Sentinel-1 {', '.join(manifest['s1_bands'])}" if manifest.get("s1_bands") else ""),
-             "", f"{'split':<8}{'patches':>10}{'shards':>8}"]
+             + (f" + Sentinel-1 {', '.join(manifest['s1_bands'])}" if manifest.get("s1_bands") else "")]
+    sr = manifest.get("sr_model")
+    if sr:
+        ev = {k: float(v) for k, v in sr.get("eval", {}).items() if isinstance(v, (int, float))}
+        nan = float("nan")
+        lines.append(f"sr model   {sr['path']} (sha256 {sr['sha256'][:12]}); held-out RMSE 20 m "
+                     f"{ev.get('rmse_20m', nan):.1f} vs bicubic {ev.get('bicubic_rmse_20m', nan):.1f}, "
+                     f"60 m {ev.get('rmse_60m', nan):.1f} vs {ev.get('bicubic_rmse_60m', nan):.1f}")
+    lines += ["", f"{'split':<8}{'patches':>10}{'shards':>8}"]
     for split, info in splits.items():
         lines.append(f"{split:<8}{info['patches']:>10}{len(info['shards']):>8}")
     names = list(splits)

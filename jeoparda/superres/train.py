@@ -130,18 +130,51 @@ def _train(opts: SRTrainOptions, env: ClusterEnv, backend: Any, device: torch.de
     if root:
         run_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    pools, count = _pools(opts, backend)
+    torch.manual_seed(opts.seed)
+    pair = SRPair(opts.features, opts.blocks).to(device)
+    log.write("run_start", run_id=run_dir.name, model="sr-dsen2", task="superres", dataset=str(opts.data),
+              backend=backend.name, data_backend="memory", world_size=backend.world_size, nodes=env.nodes,
+              gpus_per_node=torch.cuda.device_count() if device.type == "cuda" else 0, device=device.type,
+              device_name=device_name(device), batch_size_per_worker=opts.batch,
+              global_batch_size=opts.batch * backend.world_size, mode="weak", steps=opts.steps,
+              stage_time_s=time.perf_counter() - start, train_patches=count,
+              windows={k: len(p) for k, p in pools.items()},
+              config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+              versions=versions(), git_sha=git_sha())
+    train_start = time.perf_counter()
+    _steps(opts, backend, device, pair, pools, log)
+    train_s = time.perf_counter() - train_start
+    replica = backend.gather_objects(_state_sha(pair))
+    if len(set(replica)) != 1:
+        raise JeopardaError(f"ranks disagree on the trained weights ({len(set(replica))} versions)")
+    patches = sum(backend.gather_objects(count))
+    figures: dict[str, Any] = {}
+    if root:
+        figures = _finish(opts, pair.cpu(), log, {"patches": patches, "world_size": backend.world_size,
+                                                   "train_time_s": train_s, "replica_sha256": replica[0],
+                                                   "total_time_s": time.perf_counter() - start}, run_dir, say)
+    backend.barrier()
+    return figures
+
+
+def _pools(opts: SRTrainOptions, backend: Any) -> tuple[dict[str, WindowPool], int]:
+    """This rank's share of the training patches as window pools, and how many patches it read."""
     patches: list = []
     try:
         patches = load_split(opts.data, opts.split, opts.patches, (backend.rank, backend.world_size))
         _agree(backend, None)
     except JeopardaError as exc:
         _agree(backend, str(exc))
-    bar = Progress(len(patches) * len(GROUPS), "sr pairs", enabled=root)
+    bar = Progress(len(patches) * len(GROUPS), "sr pairs", enabled=backend.rank == 0)
     pools = {name: WindowPool(g, patches, opts.mtf, bar.update) for name, g in GROUPS.items()}
     bar.close()
-    stage_s = time.perf_counter() - start
-    torch.manual_seed(opts.seed)
-    pair = SRPair(opts.features, opts.blocks).to(device)
+    return pools, len(patches)
+
+
+def _steps(opts: SRTrainOptions, backend: Any, device: torch.device, pair: SRPair,
+           pools: dict[str, WindowPool], log: ResultsLog) -> None:
+    """The optimisation: both networks every step, gradients averaged by the backend."""
     model = backend.wrap_model(pair)
     optimizer = backend.wrap_optimizer(torch.optim.Adam(pair.parameters(), lr=opts.lr), pair)
     backend.sync_initial_state(pair, optimizer)
@@ -149,17 +182,9 @@ def _train(opts: SRTrainOptions, env: ClusterEnv, backend: Any, device: torch.de
     scaler = torch.amp.GradScaler(enabled=False)
     rng = np.random.default_rng([opts.seed, backend.rank])
     loss_fn = LOSSES[opts.loss]
-    log.write("run_start", run_id=run_dir.name, model="sr-dsen2", task="superres", dataset=str(opts.data),
-              backend=backend.name, data_backend="memory", world_size=backend.world_size, nodes=env.nodes,
-              gpus_per_node=torch.cuda.device_count() if device.type == "cuda" else 0, device=device.type,
-              device_name=device_name(device), batch_size_per_worker=opts.batch,
-              global_batch_size=opts.batch * backend.world_size, mode="weak", steps=opts.steps,
-              stage_time_s=stage_s, train_patches=len(patches), windows={k: len(p) for k, p in pools.items()},
-              config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
-              versions=versions(), git_sha=git_sha())
-    bar = Progress(opts.steps, "sr train", unit="steps", enabled=root)
+    bar = Progress(opts.steps, "sr train", unit="steps", enabled=backend.rank == 0)
     losses = torch.zeros(2, device=device)
-    t0, train_start = time.perf_counter(), time.perf_counter()
+    t0 = time.perf_counter()
     for step in range(1, opts.steps + 1):
         (x20, y20), (x60, y60) = (pools[g].sample(rng, opts.batch, opts.window) for g in GROUPS)
         out20, out60 = model(x20.to(device), x60.to(device))
@@ -182,29 +207,25 @@ def _train(opts: SRTrainOptions, env: ClusterEnv, backend: Any, device: torch.de
             losses.zero_()
             t0 = time.perf_counter()
     bar.close()
-    train_s = time.perf_counter() - train_start
-    replica = backend.gather_objects(_state_sha(pair))
-    if len(set(replica)) != 1:
-        raise JeopardaError(f"ranks disagree on the trained weights ({len(set(replica))} versions)")
-    figures: dict[str, Any] = {}
-    if root:
-        pair.cpu()
-        split, held_out = _held_out(opts)
-        bar = Progress(len(held_out), "sr eval", enabled=root)
-        figures = {"split": split, **evaluate(pair, held_out, opts.mtf, bar.update)}
-        bar.close()
-        training = {"data": str(opts.data), "split": opts.split, "patches": len(patches) * backend.world_size,
-                    "steps": opts.steps, "batch": opts.batch, "window": opts.window, "lr": opts.lr, "loss": opts.loss,
-                    "world_size": backend.world_size, "seed": opts.seed, "train_time_s": train_s}
-        sha = save_model(SRModel(pair, opts.features, opts.blocks, opts.mtf, training=training, eval=figures),
-                         opts.out)
-        log.write("run_end", total_time_s=time.perf_counter() - start, train_time_s=train_s, steps=opts.steps,
-                  eval=figures, model=str(opts.out), model_sha256=sha, replica_sha256=replica[0],
-                  status="completed")
-        say(f"model: {opts.out} (sha256 {sha[:12]}); results: {run_dir / RESULTS_NAME}")
-        say(f"{split} ({figures['patches']} patches, reduced scale): RMSE 20 m {figures['rmse_20m']:.1f} vs "
-            f"bicubic {figures['bicubic_rmse_20m']:.1f} ({100 * figures['rmse_20m_reduction']:.1f} % lower); "
-            f"60 m {figures['rmse_60m']:.1f} vs {figures['bicubic_rmse_60m']:.1f} "
-            f"({100 * figures['rmse_60m_reduction']:.1f} % lower)")
-    backend.barrier()
+
+
+def _finish(opts: SRTrainOptions, pair: SRPair, log: ResultsLog, facts: dict[str, Any], run_dir: Path,
+            say: Say) -> dict[str, Any]:
+    """Rank 0: evaluate on held-out patches, write the model with its figures, close the log."""
+    split, held_out = _held_out(opts)
+    bar = Progress(len(held_out), "sr eval")
+    figures = {"split": split, **evaluate(pair, held_out, opts.mtf, bar.update)}
+    bar.close()
+    training = {"data": str(opts.data), "split": opts.split, "patches": facts["patches"], "steps": opts.steps,
+                "batch": opts.batch, "window": opts.window, "lr": opts.lr, "loss": opts.loss,
+                "world_size": facts["world_size"], "seed": opts.seed, "train_time_s": facts["train_time_s"]}
+    sha = save_model(SRModel(pair, opts.features, opts.blocks, opts.mtf, training=training, eval=figures), opts.out)
+    log.write("run_end", total_time_s=facts["total_time_s"], train_time_s=facts["train_time_s"], steps=opts.steps,
+              eval=figures, model=str(opts.out), model_sha256=sha, replica_sha256=facts["replica_sha256"],
+              status="completed")
+    say(f"model: {opts.out} (sha256 {sha[:12]}); results: {run_dir / RESULTS_NAME}")
+    say(f"{split} ({figures['patches']} patches, reduced scale): RMSE 20 m {figures['rmse_20m']:.1f} vs "
+        f"bicubic {figures['bicubic_rmse_20m']:.1f} ({100 * figures['rmse_20m_reduction']:.1f} % lower); "
+        f"60 m {figures['rmse_60m']:.1f} vs {figures['bicubic_rmse_60m']:.1f} "
+        f"({100 * figures['rmse_60m_reduction']:.1f} % lower)")
     return figures

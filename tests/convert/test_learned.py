@@ -24,7 +24,7 @@ def _images(dataset):
     return np.concatenate(out)
 
 
-def test_learned_conversion_is_deterministic_and_recorded(archive_master, dataset, sr_model, tmp_path):
+def test_learned_conversion_is_deterministic_and_recorded(archive_master, dataset, sr_model, tmp_path, capsys):
     one, two = tmp_path / "one", tmp_path / "two"
     threads = torch.get_num_threads()
     manifest = convert(archive_master, one, resample="learned", sr_model=sr_model)
@@ -39,6 +39,8 @@ def test_learned_conversion_is_deterministic_and_recorded(archive_master, datase
     np.testing.assert_array_equal(learned[:, ten], bicubic[:, ten])  # 10 m bands are copied, not touched
     coarse = list(band_indices(20) + band_indices(60))
     assert not np.array_equal(learned[:, coarse], bicubic[:, coarse])
+    assert main(["inspect", str(one)]) == 0
+    assert f"sr model   {sr_model} (sha256 {model.sha256[:12]})" in capsys.readouterr().out
     # the networks correct bicubic, they do not replace it: close to it on smooth synthetic fields
     assert np.abs(learned[:, coarse].astype(float) - bicubic[:, coarse]).mean() < 200
 
