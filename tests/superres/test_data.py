@@ -55,3 +55,13 @@ def test_eurosat_is_refused(tmp_path):
 def test_empty_split(dataset):
     with pytest.raises(JeopardaError, match="no nosuch patches"):
         load_split(dataset, "nosuch", 5)
+
+
+def test_v1_data_sets_written_by_the_old_converter_and_v2_data_sets_read(reben_dataset):
+    from jeoparda.sentinel2 import BANDS
+    from tests.conftest import FIXTURES
+
+    for data in (FIXTURES / "v1-dataset", reben_dataset):
+        patches = load_split(data, "train", 2)
+        assert len(patches) == 2
+        assert [b.shape for b in patches[0]] == [(band.native_size,) * 2 for band in BANDS]
