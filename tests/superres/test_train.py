@@ -1,5 +1,7 @@
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -48,16 +50,26 @@ def test_a_used_run_folder_and_bad_settings_are_refused(sr_model, archive_master
     assert not (tmp_path / "x.pt").exists()
 
 
+def _launcher(name: str) -> tuple[list[str], dict[str, str]]:
+    if name == "torchrun":
+        exe = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+        if exe is None:
+            pytest.skip("torchrun not found")
+        return [exe, "--standalone", "--nproc-per-node", "2", "-m", "jeoparda"], {**os.environ, "OMP_NUM_THREADS": "1"}
+    return [mpirun(), "-np", "2", "--oversubscribe", sys.executable, "-m", "jeoparda"], mpi_env()
+
+
 @pytest.mark.mpi
-@pytest.mark.parametrize("backend", ["ddp", "horovod"])
-def test_two_ranks_train_one_model(archive_master, tmp_path, backend):
+@pytest.mark.parametrize("launcher,backend", [("mpirun", "ddp"), ("mpirun", "horovod"), ("torchrun", "ddp")])
+def test_two_ranks_train_one_model(archive_master, tmp_path, launcher, backend):
     if backend == "horovod":
         pytest.importorskip("horovod.torch", reason="Horovod not built (make horovod)")
-    proc = subprocess.run([mpirun(), "-np", "2", "--oversubscribe", sys.executable, "-m", "jeoparda", "sr", "train",
+    start, env = _launcher(launcher)
+    proc = subprocess.run([*start, "sr", "train",
                            "--data", str(archive_master), "--out", str(tmp_path / "sr.pt"), "--run-dir",
                            str(tmp_path / "run"), "--steps", "10", "--patches", "10", "--eval-patches", "2",
                            "--features", "8", "--blocks", "1", "--backend", backend],
-                          capture_output=True, text=True, env=mpi_env(), timeout=300)
+                          capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     events = _events(tmp_path / "run")
     assert events[0]["world_size"] == 2 and events[0]["backend"] == backend and events[0]["train_patches"] == 5
