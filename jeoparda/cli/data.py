@@ -129,9 +129,10 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sr-model", type=Path, metavar="MODEL",
                    help="--resample learned: the model file (jeoparda sr train); its SHA-256 and evaluation "
                    "figures go into the manifest")
-    p.add_argument("--device", default="cpu", metavar="DEV",
-                   help="--resample learned: where the networks run, cpu or cuda (batches of 16 patches; on a "
-                   "CPU one thread per worker, so use --workers) (default cpu)")
+    p.add_argument("--device", default="auto", metavar="DEV",
+                   help="--resample learned: where the networks run: auto (cuda where a GPU is visible, else "
+                   "cpu), cpu or cuda. Batches of 16 patches; on a CPU one thread per worker, so use --workers "
+                   "(default auto)")
     p.add_argument("--compression", choices=list(COMPRESSION), default="none",
                    help="HDF5 compression of the images (default none; lzf is fast, gzip small)")
     p.add_argument("--workers", type=positive_int, default=1, metavar="N",

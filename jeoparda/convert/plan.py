@@ -47,7 +47,7 @@ class ConvertOptions:
     present_only: bool = False
     bands: tuple[str, ...] = ()  # a subset of the source's bands to store (canonical order kept)
     sr_model: Path | None = None  # --resample learned: the model file (jeoparda sr train)
-    sr_device: str = "cpu"
+    sr_device: str = "auto"  # auto: cuda where a GPU is visible
 
     def source_options(self) -> SourceOptions:
         return SourceOptions(Path(self.source), self.format, self.splits_dir, tuple(self.excludes),
@@ -137,7 +137,7 @@ def learned_upsampler(opts: ConvertOptions, source: Source) -> tuple[Upsampler, 
     """The upsampler ``--resample`` asks for and, for a learned one, the model's manifest record."""
     if opts.resample != LEARNED:
         return Interpolator(opts.resample), None
-    from jeoparda.superres.apply import LearnedUpsampler, check_device
+    from jeoparda.superres.apply import LearnedUpsampler, resolve_device
     from jeoparda.superres.data import missing_bands
     from jeoparda.superres.model_file import load_model
 
@@ -146,11 +146,13 @@ def learned_upsampler(opts: ConvertOptions, source: Source) -> tuple[Upsampler, 
         raise JeopardaError(f"{source.root}: --resample learned needs bands at native resolution; "
                             f"{source.kind} stores them on one grid already")
     missing_bands(source.bands, source.root)
-    check_device(opts.sr_device)
+    device = resolve_device(opts.sr_device)
     model = load_model(opts.sr_model)
-    record = {"path": str(opts.sr_model), "sha256": model.sha256, "features": model.features,
-              "blocks": model.blocks, "mtf": model.mtf, "training": model.training, "eval": model.eval}
-    return LearnedUpsampler(Path(opts.sr_model), model.sha256, opts.sr_device), record
+    # cpu and cuda round a few values differently: the device is part of what the data set is
+    record = {"path": str(opts.sr_model), "sha256": model.sha256, "device": device.split(":")[0],
+              "features": model.features, "blocks": model.blocks, "mtf": model.mtf, "training": model.training,
+              "eval": model.eval}
+    return LearnedUpsampler(Path(opts.sr_model), model.sha256, device), record
 
 
 def make_plan(opts: ConvertOptions) -> Plan:
@@ -171,7 +173,7 @@ def make_plan(opts: ConvertOptions) -> Plan:
                 "shard_size": opts.shard_size, "resample": opts.resample, "compression": opts.compression,
                 "splits": kept, "excluded": listing.excluded, "bands": keep}
     if sr_model is not None:
-        identity["sr_model"] = sr_model["sha256"]
+        identity["sr_model"] = [sr_model["sha256"], sr_model["device"]]
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return Plan(source, kept, listing.excluded, listing.split_source, missing, listing.noisy, chunks, digest, keep,
                 upsampler, sr_model)

@@ -22,12 +22,15 @@ from jeoparda.superres.pairs import GROUPS, SCALE, full_inputs
 _LOADED: dict[tuple[str, str, str], SRModel] = {}
 
 
-def check_device(device: str) -> None:
-    """One line when the requested device cannot be used."""
+def resolve_device(device: str) -> str:
+    """``auto`` is ``cuda`` where a GPU is visible, else ``cpu``; an unusable choice is one line."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise JeopardaError(f"--device {device!r}: use cpu or cuda")
+        raise JeopardaError(f"--device {device!r}: use auto, cpu or cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise JeopardaError(f"--device {device}: no CUDA GPU is visible to this process")
+    return device
 
 
 class LearnedUpsampler:

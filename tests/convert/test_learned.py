@@ -34,6 +34,8 @@ def test_learned_conversion_is_deterministic_and_recorded(archive_master, datase
     model = load_model(sr_model)
     assert manifest["resample"] == "learned"
     assert manifest["sr_model"]["sha256"] == model.sha256 and manifest["sr_model"]["eval"] == model.eval
+    if not torch.cuda.is_available():
+        assert manifest["sr_model"]["device"] == "cpu"  # --device auto
     learned, bicubic = _images(one), _images(dataset)
     ten = list(band_indices(10))
     np.testing.assert_array_equal(learned[:, ten], bicubic[:, ten])  # 10 m bands are copied, not touched
@@ -77,6 +79,8 @@ def test_bad_input_is_one_line_each(archive_master, sr_model, tmp_path, capsys):
     if not torch.cuda.is_available():
         assert main(base + ["--resample", "learned", "--sr-model", str(sr_model), "--device", "cuda"]) == 1
         assert "no CUDA GPU" in capsys.readouterr().err
+    assert main(base + ["--resample", "learned", "--sr-model", str(sr_model), "--device", "tpu"]) == 1
+    assert "use auto, cpu or cuda" in capsys.readouterr().err
     assert not (tmp_path / "o" / "manifest.json").exists()
 
 

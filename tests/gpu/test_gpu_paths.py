@@ -114,7 +114,7 @@ def test_learned_conversion_on_the_gpu(archive_master, sr_model, tmp_path):
         convert(archive_master, tmp_path / name, resample="learned", sr_model=sr_model, sr_device="cuda",
                 workers=workers)
     assert same_tree(tmp_path / "a", tmp_path / "b")
-    convert(archive_master, tmp_path / "cpu", resample="learned", sr_model=sr_model)
+    convert(archive_master, tmp_path / "cpu", resample="learned", sr_model=sr_model, sr_device="cpu")
     diff = np.abs(_images(tmp_path / "a").astype(int) - _images(tmp_path / "cpu"))
     assert diff.max() <= 4
 
