@@ -148,7 +148,7 @@ def learned_upsampler(opts: ConvertOptions, source: Source) -> tuple[Upsampler, 
     missing_bands(source.bands, source.root)
     device = resolve_device(opts.sr_device)
     model = load_model(opts.sr_model)
-    # cpu and cuda round a few values differently: the device is part of what the data set is
+    # cpu and cuda kernels may round some values differently: the device is part of what the data set is
     record = {"path": str(opts.sr_model), "sha256": model.sha256, "device": device.split(":")[0],
               "features": model.features, "blocks": model.blocks, "mtf": model.mtf, "training": model.training,
               "eval": model.eval}
