@@ -91,3 +91,19 @@ def test_eurosat_has_nothing_to_super_resolve(sr_model, tmp_path, capsys):
     rc = main(["convert", "--source", str(tmp_path / "es"), "--out", str(tmp_path / "o"), "--resample", "learned",
                "--sr-model", str(sr_model)])
     assert rc == 1 and "needs bands at native resolution" in capsys.readouterr().err
+
+
+@pytest.mark.mpi
+def test_two_mpi_ranks_write_the_same_bytes(archive_master, sr_model, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.convert.test_run_mpi import mpi_env, mpirun
+
+    convert(archive_master, tmp_path / "one", resample="learned", sr_model=sr_model)
+    proc = subprocess.run([mpirun(), "-np", "2", "--oversubscribe", sys.executable, "-m", "jeoparda", "convert",
+                           "--source", str(archive_master), "--out", str(tmp_path / "two"), "--shard-size", "8",
+                           "--resample", "learned", "--sr-model", str(sr_model)],
+                          capture_output=True, text=True, env=mpi_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "x 2 rank(s)" in proc.stdout and same_tree(tmp_path / "one", tmp_path / "two")
