@@ -28,6 +28,11 @@ echo "== jeoparda train: one epoch on the 14 channels (12 optical + VV, VH)"
 jeoparda train --config benchmarks/configs/resnet18.yaml --set data.path="$out/reben-shards" \
   --set data.bands=s2+s1 --set train.epochs=1 --set train.batch_size=32 --set data.workers=1 \
   --set dist.backend=single --out "$out/runs-reben/resnet18-s2s1"
+echo "== jeoparda sr: learned super-resolution of the 20 m / 60 m bands, 2 ranks, then used by convert"
+mpirun -np 2 --oversubscribe jeoparda sr train --data "$out/reben" --out "$out/sr/sr.pt" --run-dir "$out/sr/run" \
+  --steps 300 --patches 100 --eval-patches 20 --features 16 --blocks 2
+jeoparda convert --source "$out/reben" --out "$out/sr/shards" --shard-size 64 --workers 2 \
+  --resample learned --sr-model "$out/sr/sr.pt" | tail -n 1
 for ranks in 1 2; do
   echo "== jeoparda train: ResNet18, $ranks rank(s) (mpirun), 4 epochs, one thread per rank"
   mpirun -np "$ranks" --oversubscribe jeoparda train --config benchmarks/configs/resnet18.yaml \
@@ -45,5 +50,6 @@ jeoparda report "$out"/runs/* --out "$out/report" --projection "$out/projection/
 echo
 echo "demo data: archive in $out/archive, shards in $out/shards; v2.0 archive in $out/reben, shards in $out/reben-shards"
 echo "training runs: $out/runs/resnet18-1rank and -2rank (results.jsonl, config.yaml, checkpoints/)"
+echo "super-resolution: model $out/sr/sr.pt (jeoparda sr eval --model ... --data ...), shards $out/sr/shards"
 echo "projection: $out/projection/projection.json and projection.csv"
 echo "scaling report: $out/report/report.html (also report.md, scaling.csv, PNG plots)"
