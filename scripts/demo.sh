@@ -30,7 +30,7 @@ jeoparda train --config benchmarks/configs/resnet18.yaml --set data.path="$out/r
   --set dist.backend=single --out "$out/runs-reben/resnet18-s2s1"
 echo "== jeoparda sr: learned super-resolution of the 20 m / 60 m bands, 2 ranks, then used by convert"
 mpirun -np 2 --oversubscribe jeoparda sr train --data "$out/reben" --out "$out/sr/sr.pt" --run-dir "$out/sr/run" \
-  --steps 300 --patches 100 --eval-patches 20 --features 16 --blocks 2
+  --steps 600 --patches 100 --eval-patches 20
 jeoparda convert --source "$out/reben" --out "$out/sr/shards" --shard-size 64 --workers 2 \
   --resample learned --sr-model "$out/sr/sr.pt" | tail -n 1
 for ranks in 1 2; do

@@ -91,5 +91,6 @@ def summary_lines(figures: dict[str, float | int], prefix: str = "") -> list[str
         for method in METHODS:
             p = "" if method == "model" else f"{method}_"
             lines.append(f"{'':10}{method:<18}" + "".join(f"{figures[p + 'rmse_' + n]:>8.1f}" for n in names))
-        lines.append(f"{'':10}model RMSE {100 * figures[f'rmse_{group}_reduction']:.1f} % below bicubic")
+        r = figures[f"rmse_{group}_reduction"]
+        lines.append(f"{'':10}model RMSE {100 * abs(r):.1f} % {'below' if r >= 0 else 'above'} bicubic")
     return lines

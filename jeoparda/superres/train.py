@@ -209,6 +209,10 @@ def _steps(opts: SRTrainOptions, backend: Any, device: torch.device, pair: SRPai
     bar.close()
 
 
+def _change(reduction: Any) -> str:
+    return f"{100 * abs(reduction):.1f} % {'lower' if reduction >= 0 else 'higher'}"
+
+
 def _finish(opts: SRTrainOptions, pair: SRPair, log: ResultsLog, facts: dict[str, Any], run_dir: Path,
             say: Say) -> dict[str, Any]:
     """Rank 0: evaluate on held-out patches, write the model with its figures, close the log."""
@@ -225,7 +229,7 @@ def _finish(opts: SRTrainOptions, pair: SRPair, log: ResultsLog, facts: dict[str
               status="completed")
     say(f"model: {opts.out} (sha256 {sha[:12]}); results: {run_dir / RESULTS_NAME}")
     say(f"{split} ({figures['patches']} patches, reduced scale): RMSE 20 m {figures['rmse_20m']:.1f} vs "
-        f"bicubic {figures['bicubic_rmse_20m']:.1f} ({100 * figures['rmse_20m_reduction']:.1f} % lower); "
+        f"bicubic {figures['bicubic_rmse_20m']:.1f} ({_change(figures['rmse_20m_reduction'])}); "
         f"60 m {figures['rmse_60m']:.1f} vs {figures['bicubic_rmse_60m']:.1f} "
-        f"({100 * figures['rmse_60m_reduction']:.1f} % lower)")
+        f"({_change(figures['rmse_60m_reduction'])})")
     return figures

@@ -35,7 +35,7 @@ def test_eval_cli_prints_tables_and_one_json_line(archive_master, dataset, sr_mo
             assert isinstance(figures[method + key], float)
         for band in coarse:
             assert f"{method}rmse_{band}" in figures and f"{method}sre_{band}" in figures
-    assert any("below bicubic" in line for line in out)
+    assert any(" bicubic" in line and "model RMSE" in line for line in out)
     # the archive and its converted data set give the same figures (un-interpolation within rounding)
     assert main(["sr", "eval", "--model", str(sr_model), "--data", str(archive_master), "--patches", "3",
                  "--json"]) == 0
