@@ -1,7 +1,7 @@
 """``jeoparda sr eval``: the model against bicubic and bilinear interpolation at reduced scale."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -10,33 +10,58 @@ from jeoparda.sentinel2 import BAND_NAMES
 from jeoparda.superres.data import Native
 from jeoparda.superres.metrics import Accumulator
 from jeoparda.superres.network import SRPair
-from jeoparda.superres.pairs import GROUPS, SCALE, full_inputs, reduced_pairs, stack_inputs
+from jeoparda.superres.pairs import GROUPS, SCALE, full_inputs, reduced_inputs
 
 METHODS = ("model", "bicubic", "bilinear")
+INTERPOLATIONS = METHODS[1:]
+#: Per patch, per group name: the inputs under each interpolation, and the truth (digital numbers).
+Case = dict[str, tuple[dict[str, np.ndarray], np.ndarray]]
+
+
+def evaluate(pair: SRPair, patches: Iterable[Native], mtf: float,
+             tick: Callable[[int], object] | None = None) -> dict[str, float | int]:
+    """Flat figures at reduced scale: the model's as ``rmse_20m`` ..., the baselines' as
+    ``bicubic_rmse_20m`` ..., and ``rmse_20m_reduction`` (1 - model / bicubic RMSE) per group."""
+    def cases() -> Iterator[Case]:
+        for bands in patches:
+            case: Case = {}
+            for name, g in GROUPS.items():
+                inputs, y = reduced_inputs(g, bands, mtf, INTERPOLATIONS)
+                case[name] = inputs, y / SCALE
+            yield case
+
+    return _score(pair, cases(), "", tick)
+
+
+def evaluate_full(pair: SRPair, patches: Iterable[tuple[Native, np.ndarray]],
+                  tick: Callable[[int], object] | None = None) -> dict[str, float | int]:
+    """At full resolution against a known 10 m truth ((12, 120, 120) per patch: the synthetic
+    archive's renderings), the same figures with keys prefixed ``full_``."""
+    def cases() -> Iterator[Case]:
+        for bands, truth in patches:
+            yield {name: ({m: full_inputs(g, bands, m)[None] for m in INTERPOLATIONS}, truth[None, list(g.outputs)])
+                   for name, g in GROUPS.items()}
+
+    return _score(pair, cases(), "full_", tick)
 
 
 @torch.no_grad()
-def evaluate(pair: SRPair, patches: Iterable[Native], mtf: float,
-             tick: Callable[[int], object] | None = None) -> dict[str, float | int]:
-    """Flat figures: the model's as ``rmse_20m`` ..., the baselines' as ``bicubic_rmse_20m`` ...,
-    and ``rmse_20m_reduction`` (1 - model / bicubic RMSE) per group."""
+def _score(pair: SRPair, cases: Iterable[Case], prefix: str,
+           tick: Callable[[int], object] | None) -> dict[str, float | int]:
+    """Accumulate the model (fed the bicubic inputs) and the interpolations against the truth."""
     pair.eval()
     acc = {(m, g): Accumulator(tuple(BAND_NAMES[b] for b in GROUPS[g].outputs)) for m in METHODS for g in GROUPS}
     count = 0
-    for bands in patches:
-        for name, g in GROUPS.items():
-            x, y = reduced_pairs(g, bands, mtf)
-            x_lin, _ = reduced_pairs(g, bands, mtf, method="bilinear")
-            out = pair.nets[name](torch.from_numpy(x)).numpy()
-            truth = y / SCALE
-            estimates = {"model": np.clip(out / SCALE, 0, 65535), "bicubic": x[:, g.residual_channels] / SCALE,
-                         "bilinear": x_lin[:, g.residual_channels] / SCALE}
-            for method, estimate in estimates.items():
-                acc[method, name].add(truth, estimate)
+    for case in cases:
+        for name, (inputs, truth) in case.items():
+            out = pair.nets[name](torch.from_numpy(inputs["bicubic"])).numpy()
+            acc["model", name].add(truth, np.clip(out / SCALE, 0, 65535))
+            for method in INTERPOLATIONS:
+                acc[method, name].add(truth, inputs[method][:, GROUPS[name].residual_channels] / SCALE)
         count += 1
         if tick is not None:
             tick(1)
-    return {"patches": count, **_results(acc, "")}
+    return {f"{prefix}patches": count, **_results(acc, prefix)}
 
 
 def _results(acc: dict[tuple[str, str], Accumulator], prefix: str) -> dict[str, float]:
@@ -48,29 +73,6 @@ def _results(acc: dict[tuple[str, str], Accumulator], prefix: str) -> dict[str, 
         model, bicubic = result[f"{prefix}rmse_{group}"], result[f"{prefix}bicubic_rmse_{group}"]
         result[f"{prefix}rmse_{group}_reduction"] = 1.0 - model / bicubic if bicubic > 0 else 0.0
     return result
-
-
-@torch.no_grad()
-def evaluate_full(pair: SRPair, patches: Iterable[tuple[Native, np.ndarray]],
-                  tick: Callable[[int], object] | None = None) -> dict[str, float | int]:
-    """At full resolution against a known 10 m truth ((12, 120, 120) per patch: the synthetic
-    archive's renderings), the same figures with keys prefixed ``full_``."""
-    pair.eval()
-    acc = {(m, g): Accumulator(tuple(BAND_NAMES[b] for b in GROUPS[g].outputs)) for m in METHODS for g in GROUPS}
-    count = 0
-    for bands, truth in patches:
-        for name, g in GROUPS.items():
-            x = full_inputs(g, bands)[None]
-            out = pair.nets[name](torch.from_numpy(x)).numpy()
-            lin = stack_inputs(g, {b: bands[b] for b in g.inputs}, x.shape[-1], "bilinear")[None]
-            estimates = {"model": np.clip(out / SCALE, 0, 65535), "bicubic": x[:, g.residual_channels] / SCALE,
-                         "bilinear": lin[:, g.residual_channels] / SCALE}
-            for method, estimate in estimates.items():
-                acc[method, name].add(truth[None, list(g.outputs)], estimate)
-        count += 1
-        if tick is not None:
-            tick(1)
-    return {"full_patches": count, **_results(acc, "full_")}
 
 
 def summary_lines(figures: dict[str, float | int], prefix: str = "") -> list[str]:

@@ -61,9 +61,11 @@ def stack_inputs(group: Group, native: dict[int, np.ndarray], size: int, method:
                           ).astype(np.float32) * np.float32(SCALE)
 
 
-def full_inputs(group: Group, bands: tuple[np.ndarray, ...] | list[np.ndarray]) -> np.ndarray:
-    """Inputs for applying the network to a native-resolution patch: (C, 120, 120)."""
-    return stack_inputs(group, {b: bands[b] for b in group.inputs}, TARGET_SIZE)
+def full_inputs(group: Group, bands: tuple[np.ndarray, ...] | list[np.ndarray],
+                method: str = "bicubic") -> np.ndarray:
+    """Inputs for applying the network to a native-resolution patch: (C, 120, 120); ``method`` is the
+    interpolation of the coarse bands (bicubic for the network, others for comparisons)."""
+    return stack_inputs(group, {b: bands[b] for b in group.inputs}, TARGET_SIZE, method)
 
 
 def _crops(group: Group) -> list[tuple[int, int]]:
@@ -74,21 +76,30 @@ def _crops(group: Group) -> list[tuple[int, int]]:
     return [(r, c) for r in steps for c in steps]
 
 
-def reduced_pairs(group: Group, bands: tuple[np.ndarray, ...] | list[np.ndarray], mtf: float,
-                  method: str = "bicubic") -> tuple[np.ndarray, np.ndarray]:
-    """Wald pairs of one patch: inputs (n, C, s, s) and targets (n, K, s, s) in network units,
-    with ``method`` as the interpolation of the coarse inputs (bicubic for the network)."""
+def _crop(bands: tuple[np.ndarray, ...] | list[np.ndarray], b: int, r: int, c: int, size: int) -> np.ndarray:
+    """Band ``b``'s pixels under the 10 m window of side ``size`` at (r, c)."""
+    ratio = BANDS[b].resolution_m // 10
+    return bands[b][r // ratio:(r + size) // ratio, c // ratio:(c + size) // ratio]
+
+
+def reduced_inputs(group: Group, bands: tuple[np.ndarray, ...] | list[np.ndarray], mtf: float,
+                   methods: tuple[str, ...] = ("bicubic",)) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Wald pairs of one patch, the bands degraded once: for each interpolation method the inputs
+    (n, C, s, s), and the targets (n, K, s, s), in network units."""
     size = CROP_60M if group.factor == 6 else TARGET_SIZE
-    xs, ys = [], []
+    xs: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    ys = []
     for r, c in _crops(group):
-        degraded = {}
-        for b in group.inputs:
-            ratio = BANDS[b].resolution_m // 10
-            crop = bands[b][r // ratio:(r + size) // ratio, c // ratio:(c + size) // ratio]
-            degraded[b] = degrade(crop[None], group.factor, mtf)[0]
-        out_size = size // group.factor
-        xs.append(stack_inputs(group, degraded, out_size, method))
-        ratio = BANDS[group.outputs[0]].resolution_m // 10
-        ys.append(np.stack([bands[b][r // ratio:(r + size) // ratio, c // ratio:(c + size) // ratio]
-                            for b in group.outputs]).astype(np.float32) * np.float32(SCALE))
-    return np.stack(xs), np.stack(ys)
+        degraded = {b: degrade(_crop(bands, b, r, c, size)[None], group.factor, mtf)[0] for b in group.inputs}
+        for method, x in xs.items():
+            x.append(stack_inputs(group, degraded, size // group.factor, method))
+        ys.append(np.stack([_crop(bands, b, r, c, size) for b in group.outputs]).astype(np.float32)
+                  * np.float32(SCALE))
+    return {m: np.stack(x) for m, x in xs.items()}, np.stack(ys)
+
+
+def reduced_pairs(group: Group, bands: tuple[np.ndarray, ...] | list[np.ndarray],
+                  mtf: float) -> tuple[np.ndarray, np.ndarray]:
+    """Training pairs of one patch: the network's (bicubic) inputs and the targets."""
+    xs, y = reduced_inputs(group, bands, mtf)
+    return xs["bicubic"], y
