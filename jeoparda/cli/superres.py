@@ -70,14 +70,13 @@ def _add_train(actions: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
     from jeoparda.superres.train import SRTrainOptions, train_sr
 
-    opts = SRTrainOptions(data=args.data, out=args.out, run_dir=args.run_dir, split=args.split,
-                          eval_split=args.eval_split, patches=args.patches, eval_patches=args.eval_patches,
-                          steps=args.steps, batch=args.batch, window=args.window, features=args.features,
-                          blocks=args.blocks, lr=args.lr, loss=args.loss, mtf=args.mtf, seed=args.seed,
-                          backend=args.backend)
-    train_sr(opts)
+    # every option of sr train is a field of SRTrainOptions under the same name
+    given = vars(args)
+    train_sr(SRTrainOptions(**{f.name: given[f.name] for f in fields(SRTrainOptions) if f.name in given}))
     return 0
 
 

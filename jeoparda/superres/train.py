@@ -32,6 +32,7 @@ from jeoparda.superres.model_file import SRModel, save_model
 from jeoparda.superres.network import SRPair
 from jeoparda.superres.pairs import GROUPS
 from jeoparda.superres.windows import WindowPool
+from jeoparda.training.launch import default_run_dir
 from jeoparda.training.loop import auto_threads
 from jeoparda.training.results import RESULTS_NAME, ResultsLog, git_sha, versions
 
@@ -72,10 +73,6 @@ class SRTrainOptions:
             mtf_sigma(2, self.mtf)
         except ValueError as exc:
             raise JeopardaError(f"--mtf: {exc}") from None
-
-
-def _run_dir(opts: SRTrainOptions, env: ClusterEnv) -> Path:
-    return opts.run_dir or Path("runs") / f"sr-{env.job_id or time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _cosine(steps: int) -> Callable[[int], float]:
@@ -123,7 +120,7 @@ def train_sr(opts: SRTrainOptions, say: Say = print) -> dict[str, Any]:
 
 def _train(opts: SRTrainOptions, env: ClusterEnv, backend: Any, device: torch.device, say: Say) -> dict[str, Any]:
     root = backend.rank == 0
-    run_dir = Path(backend.broadcast_object(str(_run_dir(opts, env))))
+    run_dir = Path(backend.broadcast_object(str(opts.run_dir or default_run_dir("sr", env))))
     log = ResultsLog(run_dir, root)
     taken = root and log.path.exists()
     _agree(backend, f"{run_dir}: already holds a run; choose another --run-dir" if taken else None)

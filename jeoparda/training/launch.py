@@ -19,9 +19,9 @@ from jeoparda.training.loop import Say, Trainer, configure_threads
 from jeoparda.training.results import RESULTS_NAME
 
 
-def default_run_dir(cfg: RunConfig, env: ClusterEnv) -> Path:
-    """runs/<model>-<Slurm job id, or a time stamp>."""
-    return Path("runs") / f"{cfg.model}-{env.job_id or time.strftime('%Y%m%d-%H%M%S')}"
+def default_run_dir(name: str, env: ClusterEnv) -> Path:
+    """runs/<name>-<Slurm job id, or a time stamp> (name: the model, or ``sr``)."""
+    return Path("runs") / f"{name}-{env.job_id or time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, restart: bool = False) -> None:
@@ -65,7 +65,7 @@ def session(cfg: RunConfig, out: Path | None, resume: bool, if_checkpoint: bool 
     configure_threads(cfg, env, device)
     backend = create_backend(env, cfg.dist, device)
     try:
-        run_dir = Path(backend.broadcast_object(str(out or default_run_dir(cfg, env))))
+        run_dir = Path(backend.broadcast_object(str(out or default_run_dir(cfg.model, env))))
         problem = None
         if backend.rank == 0:
             resume = wants_resume(run_dir, resume, if_checkpoint)
