@@ -133,7 +133,7 @@ def band_subset(wanted: tuple[str, ...], available: tuple[str, ...]) -> list[int
     return [i for i, b in enumerate(available) if b in wanted]
 
 
-def learned_upsampler(opts: ConvertOptions, source: Source) -> tuple[Upsampler, dict[str, Any] | None]:
+def make_upsampler(opts: ConvertOptions, source: Source) -> tuple[Upsampler, dict[str, Any] | None]:
     """The upsampler ``--resample`` asks for and, for a learned one, the model's manifest record."""
     if opts.resample != LEARNED:
         return Interpolator(opts.resample), None
@@ -160,7 +160,7 @@ def make_plan(opts: ConvertOptions) -> Plan:
     _validate(opts)
     source = open_source(opts.source_options())
     keep = band_subset(tuple(opts.bands), source.bands)
-    upsampler, sr_model = learned_upsampler(opts, source)
+    upsampler, sr_model = make_upsampler(opts, source)
     listing = source.listing()
     present = source.present()
     source.close()  # workers open their own handles
