@@ -16,13 +16,15 @@ import time
 
 import torch
 
-from jeoparda.devices import synchronize
+from jeoparda.accelerator import Accelerator
+from jeoparda.devices import parse_device
 from jeoparda.models import create_model, list_models
 
 
-def step_times(name: str, device: torch.device, batch: int, warmup: int, steps: int,
+def step_times(name: str, accel: Accelerator, batch: int, warmup: int, steps: int,
                bf16: bool, channels_last: bool) -> list[float]:
     torch.manual_seed(0)
+    device = accel.device
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = create_model(name).to(device).to(memory_format=fmt)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -30,14 +32,14 @@ def step_times(name: str, device: torch.device, batch: int, warmup: int, steps: 
     y = (torch.rand(batch, 19, device=device) > 0.8).float()
     times = []
     for i in range(warmup + steps):
-        synchronize(device)
+        accel.synchronize()
         start = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        synchronize(device)
+        accel.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - start)
     return times
@@ -54,12 +56,13 @@ def main() -> None:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    device = torch.device(args.device)
+    accel = parse_device(args.device)
+    device = accel.device
     results = {}
     print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, "
           f"bf16 {args.bf16}, channels_last {args.channels_last}")
     for name in args.models.split(","):
-        times = step_times(name, device, args.batch, args.warmup, args.steps, args.bf16, args.channels_last)
+        times = step_times(name, accel, args.batch, args.warmup, args.steps, args.bf16, args.channels_last)
         rate = args.batch / statistics.median(times)
         results[name] = round(rate, 2)
         print(f"{name:<11}{rate:10.1f} images/s  (median of {len(times)} steps, "

@@ -29,7 +29,7 @@ import time, torch, torch.distributed as dist
 from jeoparda.cluster.backends import create_backend
 from jeoparda.cluster.env import detect
 from jeoparda.config import DistConfig
-b = create_backend(detect(), DistConfig(backend="ddp"), torch.device("cpu"))
+b = create_backend(detect(), DistConfig(backend="ddp"))
 flag = torch.zeros(())
 for _ in range(50):
     b.all_reduce(flag, op="max").item()

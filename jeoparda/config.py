@@ -29,6 +29,10 @@ def _check(ok: bool, key: str, message: str) -> None:
         raise JeopardaError(f"configuration: {key}: {message}")
 
 
+# torch.compile's modes; reduce-overhead captures CUDA graphs (one launch per step, not per kernel)
+COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Train-split augmentation; evaluation splits are never augmented."""
@@ -105,6 +109,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0       # linear warm-up from lr/10 over these epochs
     precision: str = "fp32"          # fp32 | bf16 | fp16 | auto: bf16 from compute capability 8.0, else fp16
     compile: str = ""                # "": eager; a torch.compile backend (inductor, aot_eager, ...)
+    compile_mode: str = ""           # "": the backend's default; reduce-overhead (CUDA graphs), max-autotune, ...
     channels_last: bool = True       # on GPU
     deterministic: bool = False      # CPU: deterministic algorithms, one thread per rank
     threads: int = 0                 # CPU threads per rank; 0: the node's cores / its ranks
@@ -136,6 +141,10 @@ class TrainConfig:
         _check(0 <= self.target <= 1, "train.target", "must be within 0..1 (0: no target)")
         _check(self.task in ("", "multilabel", "singlelabel", "segmentation"), "train.task",
                f"{self.task!r} is not one of multilabel, singlelabel, segmentation (or empty: the data set's)")
+        _check(self.compile_mode in COMPILE_MODES, "train.compile_mode",
+               f"{self.compile_mode!r} is not one of {', '.join(repr(m) for m in COMPILE_MODES)}")
+        _check(not self.compile_mode or bool(self.compile), "train.compile_mode",
+               "needs train.compile (the backend, e.g. inductor)")
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
         _check(self.threads >= 0, "train.threads", f"must be >= 0, got {self.threads}")
         _check(self.preempt_check_every >= 1, "train.preempt_check_every", "must be >= 1")
@@ -145,13 +154,15 @@ class TrainConfig:
 class DistConfig:
     backend: str = "ddp"             # ddp | horovod | single
     port: int = 0                    # rendezvous port; 0: derived from the job id
-    timeout_s: float = 300.0         # a collective that waits longer ends the job
+    timeout_s: float = 300.0         # a collective during training that waits longer ends the job
+    setup_timeout_s: float = 3600.0  # the same during set-up (staging, checksums, compile, first step)
 
     def __post_init__(self) -> None:
         _check(self.backend in DIST_BACKENDS, "dist.backend",
                f"{self.backend!r} is not one of {', '.join(DIST_BACKENDS)}")
         _check(0 <= self.port < 65536, "dist.port", f"must be a port number, got {self.port}")
         _check(self.timeout_s > 0, "dist.timeout_s", "must be > 0")
+        _check(self.setup_timeout_s > 0, "dist.setup_timeout_s", "must be > 0")
 
 
 @dataclass(frozen=True)

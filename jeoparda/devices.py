@@ -1,75 +1,136 @@
-"""The device a rank computes on, and honest clock readings on it."""
+"""Which accelerator a process computes on, and the decisions that follow from it.
+
+GPU binding: each rank takes one of the GPUs it sees, and no two ranks of a node take the same one.
+The ranks of a node that see the same set of GPUs (all of the node's, or a socket's under
+``--gpu-bind=closest``, or one each under ``--gpus-per-task=1``) share those GPUs out in rank
+order; every rank then learns every other's choice, and a GPU taken twice stops the job with one
+line instead of NCCL's "duplicate GPU" deep inside the first collective.
+"""
 from __future__ import annotations
 
-import platform
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from jeoparda.accelerator import Accelerator, CudaRuntime, GpuAccelerator
 from jeoparda.cluster.env import ClusterEnv
+from jeoparda.errors import JeopardaError
+
+# The CUDA runtime every accelerator is made from; the test suite's stand-in replaces it.
+RUNTIME: Any = CudaRuntime()
+
+Gather = Callable[[Any], list[Any]]
 
 
-def default_device(env: ClusterEnv) -> torch.device:
-    """One process per GPU, pinned to its local rank; CPU without CUDA."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", env.local_rank % torch.cuda.device_count())
-    return torch.device("cpu")
+def runtime() -> Any:
+    """The CUDA runtime in use (torch.cuda, or the test suite's stand-in)."""
+    return RUNTIME
 
 
-def select_device(env: ClusterEnv) -> torch.device:
-    """:func:`default_device`, made the current CUDA device of this process: streams, events and
-    allocations without an explicit device then land on the rank's own GPU, not on cuda:0."""
-    device = default_device(env)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    return device
+def gpu_visible() -> bool:
+    """Whether this process sees a GPU."""
+    return bool(RUNTIME.is_available())
 
 
-def device_name(device: torch.device) -> str:
-    """What the rank computes on, for the report: the GPU's name, else the CPU model."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def collectives() -> str:
+    """The torch.distributed backend for this process's tensors: nccl with a GPU, else gloo."""
+    return str(RUNTIME.collectives) if gpu_visible() else "gloo"
 
 
-def amp_precision(requested: str, device: torch.device, capability: tuple[int, int] | None = None) -> str:
+def parse_device(choice: str) -> Accelerator:
+    """``--device auto|cpu|cuda|cuda:N`` of the single-process tools (convert, predict, bench infer).
+
+    ``auto`` is the first visible GPU, else the CPU; ``cuda`` without a GPU, an index beyond the
+    visible ones or an unknown word is one line."""
+    if choice == "cpu" or (choice == "auto" and not gpu_visible()):
+        return Accelerator()
+    if choice == "auto":
+        choice = "cuda"
+    kind, _, number = choice.partition(":")
+    if kind != "cuda" or (number and not number.isdigit()):
+        raise JeopardaError(f"--device {choice!r}: use auto, cpu, cuda or cuda:N")
+    if not gpu_visible():
+        raise JeopardaError(f"--device {choice}: no CUDA GPU is visible to this process")
+    index, count = int(number or 0), RUNTIME.device_count()
+    if index >= count:
+        raise JeopardaError(f"--device {choice}: this process sees {count} GPU{'s' if count != 1 else ''} "
+                            f"(cuda:0..cuda:{count - 1}; CUDA_VISIBLE_DEVICES decides which)")
+    accel = GpuAccelerator(RUNTIME, index)
+    accel.make_current()
+    return accel
+
+
+def launcher_gather(env: ClusterEnv) -> Gather:
+    """Gather an object from every rank without a backend: over MPI where the launcher started
+    several ranks (mpi4py), else this rank's own (a tool run as one process)."""
+    if env.world_size > 1:
+        try:
+            from mpi4py import MPI
+        except ImportError:
+            raise JeopardaError("several ranks need mpi4py to share the node's GPUs out "
+                                "(pip install 'jeoparda[mpi]')") from None
+        return MPI.COMM_WORLD.allgather
+    return lambda obj: [obj]
+
+
+def choose_gpu(me: int, peers: list[tuple[int, str, tuple[str, ...]]], visible: int) -> int:
+    """The index (among the ``visible`` GPUs) for rank ``me``. ``peers``: (rank, host, UUIDs of the
+    GPUs it sees) of every rank. The ranks on my host that see the GPUs I see take them in turn."""
+    mine = {rank: (host, uuids) for rank, host, uuids in peers}[me]
+    sharing = sorted(rank for rank, host, uuids in peers if (host, uuids) == mine)
+    return sharing.index(me) % visible
+
+
+def bind_gpu(env: ClusterEnv, gather: Gather) -> Accelerator:
+    """This rank's accelerator: a GPU of its own (made current), or the CPU where none is visible.
+
+    ``gather`` collects one object from every rank (the backend's, over a CPU channel: no GPU is
+    chosen yet). Two ranks of one host ending on one GPU is a :class:`JeopardaError`."""
+    if not gpu_visible():
+        return Accelerator()
+    count = RUNTIME.device_count()
+    uuids = tuple(RUNTIME.info(i).uuid for i in range(count))
+    index = choose_gpu(env.rank, gather((env.rank, env.hostname, uuids)), count)
+    accel = GpuAccelerator(RUNTIME, index)
+    accel.make_current()
+    assert accel.info is not None
+    taken: dict[tuple[str, str], int] = {}
+    for rank, host, uuid in sorted(gather((env.rank, env.hostname, accel.info.uuid))):
+        if (host, uuid) in taken:
+            raise JeopardaError(
+                f"ranks {taken[host, uuid]} and {rank} on {host} both got GPU {uuid} ({accel.info.name}): "
+                "more ranks than GPUs on the node; start one rank per GPU (srun --gpus-per-task=1, or "
+                "--ntasks-per-node equal to the GPUs per node)")
+        taken[host, uuid] = rank
+    return accel
+
+
+def amp_precision(requested: str, accel: Accelerator) -> str:
     """The precision a run computes in: ``auto`` is bf16 on GPUs of compute capability 8.0 and up
     (A100, H100: bf16 tensor cores), fp16 with loss scaling below (V100 has no bf16 tensor
     cores), fp32 on CPU; anything else as requested."""
     if requested != "auto":
         return requested
-    if device.type != "cuda":
+    if accel.info is None:
         return "fp32"
-    major, _ = capability or torch.cuda.get_device_capability(device)
-    return "bf16" if major >= 8 else "fp16"
+    return "bf16" if accel.info.capability[0] >= 8 else "fp16"
 
 
-def rng_states(device: torch.device) -> dict[str, torch.Tensor]:
+def rng_states(accel: Accelerator) -> dict[str, torch.Tensor]:
     """This process's random states: the CPU generator and, on a GPU, the device's (dropout)."""
     out = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        out["cuda"] = torch.cuda.get_rng_state(device)
+    state = accel.rng_state()
+    if state is not None:
+        out["cuda"] = state
     return out
 
 
-def set_rng_states(states: Any, device: torch.device) -> None:
+def set_rng_states(states: Any, accel: Accelerator) -> None:
     """Restore :func:`rng_states` (a bare CPU state from older checkpoints is accepted)."""
     if isinstance(states, torch.Tensor):
         torch.set_rng_state(states)
         return
     torch.set_rng_state(states["cpu"])
-    if device.type == "cuda" and "cuda" in states:
-        torch.cuda.set_rng_state(states["cuda"], device)
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued device work before a clock is read (a no-op on CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    if "cuda" in states and accel.gpu:
+        accel.set_rng_state(states["cuda"])

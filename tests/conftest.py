@@ -111,3 +111,19 @@ def sr_model(archive_master, tmp_path_factory) -> Path:
                           eval_patches=4, features=8, blocks=1, backend="single", log_every=20)
     train_sr(opts, say=lambda line: None)
     return out / "sr.pt"
+
+
+@pytest.fixture
+def standin_gpu(monkeypatch):
+    """The CUDA runtime and NVML replaced by the stand-in (tests/standin_cuda.py): a node of two
+    H100-like GPUs, both visible unless the test sets CUDA_VISIBLE_DEVICES."""
+    import sys
+
+    from jeoparda import devices
+    from tests.standin_cuda import StandInCuda, standin_nvml
+
+    runtime = StandInCuda()
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(devices, "RUNTIME", runtime)
+    monkeypatch.setitem(sys.modules, "pynvml", standin_nvml(runtime))
+    return runtime

@@ -7,40 +7,57 @@ from pathlib import Path
 import pytest
 import torch
 
+from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.env import ClusterEnv
 from jeoparda.config import RunConfig, TrainConfig
-from jeoparda.devices import amp_precision, rng_states, set_rng_states
+from jeoparda.errors import JeopardaError
+from jeoparda.devices import amp_precision, parse_device, rng_states, set_rng_states
 
 
 @pytest.mark.parametrize("capability,expected", [((7, 0), "fp16"), ((7, 5), "fp16"), ((8, 0), "bf16"),
                                                  ((9, 0), "bf16")])
-def test_auto_precision_follows_the_compute_capability(capability, expected):
-    assert amp_precision("auto", torch.device("cuda", 0), capability) == expected  # V100 7.0, A100 8.0, H100 9.0
-    assert amp_precision("auto", torch.device("cpu")) == "fp32"
-    assert amp_precision("bf16", torch.device("cpu")) == "bf16"  # an explicit choice stays
+def test_auto_precision_follows_the_compute_capability(standin_gpu, capability, expected):
+    standin_gpu.boards[0].capability = capability  # V100 7.0, T4 7.5, A100 8.0, H100 9.0
+    assert amp_precision("auto", parse_device("cuda:0")) == expected
+    assert amp_precision("auto", Accelerator()) == "fp32"
+    assert amp_precision("bf16", Accelerator()) == "bf16"  # an explicit choice stays
 
 
-def test_deterministic_on_cuda_sets_the_cublas_workspace(monkeypatch):
+def test_deterministic_on_cuda_sets_the_cublas_workspace(standin_gpu, monkeypatch):
     from jeoparda.training.loop import configure_threads
 
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    gpu = parse_device("cuda")
     try:
-        configure_threads(RunConfig(train=TrainConfig(deterministic=True)), ClusterEnv(), torch.device("cuda", 0))
+        configure_threads(RunConfig(train=TrainConfig(deterministic=True)), ClusterEnv(), gpu)
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
         monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")  # a user's setting is kept
-        configure_threads(RunConfig(train=TrainConfig(deterministic=True)), ClusterEnv(), torch.device("cuda", 0))
+        configure_threads(RunConfig(train=TrainConfig(deterministic=True)), ClusterEnv(), gpu)
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+        configure_threads(RunConfig(), ClusterEnv(), gpu)
+        assert torch.backends.cudnn.benchmark  # fixed shapes on a GPU: cuDNN autotunes
     finally:
         torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.benchmark = False
 
 
 def test_random_states_round_trip_and_old_checkpoints_load():
-    states = rng_states(torch.device("cpu"))
+    states = rng_states(Accelerator())
     first = torch.rand(3)
-    set_rng_states(states, torch.device("cpu"))
+    set_rng_states(states, Accelerator())
     assert torch.equal(torch.rand(3), first)
-    set_rng_states(states["cpu"], torch.device("cpu"))  # checkpoints before CUDA states held a bare tensor
+    set_rng_states(states["cpu"], Accelerator())  # checkpoints before CUDA states held a bare tensor
     assert torch.equal(torch.rand(3), first)
+
+
+def test_gpu_random_state_is_saved_and_restored(standin_gpu):
+    gpu = parse_device("cuda:1")
+    states = rng_states(gpu)
+    assert set(states) == {"cpu", "cuda"}
+    standin_gpu.set_rng_state(torch.Generator().manual_seed(99).get_state(), 1)  # dropout drew on the GPU
+    set_rng_states(states, gpu)
+    assert torch.equal(standin_gpu.rng_state(1), states["cuda"])
+    set_rng_states(states, Accelerator())  # a CPU run resumed from a GPU checkpoint ignores the GPU state
 
 
 def test_torch_floor_is_what_the_code_needs():
@@ -50,3 +67,93 @@ def test_torch_floor_is_what_the_code_needs():
     requires = [r.strip() for r in cfg["options"]["install_requires"].split("\n") if r.strip().startswith("torch")]
     assert requires == ["torch>=2.3"]
     assert hasattr(torch, "uint16") and torch.amp.GradScaler("cpu", enabled=False) is not None
+
+
+class Announced(Exception):
+    """Raised by the simulated gather at the round a rank cannot complete alone."""
+
+
+def bind_node(runtime, monkeypatch, visible: list[str], hosts: list[str] | None = None) -> list:
+    """bind_gpu for simulated ranks of one job, each with its own CUDA_VISIBLE_DEVICES: every rank
+    announces what it sees, then every rank learns all announcements (as backend.gather_objects)."""
+    from jeoparda.devices import bind_gpu
+
+    hosts = hosts or ["n1"] * len(visible)
+    envs = [ClusterEnv(rank=r, world_size=len(visible), local_rank=r, local_size=len(visible), hostname=h)
+            for r, h in enumerate(hosts)]
+    rounds: list[list] = [[], []]
+
+    def run(rank, known):
+        calls = []
+
+        def gather(obj):
+            calls.append(obj)
+            if len(calls) > known:
+                rounds[len(calls) - 1].append(obj)
+                raise Announced
+            return rounds[len(calls) - 1]
+
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible[rank])
+        try:
+            return bind_gpu(envs[rank], gather)
+        except Announced:
+            return None
+
+    for known in (0, 1):  # round by round: what each rank says, once it knows all earlier rounds
+        for rank in range(len(visible)):
+            run(rank, known)
+    return [run(rank, 2) for rank in range(len(visible))]
+
+
+def physical(runtime, accel):
+    return [runtime.uuid_of(b) for b in range(len(runtime.boards))].index(accel.info.uuid)
+
+
+def test_closest_binding_gives_ranks_sharing_a_socket_different_gpus(standin_gpu, monkeypatch):
+    """--gpu-bind=closest on a 2-socket node, tasks placed cyclically over sockets: ranks 0 and 2
+    see GPUs 0,1 and ranks 1 and 3 see GPUs 2,3. local_rank % 2 gave ranks 0 and 2 both index 0."""
+    from tests.standin_cuda import Board
+
+    standin_gpu.boards = [Board() for _ in range(4)]
+    accels = bind_node(standin_gpu, monkeypatch, ["0,1", "2,3", "0,1", "2,3"])
+    assert [physical(standin_gpu, a) for a in accels] == [0, 2, 1, 3]
+    assert [a.index for a in accels] == [0, 0, 1, 1] and standin_gpu.current == 1
+
+
+def test_per_task_and_whole_node_binding(standin_gpu, monkeypatch):
+    per_task = bind_node(standin_gpu, monkeypatch, ["1", "0"])  # --gpus-per-task=1
+    assert [(a.index, physical(standin_gpu, a)) for a in per_task] == [(0, 1), (0, 0)]
+    whole = bind_node(standin_gpu, monkeypatch, ["0,1", "0,1"])  # no binding: each sees both
+    assert [(a.index, physical(standin_gpu, a)) for a in whole] == [(0, 0), (1, 1)]
+    by_uuid = bind_node(standin_gpu, monkeypatch, [standin_gpu.uuid_of(1)])  # CUDA_VISIBLE_DEVICES=GPU-...
+    assert physical(standin_gpu, by_uuid[0]) == 1
+    two_nodes = bind_node(standin_gpu, monkeypatch, ["0", "0"], hosts=["n1", "n2"])  # same board, other hosts
+    assert [a.index for a in two_nodes] == [0, 0]
+
+
+def test_two_ranks_on_one_gpu_stop_with_one_line(standin_gpu, monkeypatch):
+    with pytest.raises(JeopardaError, match=r"ranks 0 and 2 on n1 both got GPU GPU-00000000.*one rank per GPU"):
+        bind_node(standin_gpu, monkeypatch, ["0,1", "0,1", "0,1"])
+    with pytest.raises(JeopardaError, match="ranks 0 and 1 on n1 both got GPU"):
+        bind_node(standin_gpu, monkeypatch, ["0", "0"])  # a binding that hands one GPU to two tasks
+
+
+def test_device_choices_of_the_tools(standin_gpu, monkeypatch):
+    assert parse_device("auto").gpu and parse_device("cpu").kind == "cpu"
+    assert parse_device("cuda:1").info.uuid == standin_gpu.uuid_of(1)
+    with pytest.raises(JeopardaError, match=r"--device cuda:2: this process sees 2 GPUs \(cuda:0..cuda:1"):
+        parse_device("cuda:2")
+    with pytest.raises(JeopardaError, match="use auto, cpu, cuda or cuda:N"):
+        parse_device("gpu")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU visible
+    assert parse_device("auto").kind == "cpu"
+    with pytest.raises(JeopardaError, match="--device cuda: no CUDA GPU is visible"):
+        parse_device("cuda")
+
+
+def test_without_a_gpu_every_rank_computes_on_the_cpu(monkeypatch):
+    from jeoparda.devices import bind_gpu
+
+    accel = bind_gpu(ClusterEnv(), lambda obj: pytest.fail("no GPU: nothing to gather"))
+    assert accel.kind == "cpu" and accel.copier() is None and accel.rng_state() is None
+    assert not accel.register_host(torch.zeros(2)) and accel.to_device(torch.ones(1)).device.type == "cpu"

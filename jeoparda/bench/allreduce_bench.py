@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
+from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.backends import Backend
-from jeoparda.devices import synchronize
 from jeoparda.errors import JeopardaError
 from jeoparda.models import create_model
 from jeoparda.models.complexity import count_parameters
@@ -33,8 +33,11 @@ def message_sizes(max_bytes: int, min_bytes: int = 4096) -> list[int]:
     return sizes + [max_bytes]
 
 
-def run(backend: Backend, sizes: list[int], iters: int = 20, warmup: int = 3) -> list[dict[str, Any]]:
-    n, device = backend.world_size, backend.device
+def run(backend: Backend, sizes: list[int], iters: int = 20, warmup: int = 3,
+        accel: Accelerator | None = None) -> list[dict[str, Any]]:
+    """Rows of bytes, median time and bandwidths; buffers live on ``accel`` (the CPU when None)."""
+    accel = accel or Accelerator()
+    n, device = backend.world_size, accel.device
     expected = n * (n + 1) / 2  # every rank contributes rank + 1
     rows = []
     for size in sizes:
@@ -42,10 +45,10 @@ def run(backend: Backend, sizes: list[int], iters: int = 20, warmup: int = 3) ->
         times = []
         for i in range(warmup + iters):
             buf.fill_(backend.rank + 1)
-            synchronize(device)
+            accel.synchronize()
             start = time.perf_counter()
             backend.all_reduce(buf)
-            synchronize(device)
+            accel.synchronize()
             if i >= warmup:
                 times.append(time.perf_counter() - start)
             if not torch.all(buf == expected):

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from jeoparda.devices import synchronize
+from jeoparda.accelerator import Accelerator
 
 
 @torch.no_grad()
@@ -27,20 +27,20 @@ def patch_pass(model: torch.nn.Module, mosaic: torch.Tensor, window: int, contex
     c, h, w = mosaic.shape
     pad = (context - window) // 2
     padded = torch.nn.functional.pad(mosaic[None], (pad, pad, pad, pad), mode="reflect")[0]
-    out = torch.empty((h, w), dtype=torch.long, device=mosaic.device)
-    corners = [(y, x) for y in range(0, h, window) for x in range(0, w, window)]
-    for i in range(0, len(corners), batch):
-        part = corners[i:i + batch]
-        crops = torch.stack([padded[:, y:y + context, x:x + context] for y, x in part])
-        labels = model(crops).argmax(1)[:, pad:pad + window, pad:pad + window]
-        for (y, x), lab in zip(part, labels, strict=True):
-            out[y:y + window, x:x + window] = lab
-    return out
+    rows, cols = h // window, w // window
+    # every context crop at once, as a strided view of the padded mosaic (no copy until a batch is taken)
+    crops = padded.unfold(1, context, window).unfold(2, context, window).permute(1, 2, 0, 3, 4)
+    crops = crops.reshape(rows * cols, c, context, context)
+    labels = torch.cat([model(crops[i:i + batch].contiguous()).argmax(1)[:, pad:pad + window, pad:pad + window]
+                        for i in range(0, len(crops), batch)])
+    # windows back into place in one reshape (row-major order), not one small copy per window
+    return labels.reshape(rows, cols, window, window).permute(0, 2, 1, 3).reshape(h, w)
 
 
-def run(model: torch.nn.Module, patches: int, device: torch.device, window: int = 24, context: int = 72,
+def run(model: torch.nn.Module, patches: int, accel: Accelerator, window: int = 24, context: int = 72,
         batch: int = 64, in_chans: int = 12, size: int = 120, repeat: int = 1) -> dict[str, Any]:
-    """Seconds and pixels/s of both passes over a random mosaic of ``patches`` x ``patches``."""
+    """Seconds and pixels/s of both passes over a random mosaic of ``patches`` x ``patches`` on ``accel``."""
+    device = accel.device
     side = patches * size
     if side % window or (context - window) % 2 or context % 4:
         raise ValueError("the mosaic must divide into windows, and context - window be even, context a multiple of 4")
@@ -49,13 +49,14 @@ def run(model: torch.nn.Module, patches: int, device: torch.device, window: int 
     times: dict[str, list[float]] = {"fcn": [], "patch": []}
     for _ in range(repeat):
         for name in ("fcn", "patch"):  # alternated: drift on a shared machine hits both alike
-            synchronize(device)
+            accel.synchronize()
             start = time.perf_counter()
             fcn_pass(model, mosaic) if name == "fcn" else patch_pass(model, mosaic, window, context, batch)
-            synchronize(device)
+            accel.synchronize()
             times[name].append(time.perf_counter() - start)
     fcn_s, patch_s = min(times["fcn"]), min(times["patch"])
     pixels = side * side
-    return {"patches": patches, "pixels": pixels, "window": window, "context": context, "device": str(device),
+    return {"patches": patches, "pixels": pixels, "window": window, "context": context, "device": accel.kind,
+            "device_name": accel.name,
             "fcn_s": fcn_s, "patch_s": patch_s, "fcn_pixels_per_s": pixels / fcn_s,
             "patch_pixels_per_s": pixels / patch_s, "speedup": patch_s / fcn_s, "runs": times}

@@ -14,7 +14,7 @@ from typing import Any
 
 from jeoparda.cluster.env import ClusterEnv
 from jeoparda.config import RunConfig
-from jeoparda.devices import select_device, synchronize
+from jeoparda.devices import bind_gpu, launcher_gather
 from jeoparda.loaders.base import Batch, Loader
 from jeoparda.loaders.build import build_loader
 
@@ -27,13 +27,14 @@ def endless(loader: Loader) -> Iterator[Batch]:
 
 
 def run(cfg: RunConfig, env: ClusterEnv, split: str, steps: int, warmup: int = 2) -> dict[str, Any]:
+    """Time the loader of ``split`` on this rank's accelerator (its own GPU where there is one)."""
     build_start = time.perf_counter()
-    loader = build_loader(cfg, env, split, select_device(env))
+    loader = build_loader(cfg, env, split, bind_gpu(env, launcher_gather(env)))
     build_s = time.perf_counter() - build_start
     stream = endless(loader)
     for _ in range(warmup):
         next(stream)
-    synchronize(loader.device)
+    loader.accel.synchronize()
     start = time.perf_counter()
     images = 0
     batch_shape: tuple[int, ...] = ()
@@ -41,7 +42,7 @@ def run(cfg: RunConfig, env: ClusterEnv, split: str, steps: int, warmup: int = 2
         image = next(stream)["image"]
         images += len(image)
         batch_shape = tuple(image.shape)
-    synchronize(loader.device)
+    loader.accel.synchronize()
     elapsed = time.perf_counter() - start
     rate = images / elapsed
     patch_bytes = 2 * loader.channels * int(batch_shape[2]) * int(batch_shape[3])
@@ -49,4 +50,4 @@ def run(cfg: RunConfig, env: ClusterEnv, split: str, steps: int, warmup: int = 2
             "steps": steps, "warmup": warmup, "workers": cfg.data.workers, "images": images,
             "seconds": elapsed, "images_per_s": rate, "mb_per_s": rate * patch_bytes / 1e6,
             "steps_per_epoch": loader.steps_per_epoch, "build_s": build_s,
-            "stage_time_s": loader.stage_time_s, "device": str(loader.device)}
+            "stage_time_s": loader.stage_time_s, "device": loader.accel.kind}

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from jeoparda.accelerator import Accelerator
 from jeoparda.errors import JeopardaError
 from jeoparda.labels import NO_CLASS
 from jeoparda.loaders.bands import choose_bands
@@ -79,13 +80,20 @@ def georef(manifest: dict[str, Any], name: str, cols0: int, rows0: int) -> Geore
 
 
 @torch.no_grad()
-def label_mosaic(model: torch.nn.Module, image: torch.Tensor, window: int, overlap: int
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class index and its probability per pixel; in windows when ``window`` > 0."""
+def label_mosaic(model: torch.nn.Module, image: torch.Tensor, window: int, overlap: int,
+                 accel: Accelerator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class index and its probability per pixel (on the host); in windows when ``window`` > 0.
+    The model runs on ``accel`` (the CPU when None): each window crosses to it and its answer back."""
+    accel = accel or Accelerator()
     c, h, w = image.shape
+
+    def infer(part: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        probs = torch.softmax(model(accel.to_device(part.contiguous())[None]).float(), dim=1)[0]
+        p, k = probs.max(0)
+        return p.cpu(), k.cpu()
+
     if not window or (h <= window and w <= window):
-        probs = torch.softmax(model(image[None]).float(), dim=1)[0]
-        best, cls = probs.max(0)
+        best, cls = infer(image)
         return cls, best
     cls = torch.empty((h, w), dtype=torch.long)
     best = torch.empty((h, w))
@@ -94,8 +102,7 @@ def label_mosaic(model: torch.nn.Module, image: torch.Tensor, window: int, overl
         for x in range(0, w, step):
             y0, x0 = max(0, y - overlap), max(0, x - overlap)
             y1, x1 = min(h, y + step + overlap), min(w, x + step + overlap)
-            probs = torch.softmax(model(image[None, :, y0:y1, x0:x1]).float(), dim=1)[0]
-            p, k = probs.max(0)
+            p, k = infer(image[:, y0:y1, x0:x1])
             ys, xs = y - y0, x - x0
             ye, xe = min(step, h - y), min(step, w - x)
             cls[y:y + ye, x:x + xe] = k[ys:ys + ye, xs:xs + xe]
@@ -105,7 +112,7 @@ def label_mosaic(model: torch.nn.Module, image: torch.Tensor, window: int, overl
 
 def predict_tile(model: torch.nn.Module, dataset: Path, split: str, tile: str, out: Path, window: int = 0,
                  overlap: int = 32, probabilities: bool = False, max_pixels: int = 50_000_000,
-                 bands_spec: str = "") -> dict[str, Any]:
+                 bands_spec: str = "", accel: Accelerator | None = None) -> dict[str, Any]:
     """Write the tile's class map (and quick look); returns a summary. ``bands_spec`` is the
     training run's ``data.bands``: the same channels, normalised the same way, reach the model."""
     manifest = read_manifest(dataset)
@@ -157,8 +164,9 @@ def predict_tile(model: torch.nn.Module, dataset: Path, split: str, tile: str, o
     finally:
         for reader in readers.values():
             reader.close()
-    model.eval()
-    cls, best = label_mosaic(model, torch.from_numpy(mosaic), window, overlap)
+    accel = accel or Accelerator()
+    model.to(accel.device).eval()
+    cls, best = label_mosaic(model, torch.from_numpy(mosaic), window, overlap, accel)
     classes = cls.numpy().astype(np.uint8)
     classes[~covered] = NO_CLASS
     out.parent.mkdir(parents=True, exist_ok=True)

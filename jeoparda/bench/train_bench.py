@@ -17,20 +17,19 @@ from typing import Any
 import torch
 
 from jeoparda.bench.loader_bench import endless
-from jeoparda.devices import synchronize
 from jeoparda.training.loop import Trainer
 
 
 def _steps(trainer: Trainer, batches, count: int, sync_grads: bool = True) -> tuple[float, float, float]:
     """Run ``count`` training steps; returns (seconds, data wait seconds, mean loss)."""
-    synchronize(trainer.device)
+    trainer.accel.synchronize()
     start, wait, losses = time.perf_counter(), 0.0, []
     for _ in range(count):
         t0 = time.perf_counter()
         batch = next(batches)
         wait += time.perf_counter() - t0
         losses.append(trainer.step(batch, sync_gradients=sync_grads))
-    synchronize(trainer.device)
+    trainer.accel.synchronize()
     return time.perf_counter() - start, wait, float(torch.stack(losses).mean())
 
 
@@ -68,8 +67,8 @@ def bench_train(cfg: Any, out: Any, warmup: int, steps: int, blocks: int, say=pr
 
     from jeoparda.training.launch import session
 
-    with session(cfg, out, resume=False) as (env, backend, device, run_dir, _):
-        trainer = Trainer(cfg, env, backend, device, run_dir, say)
+    with session(cfg, out, resume=False) as (env, backend, accel, run_dir, _):
+        trainer = Trainer(cfg, env, backend, accel, run_dir, say)
         trainer._log_start(resumed_from=None)
         start = _time.perf_counter()
         summary = run(trainer, warmup, steps, blocks)

@@ -63,6 +63,8 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     inf.add_argument("--context", type=positive_int, default=72, help="patch-based input crop (default 72)")
     inf.add_argument("--batch", type=positive_int, default=64, help="crops per patch-based batch (default 64)")
     inf.add_argument("--repeat", type=positive_int, default=2, help="alternated runs, best kept (default 2)")
+    inf.add_argument("--device", default="auto",
+                     help="auto (the first visible GPU, else the CPU), cpu, cuda or cuda:N (default auto)")
     inf.add_argument("--json", action="store_true", help="end with one JSON line")
     inf.set_defaults(func=_run_bench_infer)
     ar = bench.add_parser(
@@ -136,22 +138,23 @@ def _run_bench_allreduce(args: argparse.Namespace) -> int:
     from jeoparda.cluster.backends import create_backend
     from jeoparda.cluster.env import detect
     from jeoparda.config import DistConfig
-    from jeoparda.devices import select_device
+    from jeoparda.devices import bind_gpu, collectives
 
     env = detect()
-    device = select_device(env)
-    backend = create_backend(env, DistConfig(backend=args.backend), device)
+    backend = create_backend(env, DistConfig(backend=args.backend), collectives())
     try:
-        rows = run(backend, message_sizes(args.max_bytes or gradient_bytes()), args.iters)
+        accel = bind_gpu(env, backend.gather_objects)
+        backend.bind(accel.device)
+        rows = run(backend, message_sizes(args.max_bytes or gradient_bytes()), args.iters, accel=accel)
     finally:
         backend.shutdown()
     if env.is_root:
-        print(f"all-reduce, {backend.name}, {env.world_size} processes, {device.type}")
+        print(f"all-reduce, {backend.name}, {env.world_size} processes, {accel.kind}")
         print(f"{'bytes':>12}{'time (us)':>14}{'algbw (GB/s)':>14}{'busbw (GB/s)':>14}")
         for r in rows:
             print(f"{r['bytes']:>12}{r['time_us']:>14.1f}{r['algbw_gb_s']:>14.3f}{r['busbw_gb_s']:>14.3f}")
         if args.json:
-            print(json.dumps({"backend": backend.name, "world_size": env.world_size, "device": device.type,
+            print(json.dumps({"backend": backend.name, "world_size": env.world_size, "device": accel.kind,
                               "sizes": rows}))
     return 0
 
@@ -160,8 +163,7 @@ def _run_bench_infer(args: argparse.Namespace) -> int:
     import json
 
     from jeoparda.bench.infer_bench import run
-    from jeoparda.cluster.env import detect
-    from jeoparda.devices import select_device
+    from jeoparda.devices import parse_device
     from jeoparda.errors import JeopardaError
     from jeoparda.models import create_model, model_kind
 
@@ -179,7 +181,7 @@ def _run_bench_infer(args: argparse.Namespace) -> int:
         model = create_model(args.model, num_classes=heads[0].shape[0] if heads else 19)
         model.load_state_dict(state["model"])
     try:
-        result = run(model, args.patches, select_device(detect()), args.window, args.context, args.batch,
+        result = run(model, args.patches, parse_device(args.device), args.window, args.context, args.batch,
                      repeat=args.repeat)
     except ValueError as exc:
         raise JeopardaError(f"bench infer: {exc}") from None

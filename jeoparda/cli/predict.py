@@ -31,15 +31,20 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=int, default=32, help="pixels of context kept around each window (default 32)")
     p.add_argument("--max-pixels", type=positive_int, default=50_000_000,
                    help="largest mosaic labelled in one pass (default 50,000,000)")
+    p.add_argument("--device", default="auto",
+                   help="where the model runs: auto (the first visible GPU, else the CPU), cpu, cuda or cuda:N "
+                   "(default auto)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     p.set_defaults(func=_run_predict)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
     from jeoparda.bench.predict import predict_tile
+    from jeoparda.devices import parse_device
     from jeoparda.models import create_model, model_kind
     from jeoparda.training import checkpoint
 
+    accel = parse_device(args.device)  # a wrong --device is said before the checkpoint is read
     state = checkpoint.load(args.checkpoint)
     config = state.get("config") or {}
     name = config.get("model")
@@ -58,7 +63,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     bands_spec = (config.get("data") or {}).get("bands", "")
     summary = predict_tile(model, args.data, args.split, args.tile, args.out, window=args.window,
                            overlap=args.overlap, probabilities=args.probabilities, max_pixels=args.max_pixels,
-                           bands_spec=bands_spec)
+                           bands_spec=bands_spec, accel=accel)
     print(f"{args.tile}: {summary['patches']} patches, {summary['width']}x{summary['height']} pixels, "
           f"EPSG:{summary['epsg']}: {', '.join(summary['files'])}")
     if summary["agreement"] is not None:

@@ -30,8 +30,16 @@ class Backend:
     #: refuse non-contiguous tensors (horovod#3491, #3622).
     supports_channels_last = True
 
-    def __init__(self, env: ClusterEnv, cfg: DistConfig, device: torch.device) -> None:
-        self.env, self.cfg, self.device = env, cfg, device
+    def __init__(self, env: ClusterEnv, cfg: DistConfig, collectives: str = "gloo") -> None:
+        self.env, self.cfg, self.collectives = env, cfg, collectives
+        self.device = torch.device("cpu")  # where the model's tensors live: see bind()
+
+    def bind(self, device: torch.device) -> None:
+        """The device the rank's model and tensors live on, once its GPU is chosen (after init)."""
+        self.device = device
+
+    def set_timeout(self, seconds: float) -> None:
+        """How long a collective may wait from now on (set-up may take longer than a step)."""
 
     @property
     def rank(self) -> int:
@@ -98,18 +106,27 @@ class Backend:
 
 class DDPBackend(Backend):
     name = "ddp"
+    objects: Any = None  # the process group objects travel over (None: the default one)
 
     def init(self) -> None:
         import torch.distributed as dist
 
-        kind = "nccl" if self.device.type == "cuda" else "gloo"
+        kind = self.collectives
         if self.env.launcher == "torchrun":  # its agent already serves the store: join it
             method = "env://"
         else:
             point = self._settle(rendezvous(self.env, self.cfg.port))
             method = f"tcp://{point.addr}:{point.port}"
         dist.init_process_group(kind, init_method=method, rank=self.env.rank, world_size=self.env.world_size,
-                                timeout=timedelta(seconds=self.cfg.timeout_s))
+                                timeout=timedelta(seconds=self.cfg.setup_timeout_s))
+        # Objects (GPU choice, run folder, random states) travel over gloo on the host: no GPU needed
+        self.objects = dist.new_group(backend="gloo") if kind != "gloo" else None
+
+    def set_timeout(self, seconds: float) -> None:
+        from torch.distributed import distributed_c10d as c10d
+
+        for group in (None, self.objects):
+            c10d._set_pg_timeout(timedelta(seconds=seconds), group)
 
     def _settle(self, point: Rendezvous) -> Rendezvous:
         """Fill in what the launcher did not give: rank 0's host and a free port, over MPI."""
@@ -156,14 +173,14 @@ class DDPBackend(Backend):
         import torch.distributed as dist
 
         out: list[Any] = [None] * self.world_size
-        dist.all_gather_object(out, obj)
+        dist.all_gather_object(out, obj, group=self.objects)
         return out
 
     def broadcast_object(self, obj: Any) -> Any:
         import torch.distributed as dist
 
         box = [obj]
-        dist.broadcast_object_list(box, src=0)
+        dist.broadcast_object_list(box, src=0, group=self.objects)
         return box[0]
 
     def barrier(self) -> None:
@@ -189,7 +206,7 @@ class HorovodBackend(Backend):
             raise JeopardaError(HOROVOD_HINT) from None
         self.hvd = hvd
         hvd.init()
-        if self.device.type == "cuda" and not hvd.nccl_built():
+        if self.collectives == "nccl" and not hvd.nccl_built():
             raise JeopardaError("Horovod was built without NCCL: GPU gradients would be reduced through host "
                                 "memory. Rebuild it with HOROVOD_GPU_OPERATIONS=NCCL (scripts/install_horovod.sh "
                                 "does on a machine with CUDA)")
@@ -239,7 +256,9 @@ class HorovodBackend(Backend):
 BACKENDS = {"single": Backend, "ddp": DDPBackend, "horovod": HorovodBackend}
 
 
-def create_backend(env: ClusterEnv, cfg: DistConfig, device: torch.device) -> Backend:
-    backend = BACKENDS[cfg.backend](env, cfg, device)
+def create_backend(env: ClusterEnv, cfg: DistConfig, collectives: str = "gloo") -> Backend:
+    """The backend ``cfg.backend``, initialised; ``collectives`` is the torch.distributed backend for
+    the tensors of this process (jeoparda.devices.collectives())."""
+    backend = BACKENDS[cfg.backend](env, cfg, collectives)
     backend.init()
     return backend

@@ -146,10 +146,12 @@ def make_upsampler(opts: ConvertOptions, source: Source) -> tuple[Upsampler, dic
         raise JeopardaError(f"{source.root}: --resample learned needs bands at native resolution; "
                             f"{source.kind} stores them on one grid already")
     missing_bands(source.bands, source.root)
-    device = resolve_device(opts.sr_device)
+    device, accel = resolve_device(opts.sr_device)
     model = load_model(opts.sr_model)
-    # cpu and cuda kernels may round some values differently: the device is part of what the data set is
-    record = {"path": str(opts.sr_model), "sha256": model.sha256, "device": device.split(":")[0],
+    # cpu and cuda kernels may round some values differently, and GPU generations among themselves:
+    # the device and the GPU model are part of what the data set is
+    record = {"path": str(opts.sr_model), "sha256": model.sha256, "device": accel.kind,
+              "device_name": accel.name if accel.gpu else "cpu",
               "features": model.features, "blocks": model.blocks, "mtf": model.mtf, "training": model.training,
               "eval": model.eval}
     return LearnedUpsampler(Path(opts.sr_model), model.sha256, device), record
@@ -173,7 +175,8 @@ def make_plan(opts: ConvertOptions) -> Plan:
                 "shard_size": opts.shard_size, "resample": opts.resample, "compression": opts.compression,
                 "splits": kept, "excluded": listing.excluded, "bands": keep}
     if sr_model is not None:
-        identity["sr_model"] = [sr_model["sha256"], sr_model["device"]]
+        identity["sr_model"] = [sr_model["sha256"], sr_model["device"]] + (
+            [sr_model["device_name"]] if sr_model["device"] != "cpu" else [])
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return Plan(source, kept, listing.excluded, listing.split_source, missing, listing.noisy, chunks, digest, keep,
                 upsampler, sr_model)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jeoparda.cluster.env import ClusterEnv
+from jeoparda.cluster.slots import set_slot
 from jeoparda.convert.assemble import Upsampler, shard_arrays
 from jeoparda.convert.plan import Chunk, ConvertOptions, Plan, make_plan
 from jeoparda.convert.records import ChunkStats, build_manifest, layout_for
@@ -150,9 +151,15 @@ def convert_chunk(source: Source, chunk: Chunk, out: Path, layout: Layout, keep:
 _COUNTER: Any = None  # the pool's shared progress counter, set in each worker process
 
 
-def _init_worker(counter: Any) -> None:
+def _init_worker(counter: Any, started: Any, slot_base: int) -> None:
+    """A pool worker: the progress counter, and its number among the node's conversion processes
+    (a learned upsampler on GPUs takes its GPU by that number)."""
     global _COUNTER
     _COUNTER = counter
+    with started.get_lock():
+        started.value += 1
+        number = started.value - 1
+    set_slot(slot_base + number)
 
 
 def _shared_tick(n: int) -> None:
@@ -166,8 +173,9 @@ def _pool_task(args: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def convert_local(chunks: list[Chunk], plan: Plan, opts: ConvertOptions,
-                  tick: Tick) -> list[dict[str, Any]]:
-    """Convert this rank's chunks with ``opts.workers`` processes; skips finished ones."""
+                  tick: Tick, local_rank: int = 0) -> list[dict[str, Any]]:
+    """Convert this rank's chunks with ``opts.workers`` processes; skips finished ones. The node's
+    conversion processes are numbered local rank x workers + worker (GPUs are dealt by number)."""
     out = Path(opts.out)
     records, todo = [], []
     for chunk in chunks:
@@ -181,16 +189,17 @@ def convert_local(chunks: list[Chunk], plan: Plan, opts: ConvertOptions,
     args = [(plan.source, c, out, layout, plan.keep, plan.upsampler, opts.compression, opts.strict) for c in todo]
     workers = min(opts.workers, len(todo))
     if workers <= 1:
+        set_slot(local_rank * max(1, opts.workers))
         try:
             records += [convert_chunk(*a, tick) for a in args]
         finally:
             plan.source.close()
         return records
     ctx = mp.get_context("spawn")  # fork is unsafe under MPI and with threads
-    counter = ctx.Value("q", 0)
+    counter, started = ctx.Value("q", 0), ctx.Value("i", 0)
     seen = 0
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(counter,)) as pool:
+                             initargs=(counter, started, local_rank * opts.workers)) as pool:
         pending = {pool.submit(_pool_task, a) for a in args}
         try:
             while pending:
@@ -250,7 +259,7 @@ def run_conversion(opts: ConvertOptions, env: ClusterEnv,
     tick = make_tick(sum(len(c.names) for c in mine))
     records, failure = [], None
     try:
-        records = convert_local(mine, plan, opts, tick)
+        records = convert_local(mine, plan, opts, tick, env.local_rank)
     except StrictStop as exc:
         failure = str(exc)
     gathered = [(records, failure)] if comm is None else comm.allgather((records, failure))

@@ -6,10 +6,14 @@ Rotations and flips never change labels; mixup mixes labels with the same weight
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
 from jeoparda.config import AugmentConfig
+
+ToDevice = Callable[[torch.Tensor], torch.Tensor]
 
 
 def normaliser(mean: list[float], std: list[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -59,13 +63,18 @@ def apply_geometry(images: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return images
 
 
+def _stays(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
 def mixup(batch: dict[str, torch.Tensor], alpha: float, seed: int, epoch: int, rank: int,
-          step: int) -> dict[str, torch.Tensor]:
+          step: int, to_device: ToDevice = _stays) -> dict[str, torch.Tensor]:
     """Mix each sample with another of the batch: weight lam ~ Beta(alpha, alpha), same lam for
-    images and labels. Returns the batch with ``mix_weight`` (the lam used)."""
+    images and labels. Returns the batch with ``mix_weight`` (the lam used). ``to_device`` moves
+    the permutation to the batch's device (the accelerator's: pinned, non-blocking, no host wait)."""
     rng = np.random.default_rng([seed, epoch, rank, step, 2])
     lam = float(rng.beta(alpha, alpha))
-    perm = torch.from_numpy(rng.permutation(len(batch["image"]))).to(batch["image"].device)
+    perm = to_device(torch.from_numpy(rng.permutation(len(batch["image"]))))
     mixed = dict(batch)
     mixed["image"] = lam * batch["image"] + (1 - lam) * batch["image"][perm]
     mixed["label"] = lam * batch["label"] + (1 - lam) * batch["label"][perm]
@@ -90,23 +99,24 @@ def photometric_params(cfg: AugmentConfig, n: int, bands: int, seed: int, epoch:
 
 
 def device_augment(image: torch.Tensor, cfg: AugmentConfig, seed: int, epoch: int, rank: int,
-                   step: int) -> torch.Tensor:
+                   step: int, to_device: ToDevice = _stays) -> torch.Tensor:
     """Random resized crops back to the input size (bilinear, one batched grid_sample) and
     per-band contrast/brightness jitter around each image's band mean, on normalised images on
-    their device. Runs after the backend, so torch and DALI batches get the same draws."""
+    their device. Runs after the backend, so torch and DALI batches get the same draws. The
+    random parameters reach the device through ``to_device`` (pinned, non-blocking)."""
     n, c = image.shape[:2]
     p = photometric_params(cfg, n, c, seed, epoch, rank, step)
     if cfg.crop < 1:
         theta = np.zeros((n, 2, 3), np.float32)
         theta[:, 0, 0], theta[:, 0, 2] = p["w"], p["cx"]
         theta[:, 1, 1], theta[:, 1, 2] = p["h"], p["cy"]
-        grid = torch.nn.functional.affine_grid(torch.from_numpy(theta).to(image.device), list(image.shape),
+        grid = torch.nn.functional.affine_grid(to_device(torch.from_numpy(theta)), list(image.shape),
                                                align_corners=False)
         image = torch.nn.functional.grid_sample(image, grid, mode="bilinear", padding_mode="border",
                                                 align_corners=False)
     if cfg.strength > 0:
-        contrast = torch.from_numpy(p["contrast"].astype(np.float32)).to(image.device)[:, :, None, None]
-        brightness = torch.from_numpy(p["brightness"].astype(np.float32)).to(image.device)[:, :, None, None]
+        contrast = to_device(torch.from_numpy(p["contrast"].astype(np.float32)))[:, :, None, None]
+        brightness = to_device(torch.from_numpy(p["brightness"].astype(np.float32)))[:, :, None, None]
         mean = image.mean(dim=(2, 3), keepdim=True)
         image = (image - mean) * contrast + mean + brightness
     return image

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.env import ClusterEnv
 from jeoparda.config import RunConfig
 from jeoparda.errors import JeopardaError
@@ -145,8 +146,9 @@ class Loader:
     """Base of the backends: epochs, steps and mixup; subclasses implement ``_batches``."""
 
     def __init__(self, cfg: RunConfig, env: ClusterEnv, split: str, source: SplitSource | None,
-                 device: torch.device) -> None:
-        self.cfg, self.env, self.split, self.source, self.device = cfg, env, split, source, device
+                 accel: Accelerator) -> None:
+        self.cfg, self.env, self.split, self.source, self.accel = cfg, env, split, source, accel
+        self.device = accel.device  # where the batches' tensors live
         self.batch_size = cfg.train.batch_size
         self.train = split == "train"
         self.epoch = 0
@@ -230,9 +232,10 @@ class Loader:
                         batch["label"][:, None].float(), size=(size, size), mode="nearest")[:, 0].to(torch.uint8)
             if self.train and (aug.crop < 1 or aug.strength > 0):
                 batch = {**batch, "image": device_augment(batch["image"], aug, self.cfg.train.seed, self.epoch,
-                                                          self.env.rank, step)}
+                                                          self.env.rank, step, self.accel.to_device)}
             if alpha > 0:
-                batch = mixup(batch, alpha, self.cfg.train.seed, self.epoch, self.env.rank, step)
+                batch = mixup(batch, alpha, self.cfg.train.seed, self.epoch, self.env.rank, step,
+                              self.accel.to_device)
             yield batch
 
     def close(self) -> None:

@@ -6,16 +6,16 @@ same batch dict (see jeoparda.loaders.base), know ``steps_per_epoch`` and take
 """
 from __future__ import annotations
 
-import torch
-
+from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.env import ClusterEnv
 from jeoparda.config import RunConfig
-from jeoparda.devices import default_device
 from jeoparda.loaders.base import Loader, open_split
 
 
-def build_loader(cfg: RunConfig, env: ClusterEnv, split: str, device: torch.device | None = None) -> Loader:
-    device = device or default_device(env)
+def build_loader(cfg: RunConfig, env: ClusterEnv, split: str, accel: Accelerator | None = None) -> Loader:
+    """The loader of ``split`` for this rank, delivering batches on ``accel`` (the CPU when None;
+    :func:`jeoparda.devices.bind_gpu` gives a rank its GPU)."""
+    device = accel or Accelerator()
     backend = cfg.data.backend
     if backend == "synthetic":
         from jeoparda.loaders.synthetic_loader import SyntheticLoader

@@ -14,8 +14,8 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import torch
 
+from jeoparda.accelerator import Accelerator
 from jeoparda.errors import JeopardaError
 from jeoparda.loaders.augment import geometry_codes
 from jeoparda.loaders.base import Batch, Loader
@@ -90,7 +90,7 @@ class DaliLoader(Loader):
         # its shared-memory ring), not in the thread that feeds DALI; geometry stays DALI's.
         aug = self.cfg.data.augment
         plain = replace(self.cfg, data=replace(self.cfg.data, augment=replace(aug, flip=False, rot90=False)))
-        self._host = TorchLoader(plain, self.env, self.split, self.source, torch.device("cpu"))
+        self._host = TorchLoader(plain, self.env, self.split, self.source, Accelerator())
         self._stream: Iterator[Any] | None = None
         self._iterator: Any = None
         self._finished = True  # the last iteration ran to the end of its epoch
@@ -118,9 +118,8 @@ class DaliLoader(Loader):
     def _make_iterator(self) -> Any:
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
-        gpu = self.device.type == "cuda"
         pipe = build_pipeline(self._feed, self.batch_size, self.src.mean, self.src.inv_std,
-                              self.device.index if gpu else None, self.cfg.data.workers,
+                              self.accel.index, self.cfg.data.workers,
                               self.cfg.data.prefetch, geometry=self.augment)
         # No auto_reset: a reset right at the end of an epoch would prefetch the next epoch's first
         # batches before set_epoch() says which epoch that is; reset when the next epoch starts.

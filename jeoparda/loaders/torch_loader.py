@@ -4,9 +4,11 @@ Each item of the DataLoader is a whole batch (no per-sample Python work). Reader
 the batch's uint16 images into a ring of shared-memory slots allocated once and send back only
 the slot number, labels and mask; sending a fresh 22 MB float32 tensor per batch through shared
 memory costs more than reading it (measured: docs/benchmarks.md). The consumer normalises to
-float32 on its side: on the GPU when there is one (uint16 crosses PCIe through pinned buffers,
-non-blocking), in the main process on CPU. A slot is reused only after the consumer has
-normalised it: the ring has more slots than batches the DataLoader can have in flight.
+float32 on its side: in the main process on CPU; on a GPU, the ring is page-locked in place
+(host-registered), so uint16 crosses PCIe straight from the slot the reader wrote, on a side stream
+that overlaps the model's kernels, and is normalised there. A slot is handed to a reader again only
+after its upload has run (an event on the side stream) and the consumer has taken it: the ring has
+more slots than batches the DataLoader can have in flight.
 """
 from __future__ import annotations
 
@@ -22,9 +24,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
+from jeoparda.accelerator import Accelerator
 from jeoparda.config import AugmentConfig
 from jeoparda.loaders.augment import apply_geometry, geometry_codes, normalise
-from jeoparda.loaders.base import Batch, Loader, Planner
+from jeoparda.loaders.base import Batch, Loader, Planner, SplitSource
 from jeoparda.loaders.split_reader import SplitReader
 
 
@@ -73,6 +76,7 @@ class EpochSampler(Sampler):
     def __init__(self, slots: int) -> None:
         self.slots, self.issued = slots, 0
         self.epoch, self.first, self.steps = 0, 0, 0
+        self.copied: dict[int, Any] = {}  # slot -> event: its last upload to the device is done
 
     def __len__(self) -> int:
         return self.steps - self.first
@@ -80,7 +84,11 @@ class EpochSampler(Sampler):
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
         for step in range(self.first, self.steps):
             self.issued += 1
-            yield self.epoch, step, (self.issued - 1) % self.slots
+            slot = (self.issued - 1) % self.slots
+            done = self.copied.pop(slot, None)
+            if done is not None:  # a reader may refill the slot once the device has read it
+                done.synchronize()
+            yield self.epoch, step, slot
 
 
 class TorchLoader(Loader):
@@ -90,11 +98,16 @@ class TorchLoader(Loader):
     _closing: torch.Tensor | None = None
     _sampler: EpochSampler
 
+    _registered: tuple[torch.Tensor, ...] = ()
+
     def close(self) -> None:
         """Stop the reader processes now (they also stop when the loader is dropped or at exit)."""
         if self._closing is not None:
             self._closing[0] = True
         self._stream = None
+        for ring in self._registered:
+            self.accel.unregister_host(ring)
+        self._registered = ()
         self._ring = self._s1_ring = None
 
     def __del__(self) -> None:
@@ -114,6 +127,9 @@ class TorchLoader(Loader):
         if self.src.bands.s1:
             self._s1_ring = torch.empty((slots, self.batch_size, *reader.s1_shape)).share_memory_()
         self._closing = torch.zeros(1, dtype=torch.bool).share_memory_()
+        # Page-locked in place: the device reads batches straight from the ring (no copy on the host)
+        rings = (r for r in (self._ring, self._s1_ring) if r is not None)
+        self._registered = tuple(r for r in rings if self.accel.register_host(r))
         # Before multiprocessing's own exit handler (atexit runs last-registered first), which
         # would terminate the readers and wait for them: stop them the orderly way.
         atexit.register(_close_if_alive, weakref.ref(self))
@@ -127,10 +143,15 @@ class TorchLoader(Loader):
         """uint16 images, float32 labels, mask and S1 (or None) of steps ``start_step`` .. of the
         current epoch, on the host. With reader processes the arrays are views into the shared
         ring: valid until the next batch is taken (the DALI backend copies them when fed)."""
+        for _, *arrays in self._host_items():
+            yield tuple(arrays)  # type: ignore[misc]
+
+    def _host_items(self) -> Iterator[tuple[int | None, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
+        """:meth:`host_batches` with the ring slot each batch lies in (None without readers)."""
         if self.cfg.data.workers == 0:
             dataset = self._dataset()
             for step in range(self.start_step, self.steps_per_epoch):
-                yield dataset.load(self.epoch, step)
+                yield (None, *dataset.load(self.epoch, step))
             return
         if self._stream is None:
             self._stream = self._open_stream()
@@ -140,13 +161,17 @@ class TorchLoader(Loader):
         for item in self._stream:
             slot, n = item["slot"], item["n"]
             s1 = self._s1_ring[slot, :n].numpy() if self._s1_ring is not None else None
-            yield self._ring[slot, :n].numpy(), item["label"], item["mask"], s1
+            yield slot, self._ring[slot, :n].numpy(), item["label"], item["mask"], s1
 
     def _batches(self) -> Iterator[Batch]:
-        src = self.src
-        finish = _DeviceFinisher(src.mean, src.inv_std, src.s1_mean, src.s1_inv_std, self.device)
-        for images, labels, mask, s1 in self.host_batches():
-            yield finish(images, labels, mask, s1)
+        if self.cfg.data.workers and self._stream is None:
+            self._stream = self._open_stream()  # the ring exists (and is registered) before the finisher
+        finish = _DeviceFinisher(self.src, self.accel, self._registered) if self.accel.gpu else _HostFinisher(self.src)
+        for slot, images, labels, mask, s1 in self._host_items():
+            batch, copied = finish(images, labels, mask, s1)
+            if slot is not None and copied is not None:
+                self._sampler.copied[slot] = copied
+            yield batch
 
 
 def _as_is(item: Any) -> Any:
@@ -186,63 +211,80 @@ def _reader_context() -> mp.context.BaseContext:
     return ctx
 
 
-class _DeviceFinisher:
-    """uint16 batch on the host -> normalised float32 batch on the device; Sentinel-1 channels,
-    where delivered, are normalised with their own statistics and follow the optical ones.
+class _HostFinisher:
+    """uint16 batch on the host -> normalised float32 batch on the host (no accelerator); Sentinel-1
+    channels, where delivered, are normalised with their own statistics and follow the optical ones."""
 
-    On a GPU every host array (images, labels, mask, S1) goes through one of two alternating sets
-    of pinned buffers and crosses with ``non_blocking=True``; an event recorded on the device's own
-    stream after the copies says when a set may be refilled."""
-
-    def __init__(self, mean: np.ndarray, inv_std: np.ndarray, s1_mean: np.ndarray, s1_inv_std: np.ndarray,
-                 device: torch.device) -> None:
-        self.mean, self.inv_std, self.device = mean, inv_std, device
-        self.s1_mean, self.s1_inv = torch.from_numpy(s1_mean).to(device), torch.from_numpy(s1_inv_std).to(device)
-        if device.type == "cuda":
-            self.mean_dev = torch.from_numpy(mean).to(device)
-            self.inv_dev = torch.from_numpy(inv_std).to(device)
-            self.sets: list[tuple[dict[str, torch.Tensor], torch.cuda.Event]] = []
-            self.turn = 0
+    def __init__(self, src: SplitSource) -> None:
+        self.mean, self.inv_std = src.mean, src.inv_std
+        self.s1_mean, self.s1_inv = torch.from_numpy(src.s1_mean), torch.from_numpy(src.s1_inv_std)
 
     def __call__(self, images: np.ndarray, labels: np.ndarray, mask: np.ndarray,
-                 s1: np.ndarray | None = None) -> Batch:
-        arrays = {"image": images, "label": labels, "mask": mask, **({"s1": s1} if s1 is not None else {})}
-        if self.device.type != "cuda":
-            batch = {"image": normalise(images, self.mean, self.inv_std), "label": torch.from_numpy(labels),
-                     "mask": torch.from_numpy(mask)}
-            if s1 is not None:
-                # not in place: s1 may be the shared ring itself
-                radar = (torch.from_numpy(s1) - self.s1_mean) * self.s1_inv
-                batch["image"] = torch.cat([batch["image"], radar], dim=1)
-            return batch
-        moved = self._to_device(arrays)
-        batch = {"image": moved["image"].float().sub_(self.mean_dev).mul_(self.inv_dev), "label": moved["label"],
-                 "mask": moved["mask"]}
-        if "s1" in moved:
-            batch["image"] = torch.cat([batch["image"], moved["s1"].sub_(self.s1_mean).mul_(self.s1_inv)], dim=1)
-        return batch
+                 s1: np.ndarray | None = None) -> tuple[Batch, Any]:
+        batch = {"image": normalise(images, self.mean, self.inv_std), "label": torch.from_numpy(labels),
+                 "mask": torch.from_numpy(mask)}
+        if s1 is not None:
+            # not in place: s1 may be the shared ring itself
+            radar = (torch.from_numpy(s1) - self.s1_mean) * self.s1_inv
+            batch["image"] = torch.cat([batch["image"], radar], dim=1)
+        return batch, None
 
-    def _to_device(self, arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        """Copy into the next set of pinned buffers (once its last transfer finished), then move
-        every array to the device without blocking the host."""
+
+class _DeviceFinisher:
+    """uint16 batch on the host -> normalised float32 batch on the accelerator.
+
+    Arrays in host-registered memory (the reader ring) are uploaded from where they lie; any other
+    array (labels and masks sent by the readers, whole batches without reader processes) is first
+    copied into one of two alternating sets of pinned buffers. Uploads and normalisation run on
+    the copier's side stream; the compute stream waits for them on the device. The event returned
+    with each batch says when its host memory may be written again: it is recorded on the side
+    stream, so waiting for it never waits for the model's kernels (that is not data wait)."""
+
+    def __init__(self, src: SplitSource, accel: Accelerator, registered: tuple[torch.Tensor, ...]) -> None:
+        copier = accel.copier()
+        assert copier is not None
+        self.copier, self.registered = copier, registered
+        self.mean, self.inv, self.s1_mean, self.s1_inv = (
+            accel.to_device(torch.from_numpy(a)) for a in (src.mean, src.inv_std, src.s1_mean, src.s1_inv_std))
+        self.sets: list[tuple[dict[str, torch.Tensor], Any]] = [({}, None), ({}, None)]
+        self.turn = 0
+
+    def __call__(self, images: np.ndarray, labels: np.ndarray, mask: np.ndarray,
+                 s1: np.ndarray | None = None) -> tuple[Batch, Any]:
+        arrays = {"image": images, "label": labels, "mask": mask, **({"s1": s1} if s1 is not None else {})}
+        host, staged = self._page_locked({k: torch.from_numpy(a) for k, a in arrays.items()})
+        outputs: list[torch.Tensor] = []
+        with self.copier.copying(outputs) as done:
+            dev = {k: self.copier.upload(t) for k, t in host.items()}
+            image = dev["image"].float().sub_(self.mean).mul_(self.inv)
+            if "s1" in dev:
+                image = torch.cat([image, dev["s1"].sub_(self.s1_mean).mul_(self.s1_inv)], dim=1)
+            batch = {"image": image, "label": dev["label"], "mask": dev["mask"]}
+            outputs.extend(batch.values())
+        if staged:
+            self.sets[self.turn] = (self.sets[self.turn][0], done)
+        return batch, done
+
+    def _inside_registered(self, tensor: torch.Tensor) -> bool:
+        ptr = tensor.data_ptr()
+        return any(r.data_ptr() <= ptr < r.data_ptr() + r.nbytes for r in self.registered)
+
+    def _page_locked(self, tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], bool]:
+        """Every tensor in page-locked memory: registered ones as they are, the others copied into
+        the next pinned set once the uploads out of its last use have run."""
+        loose = [k for k, t in tensors.items() if not self._inside_registered(t)]
+        if not loose:
+            return tensors, False
         self.turn = 1 - self.turn
-        n = len(arrays["image"])
-        if len(self.sets) < 2 or any(k not in self.sets[self.turn][0] or self.sets[self.turn][0][k].shape[0] < n
-                                     for k in arrays):
-            bufs = {k: torch.empty((max(n, 1), *a.shape[1:]), dtype=torch.from_numpy(a[:0]).dtype).pin_memory()
-                    for k, a in arrays.items()}
-            event = torch.cuda.Event()
-            event.record(torch.cuda.current_stream(self.device))
-            if len(self.sets) < 2:
-                self.sets.append((bufs, event))
-            else:
-                self.sets[self.turn] = (bufs, event)
-        bufs, event = self.sets[self.turn]
-        event.synchronize()
-        out = {}
-        for key, array in arrays.items():
-            host = bufs[key][:n]
-            host.numpy()[...] = array
-            out[key] = host.to(self.device, non_blocking=True)
-        event.record(torch.cuda.current_stream(self.device))  # the buffers are free once these copies ran
-        return out
+        bufs, done = self.sets[self.turn]
+        if done is not None:
+            done.synchronize()
+        out = dict(tensors)
+        for key in loose:
+            t = tensors[key]
+            buf = bufs.get(key)
+            if buf is None or buf.shape[0] < len(t) or buf.shape[1:] != t.shape[1:] or buf.dtype != t.dtype:
+                buf = bufs[key] = self.copier.pinned(t)
+            out[key] = buf[:len(t)]
+            out[key].copy_(t)
+        return out, True

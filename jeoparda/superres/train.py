@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.backends import create_backend
 from jeoparda.cluster.env import ClusterEnv, detect
 from jeoparda.config import DistConfig
-from jeoparda.devices import device_name, select_device
+from jeoparda.devices import bind_gpu, collectives
 from jeoparda.errors import JeopardaError
 from jeoparda.progress import Progress
 from jeoparda.superres.data import load_split, native_patches
@@ -108,17 +109,19 @@ def train_sr(opts: SRTrainOptions, say: Say = print) -> dict[str, Any]:
     """Train, evaluate and save; returns the eval figures (on every rank)."""
     opts.check()
     env = detect()
-    device = select_device(env)
-    if device.type == "cpu":
-        torch.set_num_threads(auto_threads(env))
-    backend = create_backend(env, DistConfig(backend=opts.backend), device)
+    backend = create_backend(env, DistConfig(backend=opts.backend), collectives())
     try:
-        return _train(opts, env, backend, device, say)
+        accel = bind_gpu(env, backend.gather_objects)
+        backend.bind(accel.device)
+        if accel.device.type == "cpu":
+            torch.set_num_threads(auto_threads(env))
+        return _train(opts, env, backend, accel, say)
     finally:
         backend.shutdown()
 
 
-def _train(opts: SRTrainOptions, env: ClusterEnv, backend: Any, device: torch.device, say: Say) -> dict[str, Any]:
+def _train(opts: SRTrainOptions, env: ClusterEnv, backend: Any, accel: Accelerator, say: Say) -> dict[str, Any]:
+    device = accel.device
     root = backend.rank == 0
     run_dir = Path(backend.broadcast_object(str(opts.run_dir or default_run_dir("sr", env))))
     log = ResultsLog(run_dir, root)
@@ -132,15 +135,15 @@ def _train(opts: SRTrainOptions, env: ClusterEnv, backend: Any, device: torch.de
     pair = SRPair(opts.features, opts.blocks).to(device)
     log.write("run_start", run_id=run_dir.name, model="sr-dsen2", task="superres", dataset=str(opts.data),
               backend=backend.name, data_backend="memory", world_size=backend.world_size, nodes=env.nodes,
-              gpus_per_node=torch.cuda.device_count() if device.type == "cuda" else 0, device=device.type,
-              device_name=device_name(device), batch_size_per_worker=opts.batch,
+              gpus_per_node=env.local_size if accel.gpu else 0, device=accel.kind,
+              device_name=accel.name, batch_size_per_worker=opts.batch,
               global_batch_size=opts.batch * backend.world_size, mode="weak", steps=opts.steps,
               stage_time_s=time.perf_counter() - start, train_patches=count,
               windows={k: len(p) for k, p in pools.items()},
               config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
               versions=versions(), git_sha=git_sha())
     train_start = time.perf_counter()
-    _steps(opts, backend, device, pair, pools, log)
+    _steps(opts, backend, accel, pair, pools, log)
     train_s = time.perf_counter() - train_start
     replica = backend.gather_objects(_state_sha(pair))
     if len(set(replica)) != 1:
@@ -169,7 +172,7 @@ def _pools(opts: SRTrainOptions, backend: Any) -> tuple[dict[str, WindowPool], i
     return pools, len(patches)
 
 
-def _steps(opts: SRTrainOptions, backend: Any, device: torch.device, pair: SRPair,
+def _steps(opts: SRTrainOptions, backend: Any, accel: Accelerator, pair: SRPair,
            pools: dict[str, WindowPool], log: ResultsLog) -> None:
     """The optimisation: both networks every step, gradients averaged by the backend."""
     model = backend.wrap_model(pair)
@@ -180,13 +183,13 @@ def _steps(opts: SRTrainOptions, backend: Any, device: torch.device, pair: SRPai
     rng = np.random.default_rng([opts.seed, backend.rank])
     loss_fn = LOSSES[opts.loss]
     bar = Progress(opts.steps, "sr train", unit="steps", enabled=backend.rank == 0)
-    losses = torch.zeros(2, device=device)
+    losses = torch.zeros(2, device=accel.device)
     t0 = time.perf_counter()
     for step in range(1, opts.steps + 1):
         (x20, y20), (x60, y60) = (pools[g].sample(rng, opts.batch, opts.window) for g in GROUPS)
-        out20, out60 = model(x20.to(device), x60.to(device))
-        l20 = loss_fn(out20, y20.to(device))
-        l60 = loss_fn(out60, y60.to(device))
+        out20, out60 = model(accel.to_device(x20), accel.to_device(x60))
+        l20 = loss_fn(out20, accel.to_device(y20))
+        l60 = loss_fn(out60, accel.to_device(y60))
         optimizer.zero_grad()  # Horovod's optimiser takes no set_to_none (None is torch's default)
         (l20 + l60).backward()
         backend.optimizer_step(optimizer, scaler)
@@ -196,8 +199,7 @@ def _steps(opts: SRTrainOptions, backend: Any, device: torch.device, pair: SRPai
         if step % opts.log_every == 0 or step == opts.steps:
             n = opts.log_every if step % opts.log_every == 0 else step % opts.log_every
             mean = (backend.all_reduce(losses.clone()) / (n * backend.world_size)).tolist()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            accel.synchronize()
             elapsed = time.perf_counter() - t0
             log.write("sr_steps", step=step, loss_20m=mean[0], loss_60m=mean[1], lr=schedule.get_last_lr()[0],
                       steps_time_s=elapsed, windows_per_s=2 * n * opts.batch * backend.world_size / elapsed)

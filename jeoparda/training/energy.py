@@ -2,7 +2,7 @@
 
 RAPL: ``/sys/class/powercap/intel-rapl:N/energy_uj`` of each package (top-level zones only; their
 subzones are parts of them), wrapping at ``max_energy_range_uj``. NVML: the total-energy counter
-of the rank's GPU (millijoules since the driver loaded; nvidia-ml-py). Each rank reads its own GPU;
+of the rank's GPU, found by UUID (millijoules since the driver loaded; nvidia-ml-py). Each rank reads its own GPU;
 the CPU packages are read by local rank 0 only, so a node's packages count once; the loop sums the
 ranks. Where no counter is readable the reading is None with the reason.
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from jeoparda.accelerator import GpuInfo
 
 POWERCAP = Path("/sys/class/powercap")
 
@@ -52,10 +54,14 @@ class RaplPackages:
 
 
 class NvmlDevice:
-    def __init__(self, index: int | None) -> None:
+    """NVML's total-energy counter of one GPU, found by its UUID (or PCI bus id), never by CUDA's
+    index: NVML numbers every GPU of the node and ignores CUDA_VISIBLE_DEVICES, so with per-task
+    binding CUDA's index 0 is another GPU in every rank (possibly another job's)."""
+
+    def __init__(self, gpu: GpuInfo | None) -> None:
         self.handle: Any = None
         self.note = ""
-        if index is None:
+        if gpu is None:
             self.note = "no GPU"
             return
         try:
@@ -63,25 +69,33 @@ class NvmlDevice:
 
             pynvml.nvmlInit()
             self.nvml = pynvml
-            self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            self.handle = _handle(pynvml, gpu)
             pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
         except ImportError:
             self.note = "nvidia-ml-py not installed (pip install nvidia-ml-py)"
             self.handle = None
-        except Exception as exc:  # NVMLError_* (no driver, not supported, no permission)
-            self.note = f"NVML total-energy counter not readable ({exc})"
+        except Exception as exc:  # NVMLError_* (no driver, not supported, no permission, not found)
+            self.note = f"NVML total-energy counter of {gpu.uuid} not readable ({exc})"
             self.handle = None
 
     def read(self) -> int | None:
         return None if self.handle is None else int(self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
 
 
+def _handle(nvml: Any, gpu: GpuInfo) -> Any:
+    """The NVML handle of ``gpu``: by UUID, else by PCI bus id (a driver that knows no UUID look-up)."""
+    try:
+        return nvml.nvmlDeviceGetHandleByUUID(gpu.uuid)
+    except Exception:  # NVMLError_NotFound / NotSupported: the bus id names the same board
+        return nvml.nvmlDeviceGetHandleByPciBusId(gpu.pci_bus_id)
+
+
 class EnergyMeter:
     """This rank's share of the node's energy between :meth:`start` and :meth:`stop`."""
 
-    def __init__(self, gpu_index: int | None, read_cpu: bool, powercap: Path = POWERCAP) -> None:
+    def __init__(self, gpu: GpuInfo | None, read_cpu: bool, powercap: Path = POWERCAP) -> None:
         self.rapl = RaplPackages(powercap) if read_cpu else None
-        self.gpu = NvmlDevice(gpu_index)
+        self.gpu = NvmlDevice(gpu)
         self._start: tuple[dict[str, int] | None, int | None] = (None, None)
 
     def start(self) -> None:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 
+from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.backends import Backend, create_backend
 from jeoparda.cluster.env import ClusterEnv, detect
 from jeoparda.config import RunConfig, dump_config
-from jeoparda.devices import select_device
+from jeoparda.devices import bind_gpu, collectives
 from jeoparda.errors import JeopardaError
 from jeoparda.training import checkpoint
 from jeoparda.training.loop import Say, Trainer, configure_threads
@@ -55,16 +56,18 @@ def wants_resume(run_dir: Path, resume: bool, if_checkpoint: bool) -> bool:
 
 @contextlib.contextmanager
 def session(cfg: RunConfig, out: Path | None, resume: bool, if_checkpoint: bool = False
-            ) -> Iterator[tuple[ClusterEnv, Backend, torch.device, Path, bool]]:
-    """Environment, device, threads, backend and run folder for one rank, and whether to resume;
-    collective failures become one clear error; the backend is shut down on the way out."""
+            ) -> Iterator[tuple[ClusterEnv, Backend, Accelerator, Path, bool]]:
+    """Environment, backend, accelerator (a GPU of the rank's own), threads and run folder for one
+    rank, and whether to resume; collective failures become one clear error; the backend is shut
+    down on the way out."""
     if resume and out is None:
         raise JeopardaError("--resume needs --out RUN_DIR (the run to continue)")
     env = detect()
-    device = select_device(env)
-    configure_threads(cfg, env, device)
-    backend = create_backend(env, cfg.dist, device)
+    backend = create_backend(env, cfg.dist, collectives())
     try:
+        accel = bind_gpu(env, backend.gather_objects)
+        backend.bind(accel.device)
+        configure_threads(cfg, env, accel)
         run_dir = Path(backend.broadcast_object(str(out or default_run_dir(cfg.model, env))))
         problem = None
         if backend.rank == 0:
@@ -76,7 +79,7 @@ def session(cfg: RunConfig, out: Path | None, resume: bool, if_checkpoint: bool 
         problem, resume = backend.broadcast_object((problem, resume))
         if problem:
             raise JeopardaError(problem if backend.rank == 0 else "")
-        yield env, backend, device, run_dir, resume
+        yield env, backend, accel, run_dir, resume
     except RuntimeError as exc:
         if not is_collective_failure(exc):
             raise
@@ -89,8 +92,8 @@ def session(cfg: RunConfig, out: Path | None, resume: bool, if_checkpoint: bool 
 
 def train(cfg: RunConfig, out: Path | None, resume: bool, say: Say = print, if_checkpoint: bool = False) -> int:
     """Run training on this rank; returns the exit status (0, or EXIT_PREEMPTED)."""
-    with session(cfg, out, resume, if_checkpoint) as (env, backend, device, run_dir, resume):
-        status = Trainer(cfg, env, backend, device, run_dir, say).run(resume)
+    with session(cfg, out, resume, if_checkpoint) as (env, backend, accel, run_dir, resume):
+        status = Trainer(cfg, env, backend, accel, run_dir, say).run(resume)
         if backend.rank == 0:
             say(f"results: {run_dir / RESULTS_NAME}")
         return status

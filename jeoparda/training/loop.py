@@ -17,10 +17,11 @@ from typing import Any
 
 import torch
 
+from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.backends import Backend
 from jeoparda.cluster.env import ClusterEnv
 from jeoparda.config import RunConfig, to_dict
-from jeoparda.devices import amp_precision, device_name, rng_states, set_rng_states, synchronize
+from jeoparda.devices import amp_precision, rng_states, set_rng_states
 from jeoparda.errors import JeopardaError
 from jeoparda.loaders.build import build_loader
 from jeoparda.models import create_model, model_kind
@@ -71,16 +72,17 @@ def auto_threads(env: ClusterEnv, environ: Mapping[str, str] = os.environ) -> in
     return min(share, int(per_task)) if per_task.isdigit() and int(per_task) > 0 else share
 
 
-def configure_threads(cfg: RunConfig, env: ClusterEnv, device: torch.device) -> None:
-    """CPU threads per rank: train.threads, else :func:`auto_threads` (1 in deterministic mode)."""
+def configure_threads(cfg: RunConfig, env: ClusterEnv, accel: Accelerator) -> None:
+    """Determinism, cuDNN autotuning and CPU threads per rank: train.threads, else
+    :func:`auto_threads` (1 in deterministic mode) where the model computes on the CPU."""
     if cfg.train.deterministic:
-        if device.type == "cuda":  # cuBLAS refuses deterministic mode without a fixed workspace
+        if accel.gpu:  # cuBLAS refuses deterministic mode without a fixed workspace
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-    elif device.type == "cuda":
+    elif accel.gpu:
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
-    if device.type == "cpu":
+    if accel.device.type == "cpu":
         torch.set_num_threads(cfg.train.threads or (1 if cfg.train.deterministic else auto_threads(env)))
 
 
@@ -98,10 +100,10 @@ def compile_backend(name: str) -> Any:
         raise JeopardaError(f"train.compile={name}: not a torch.compile backend (known: {known})") from None
 
 
-def use_channels_last(cfg: RunConfig, device: torch.device, backend: Backend) -> tuple[bool, str]:
+def use_channels_last(cfg: RunConfig, accel: Accelerator, backend: Backend) -> tuple[bool, str]:
     """channels_last on GPU as configured, unless the backend's collectives refuse the
     non-contiguous parameters it makes (Horovod); then off, with a line saying why."""
-    wanted = device.type == "cuda" and cfg.train.channels_last
+    wanted = accel.gpu and cfg.train.channels_last
     if wanted and not backend.supports_channels_last:
         return False, (f"train.channels_last is off with dist.backend={backend.name} (its collectives refuse "
                        "the non-contiguous parameters channels_last makes)")
@@ -116,11 +118,12 @@ def perf_line(kind: str, **fields: Any) -> str:
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, env: ClusterEnv, backend: Backend, device: torch.device,
+    def __init__(self, cfg: RunConfig, env: ClusterEnv, backend: Backend, accel: Accelerator,
                  run_dir: Path, say: Say) -> None:
         batch, note = per_worker_batch(cfg, backend.world_size)
         self.cfg = cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=batch))
-        self.env, self.backend, self.device, self.run_dir = env, backend, device, Path(run_dir)
+        self.env, self.backend, self.accel, self.run_dir = env, backend, accel, Path(run_dir)
+        self.device = device = accel.device
         self.say = say if backend.rank == 0 else (lambda text: None)
         if note:
             self.say(f"note: {note}")
@@ -131,16 +134,17 @@ class Trainer:
         sub = cfg.mlperf
         for key, value in (("submission_benchmark", f"jeoparda-{cfg.model}"), ("submission_org", sub.org),
                            ("submission_division", sub.division), ("submission_status", sub.status),
-                           ("submission_platform", sub.platform or device_name(device))):
+                           ("submission_platform", sub.platform or accel.name)):
             self.mllog.event(key, value)
         self.mllog.start("staging_start")
         self._rates: list[tuple[float, float]] = []  # (images/s, epoch time) of this process's epochs
         self.target_reached: dict[str, Any] | None = None
-        self.energy = EnergyMeter(device.index if device.type == "cuda" else None, read_cpu=env.local_rank == 0)
+        self.energy = EnergyMeter(accel.info, read_cpu=env.local_rank == 0)
         self.energy_total = 0.0
+        self._steady = False  # collectives wait dist.setup_timeout_s until the first step is done
         # the data set decides the model's input channels and classes (loaders draw no random numbers)
-        self.train_loader = build_loader(cfg, env, "train", device)
-        self.val_loader = build_loader(cfg, env, "val", device) if cfg.train.val_every else None
+        self.train_loader = build_loader(cfg, env, "train", accel)
+        self.val_loader = build_loader(cfg, env, "val", accel) if cfg.train.val_every else None
         self.task = create_task(self.train_loader.task, cfg.train)
         if (model_kind(cfg.model) == "dense") != self.task.dense:
             raise JeopardaError(f"model {cfg.model} is a {model_kind(cfg.model)} model; the {self.task.name} task "
@@ -149,8 +153,7 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)  # same initial weights on every rank
         self.model = create_model(cfg.model, in_chans=self.train_loader.channels,
                                   num_classes=self.train_loader.num_classes).to(device)
-        gpu = device.type == "cuda"
-        self.channels_last, why = use_channels_last(cfg, device, backend)
+        self.channels_last, why = use_channels_last(cfg, accel, backend)
         if why:
             self.say(f"note: {why}")
         if self.channels_last:
@@ -159,15 +162,16 @@ class Trainer:
         self.global_batch = batch * backend.world_size
         self.net = backend.wrap_model(self.model)
         if cfg.train.compile:
-            self.net = torch.compile(self.net, backend=compile_backend(cfg.train.compile))  # type: ignore[assignment]
+            self.net = torch.compile(self.net, backend=compile_backend(cfg.train.compile),  # type: ignore[assignment]
+                                     mode=cfg.train.compile_mode or None)
         self.optimizer = backend.wrap_optimizer(build_optimizer(cfg.train, self.model, self.global_batch), self.model)
         # the schedule watches the optimiser the loop steps (Horovod's wrapper is a new object)
         self.schedule = build_schedule(cfg.train, self.optimizer, self.train_loader.steps_per_epoch)
-        self.precision = amp_precision(cfg.train.precision, device)
+        self.precision = amp_precision(cfg.train.precision, accel)
         half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self.autocast: dict[str, Any] = {"device_type": device.type, "dtype": half or torch.float32,
-                                         "enabled": gpu and half is not None}
-        self.scaler = torch.amp.GradScaler(device.type, enabled=gpu and self.precision == "fp16")
+                                         "enabled": accel.gpu and half is not None}
+        self.scaler = torch.amp.GradScaler(device.type, enabled=accel.gpu and self.precision == "fp16")
 
     def step(self, batch: dict, sync_gradients: bool = True) -> torch.Tensor:
         """One training step on ``batch``; returns the loss (detached). Without
@@ -192,7 +196,7 @@ class Trainer:
         loader = self.train_loader
         loader.set_epoch(epoch, start_step)
         self.net.train()
-        synchronize(self.device)
+        self.accel.synchronize()
         self.energy.start()
         start = time.perf_counter()
         wait, steps, loss_sum = 0.0, 0, torch.zeros((), device=self.device)
@@ -203,6 +207,9 @@ class Trainer:
             batch = next(batches)
             wait += time.perf_counter() - t0
             loss_sum += self.step(batch)
+            if not self._steady:  # set-up ends with the first step (compilation, cuDNN autotuning)
+                self.backend.set_timeout(self.cfg.dist.timeout_s)
+                self._steady = True
             self.schedule.step()
             steps += 1
             cap = self.cfg.train.max_steps
@@ -215,7 +222,7 @@ class Trainer:
                     return {"preempted": True, "next_step": step + 1}
             if last:
                 break
-        synchronize(self.device)
+        self.accel.synchronize()
         elapsed = time.perf_counter() - start
         reading = self.energy.stop()
         world = self.backend.world_size
@@ -228,7 +235,7 @@ class Trainer:
     def save(self, epoch: int, step: int) -> None:
         """Checkpoint (rank 0 writes; every rank contributes its random state)."""
         self.backend.average_buffers(self.model)
-        rng = self.backend.gather_objects(rng_states(self.device))
+        rng = self.backend.gather_objects(rng_states(self.accel))
         if self.backend.rank != 0:
             return
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -248,7 +255,7 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
         if state["world_size"] == self.backend.world_size:
-            set_rng_states(state["rng"][self.backend.rank], self.device)
+            set_rng_states(state["rng"][self.backend.rank], self.accel)
         self.say(f"resumed from {path} (epoch {state['epoch'] + 1}, step {state['step']})")
         return state["epoch"], state["step"]
 
@@ -295,7 +302,7 @@ class Trainer:
         val = self.val_loader.src.sizes if self.val_loader is not None and self.val_loader.source else [0]
         train = self.train_loader.src.sizes if self.train_loader.source else [0]
         for key, value in (("number_of_nodes", self.env.nodes),
-                           ("accelerators_per_node", self.env.local_size if self.device.type == "cuda" else 0),
+                           ("accelerators_per_node", self.env.local_size if self.accel.gpu else 0),
                            ("seed", cfg.seed), ("global_batch_size", self.global_batch),
                            ("train_samples", int(sum(train))), ("eval_samples", int(sum(val))),
                            ("opt_name", cfg.optimizer), ("opt_base_learning_rate", base_lr(cfg, self.global_batch)),
@@ -331,24 +338,25 @@ class Trainer:
     def _test(self) -> dict:
         if not self.cfg.train.test:
             return {}
-        loader = build_loader(self.cfg, self.env, "test", self.device)
+        loader = build_loader(self.cfg, self.env, "test", self.accel)
         self.backend.average_buffers(self.model)
         return evaluate(self.model, loader, self.backend, self.task, self.autocast)
 
     def _log_start(self, resumed_from: list[int] | None) -> None:
         ranks = self.backend.gather_objects({"rank": self.env.rank, "local_rank": self.env.local_rank,
                                              "local_size": self.env.local_size, "nodes": self.env.nodes,
-                                             "launcher": self.env.launcher, "host": self.env.hostname})
+                                             "launcher": self.env.launcher, "host": self.env.hostname,
+                                             "gpu": self.accel.info.uuid if self.accel.info else None})
         hosts = sorted({r["host"] for r in ranks})
         # the ranks on this node, one GPU each (device_count() is 1 under --gpus-per-task=1)
-        gpus = self.env.local_size if self.device.type == "cuda" else 0
+        gpus = self.env.local_size if self.accel.gpu else 0
         self.log.write("run_start", run_id=self.run_dir.name, model=self.cfg.model, task=self.task.name,
                        dataset=self.train_loader.dataset, bands=self.train_loader.band_names,
                        classes=self.train_loader.class_names, precision=self.precision,
                        backend=self.backend.name,
                        data_backend=self.cfg.data.backend, world_size=self.backend.world_size,
-                       nodes=len(hosts), gpus_per_node=gpus, device=self.device.type,
-                       device_name=device_name(self.device),
+                       nodes=len(hosts), gpus_per_node=gpus, device=self.accel.kind,
+                       device_name=self.accel.name,
                        batch_size_per_worker=self.cfg.train.batch_size, global_batch_size=self.global_batch,
                        mode="weak" if self.cfg.train.global_batch_size == 0 else "strong",
                        config=to_dict(self.cfg), versions=versions(), git_sha=git_sha(), hosts=hosts,

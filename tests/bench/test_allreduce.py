@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from jeoparda.bench.allreduce_bench import gradient_bytes, message_sizes, run
 from jeoparda.cluster.backends import Backend
@@ -21,7 +20,7 @@ def test_sizes_run_from_4k_to_the_resnet50_gradients():
 
 
 def test_one_process_has_no_bus_traffic():
-    rows = run(Backend(ClusterEnv(), DistConfig(backend="single"), torch.device("cpu")), [4096, 8192], iters=2)
+    rows = run(Backend(ClusterEnv(), DistConfig(backend="single")), [4096, 8192], iters=2)
     assert [r["bytes"] for r in rows] == [4096, 8192]
     assert all(r["time_us"] > 0 and r["busbw_gb_s"] == 0 for r in rows)
 

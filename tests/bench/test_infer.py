@@ -4,6 +4,7 @@ import json
 
 import torch
 
+from jeoparda.accelerator import Accelerator
 from jeoparda.bench.infer_bench import fcn_pass, patch_pass, run
 from jeoparda.cli import main
 
@@ -16,7 +17,7 @@ def test_patch_based_equals_one_pass_for_a_pointwise_network():
 
 
 def test_run_reports_both_passes(capsys):
-    result = run(torch.nn.Conv2d(12, 3, 3, padding=1), patches=1, device=torch.device("cpu"), window=24,
+    result = run(torch.nn.Conv2d(12, 3, 3, padding=1), patches=1, accel=Accelerator(), window=24,
                  context=40, batch=8)
     assert result["pixels"] == 120 * 120 and result["fcn_s"] > 0 and result["patch_s"] > 0
     assert result["speedup"] == result["patch_s"] / result["fcn_s"]

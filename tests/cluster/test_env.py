@@ -60,7 +60,6 @@ def test_rendezvous_rules():
 
 
 def test_single_backend_refuses_many_processes():
-    import torch
 
     from jeoparda.cluster.backends import Backend
     from jeoparda.cluster.env import ClusterEnv
@@ -68,7 +67,7 @@ def test_single_backend_refuses_many_processes():
     from jeoparda.errors import JeopardaError
 
     with pytest.raises(JeopardaError, match="dist.backend=single"):
-        Backend(ClusterEnv(rank=0, world_size=2), DistConfig(backend="single"), torch.device("cpu")).init()
+        Backend(ClusterEnv(rank=0, world_size=2), DistConfig(backend="single")).init()
 
 
 SRUN_2x2 = {"SLURM_JOB_ID": "77", "SLURM_STEP_ID": "0", "SLURM_NTASKS": "4", "SLURM_STEP_NUM_NODES": "2",

@@ -1,7 +1,6 @@
-"""Energy counters with a fake powercap tree (including a wrap-around) and a fake NVML module:
-this machine has neither, so the real path is in tests/gpu for a lent GPU."""
+"""Energy counters with a fake powercap tree (including a wrap-around) and the stand-in NVML
+(tests/standin_cuda.py): this machine has neither; benchmarks/gpu_check.py reads a real GPU's."""
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -49,32 +48,54 @@ def test_unreadable_counters_give_null_with_the_reason(tmp_path):
         "no RAPL package zones under /x"
 
 
-def test_nvml_gpu_counter_and_ranks_summed(tmp_path, monkeypatch):
-    counters = {0: 10_000_000, 1: 20_000_000}  # millijoules since the driver loaded
+def test_nvml_gpu_counter_and_ranks_summed(tmp_path, monkeypatch, standin_gpu):
+    """Per-task binding (Slurm --gpus-per-task=1): each rank sees one GPU as CUDA's index 0, and
+    NVML, blind to CUDA_VISIBLE_DEVICES, must still be asked for that rank's own board."""
+    from jeoparda.devices import parse_device
 
-    class Handle:
-        def __init__(self, index):
-            self.index = index
-
-    fake = types.SimpleNamespace(nvmlInit=lambda: None, nvmlDeviceGetHandleByIndex=Handle,
-                                 nvmlDeviceGetTotalEnergyConsumption=lambda h: counters[h.index])
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    standin_gpu.boards[0].energy_mj, standin_gpu.boards[1].energy_mj = 10_000_000, 20_000_000
     root = powercap(tmp_path / "powercap", {0: (0, 10**12)})
-    rank0 = EnergyMeter(0, read_cpu=True, powercap=root)   # local rank 0 reads the packages too
-    rank1 = EnergyMeter(1, read_cpu=False, powercap=root)  # the node's packages count once
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    rank0 = EnergyMeter(parse_device("cuda:0").info, read_cpu=True, powercap=root)  # local rank 0 reads packages
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    rank1 = EnergyMeter(parse_device("cuda:0").info, read_cpu=False, powercap=root)  # CUDA index 0 here too
     rank0.start()
     rank1.start()
-    counters[0] += 300_000                                  # 300 J on GPU 0
-    counters[1] += 250_000                                  # 250 J on GPU 1
+    standin_gpu.boards[0].energy_mj += 300_000              # 300 J on board 0
+    standin_gpu.boards[1].energy_mj += 250_000              # 250 J on board 1
     set_energy(root, 0, 100_000_000)                        # 100 J on the package
-    out = combine([rank0.stop(), rank1.stop()], images=1000)
+    readings = [rank0.stop(), rank1.stop()]
+    assert [r.joules["gpu"] for r in readings] == [pytest.approx(300.0), pytest.approx(250.0)]
+    out = combine(readings, images=1000)
     assert out["energy_j"] == pytest.approx(650.0) and out["energy_per_image_j"] == pytest.approx(0.65)
     assert out["energy_sources"] == ["cpu", "gpu"] and "energy_note" not in out
 
 
-def test_no_nvml_module_is_a_note_not_an_error(monkeypatch):
+def test_nvml_without_uuid_lookup_falls_back_to_the_bus_id(monkeypatch, standin_gpu):
+    from jeoparda.devices import parse_device
+
+    nvml = sys.modules["pynvml"]
+
+    def no_uuid(uuid):
+        raise nvml.NVMLError("Not Supported")
+
+    monkeypatch.setattr(nvml, "nvmlDeviceGetHandleByUUID", no_uuid)
+    standin_gpu.boards[1].energy_mj = 5_000
+    meter = EnergyMeter(parse_device("cuda:1").info, read_cpu=False)
+    meter.start()
+    standin_gpu.boards[1].energy_mj += 2_000
+    assert meter.stop().joules == {"gpu": pytest.approx(2.0)}
+    monkeypatch.setattr(nvml, "nvmlDeviceGetHandleByPciBusId", no_uuid)  # neither: a note, not an error
+    meter = EnergyMeter(parse_device("cuda:1").info, read_cpu=False)
+    meter.start()
+    assert "not readable" in combine([meter.stop()], 10)["energy_note"]
+
+
+def test_no_nvml_module_is_a_note_not_an_error(monkeypatch, standin_gpu):
+    from jeoparda.devices import parse_device
+
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails
-    meter = EnergyMeter(0, read_cpu=False)
+    meter = EnergyMeter(parse_device("cuda").info, read_cpu=False)
     meter.start()
     assert combine([meter.stop()], 10)["energy_note"].startswith("nvidia-ml-py not installed")
 

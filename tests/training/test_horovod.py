@@ -26,8 +26,6 @@ def test_horovod_missing_is_a_clear_error(dataset, tmp_path, monkeypatch):
     import builtins
     import sys
 
-    import torch
-
     from jeoparda.cluster.backends import HorovodBackend
     from jeoparda.cluster.env import ClusterEnv
     from jeoparda.config import DistConfig
@@ -43,7 +41,7 @@ def test_horovod_missing_is_a_clear_error(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_horovod)
     monkeypatch.delitem(sys.modules, "horovod.torch", raising=False)
     with pytest.raises(JeopardaError, match="make horovod"):
-        HorovodBackend(ClusterEnv(), DistConfig(backend="horovod"), torch.device("cpu")).init()
+        HorovodBackend(ClusterEnv(), DistConfig(backend="horovod")).init()
 
 
 def test_channels_last_is_turned_off_for_horovod_which_refuses_it():
@@ -52,8 +50,6 @@ def test_channels_last_is_turned_off_for_horovod_which_refuses_it():
     Horovod and says so, and keeps it for DDP."""
     pytest.importorskip("horovod.torch", reason="Horovod not built (make horovod)")
     import sys
-
-    import torch
 
     from jeoparda.cluster.backends import DDPBackend, HorovodBackend
     from jeoparda.cluster.env import ClusterEnv
@@ -65,10 +61,13 @@ def test_channels_last_is_turned_off_for_horovod_which_refuses_it():
              "hvd.broadcast_(w, root_rank=0)\n")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "contiguous" in proc.stderr  # in its own process: hvd.init() stays there
-    cuda = torch.device("cuda", 0)  # the decision only; nothing runs on the device
-    horovod = HorovodBackend(ClusterEnv(), DistConfig(backend="horovod"), cuda)
-    ddp = DDPBackend(ClusterEnv(), DistConfig(), cuda)
-    on, why = use_channels_last(RunConfig(), cuda, horovod)
+    from jeoparda.accelerator import Accelerator, GpuAccelerator
+    from tests.standin_cuda import StandInCuda
+
+    gpu = GpuAccelerator(StandInCuda(), 0)  # the decision only; nothing runs on the device
+    horovod = HorovodBackend(ClusterEnv(), DistConfig(backend="horovod"), "nccl")
+    ddp = DDPBackend(ClusterEnv(), DistConfig(), "nccl")
+    on, why = use_channels_last(RunConfig(), gpu, horovod)
     assert not on and "channels_last is off with dist.backend=horovod" in why
-    assert use_channels_last(RunConfig(), cuda, ddp) == (True, "")
-    assert use_channels_last(RunConfig(), torch.device("cpu"), ddp) == (False, "")
+    assert use_channels_last(RunConfig(), gpu, ddp) == (True, "")
+    assert use_channels_last(RunConfig(), Accelerator(), ddp) == (False, "")

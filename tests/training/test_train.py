@@ -118,6 +118,7 @@ def test_preemption_is_seen_within_the_check_interval(dataset, tmp_path, every, 
     every step: a signal raised before step 0 stops the epoch after `every` steps (8 per epoch)."""
     from types import SimpleNamespace
 
+    from jeoparda.accelerator import Accelerator
     from jeoparda.cluster.backends import Backend
     from jeoparda.cluster.env import ClusterEnv
     from jeoparda.config import DistConfig
@@ -125,8 +126,8 @@ def test_preemption_is_seen_within_the_check_interval(dataset, tmp_path, every, 
 
     cfg = load_config([], [f"data.path={dataset}", *SMALL, "dist.backend=single",
                            f"train.preempt_check_every={every}"])
-    trainer = Trainer(cfg, ClusterEnv(), Backend(ClusterEnv(), DistConfig(backend="single"), torch.device("cpu")),
-                      torch.device("cpu"), tmp_path / "run", lambda text: None)
+    trainer = Trainer(cfg, ClusterEnv(), Backend(ClusterEnv(), DistConfig(backend="single")),
+                      Accelerator(), tmp_path / "run", lambda text: None)
     assert trainer.train_loader.steps_per_epoch == 8
     stats = trainer.train_epoch(0, 0, SimpleNamespace(raised=True))
     assert stats == {"preempted": True, "next_step": expected}

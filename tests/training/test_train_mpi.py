@@ -6,7 +6,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 from jeoparda.cluster.backends import Backend
 from jeoparda.cluster.env import ClusterEnv
@@ -37,7 +36,7 @@ def test_two_ranks_stay_in_sync_and_metrics_cover_all_ranks(dataset, tmp_path):
     model = create_model("resnet18")
     model.load_state_dict(state["model"])
     cfg = RunConfig(data=DataConfig(path=str(dataset), workers=0), train=TrainConfig(batch_size=4))
-    backend = Backend(ClusterEnv(), DistConfig(), torch.device("cpu"))
+    backend = Backend(ClusterEnv(), DistConfig())
     single = evaluate(model, build_loader(cfg, ClusterEnv(), "test"), backend,
                       MultiLabel(0.5), {"device_type": "cpu", "enabled": False})
     assert single["samples"] == end["test"]["samples"] == 7

@@ -1,0 +1,257 @@
+"""The accelerator a process computes on: one object that the loop, the loaders and the tools receive.
+
+Everything jeoparda does that is specific to a GPU goes through here: the GPU's identity
+(name, compute capability, memory, UUID, PCI bus id), synchronisation, random states, pinned and
+host-registered memory, streams, events and host-to-device copies. The CUDA calls themselves sit in
+:class:`CudaRuntime`, one line each, so that the test suite can put a stand-in runtime in its place
+and run every other line of the GPU path on a CPU (tests/standin_cuda.py; `make coverage`).
+
+:class:`Accelerator` is the CPU: no streams, nothing to copy, nothing to wait for.
+:class:`GpuAccelerator` is one GPU of a runtime. ``device`` is where tensors live: ``cuda:N`` on a
+real GPU, the CPU under the stand-in.
+"""
+from __future__ import annotations
+
+import contextlib
+import platform
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """What identifies a GPU across CUDA, NVML and the other ranks of a job."""
+
+    index: int  # CUDA's index in this process (after CUDA_VISIBLE_DEVICES)
+    name: str
+    capability: tuple[int, int]
+    total_memory: int  # bytes
+    uuid: str  # "GPU-xxxxxxxx-...": NVML's spelling, the same in every process of the node
+    pci_bus_id: str  # "00000000:0A:00.0": NVML's spelling
+
+
+def nvml_uuid(raw: Any) -> str:
+    """CUDA's UUID (bytes, a UUID object or its string) in NVML's spelling, ``GPU-`` + 36 characters."""
+    text = raw.hex() if isinstance(raw, bytes) else str(raw)
+    if text.startswith(("GPU-", "MIG-")):
+        return text
+    if len(text) == 32 and "-" not in text:
+        text = f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return f"GPU-{text}"
+
+
+def pci_bus_id(domain: int, bus: int, device: int) -> str:
+    """NVML's bus-id string (domain, bus, device; function 0)."""
+    return f"{domain:08X}:{bus:02X}:{device:02X}.0"
+
+
+class CudaRuntime:
+    """The CUDA calls jeoparda makes, one line each: the only place that names ``torch.cuda``.
+
+    Not run in CI (no GPU there); tests/standin_cuda.py implements the same methods and
+    benchmarks/gpu_check.py proves these on a GPU. The lines are listed in coverage-gpu-only.txt.
+    """
+
+    collectives = "nccl"  # the torch.distributed backend for tensors on these devices
+
+    def is_available(self) -> bool:
+        return torch.cuda.is_available()
+
+    def device_count(self) -> int:
+        return torch.cuda.device_count()
+
+    def info(self, index: int) -> GpuInfo:
+        p = torch.cuda.get_device_properties(index)
+        bus = pci_bus_id(getattr(p, "pci_domain_id", 0), getattr(p, "pci_bus_id", 0), getattr(p, "pci_device_id", 0))
+        return GpuInfo(index, p.name, (p.major, p.minor), p.total_memory, nvml_uuid(p.uuid), bus)
+
+    def tensor_device(self, index: int) -> torch.device:
+        return torch.device("cuda", index)
+
+    def set_device(self, index: int) -> None:
+        torch.cuda.set_device(index)
+
+    def synchronize(self, index: int) -> None:
+        torch.cuda.synchronize(index)
+
+    def new_stream(self, index: int) -> Any:
+        return torch.cuda.Stream(index)
+
+    def current_stream(self, index: int) -> Any:
+        return torch.cuda.current_stream(index)
+
+    def use_stream(self, stream: Any) -> Any:
+        return torch.cuda.stream(stream)
+
+    def new_event(self) -> Any:
+        return torch.cuda.Event()
+
+    def pin(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.pin_memory()
+
+    def register_host(self, tensor: torch.Tensor) -> bool:
+        return int(torch.cuda.cudart().cudaHostRegister(tensor.data_ptr(), tensor.nbytes, 0)) == 0
+
+    def unregister_host(self, tensor: torch.Tensor) -> None:
+        torch.cuda.cudart().cudaHostUnregister(tensor.data_ptr())
+
+    def upload(self, tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+        return tensor.to(device, non_blocking=True)
+
+    def record_stream(self, tensor: torch.Tensor, stream: Any) -> None:
+        tensor.record_stream(stream)
+
+    def rng_state(self, index: int) -> torch.Tensor:
+        return torch.cuda.get_rng_state(index)
+
+    def set_rng_state(self, state: torch.Tensor, index: int) -> None:
+        torch.cuda.set_rng_state(state, index)
+
+    def set_tf32(self, allowed: bool) -> None:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allowed
+
+
+def cpu_model() -> str:
+    """The CPU's model name (for reports)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class Accelerator:
+    """The CPU as an accelerator: tensors stay where they are, nothing runs asynchronously."""
+
+    kind = "cpu"
+    gpu = False
+    collectives = "gloo"
+    index: int | None = None
+    info: GpuInfo | None = None
+
+    def __init__(self) -> None:
+        self.device = torch.device("cpu")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.kind}{'' if self.index is None else f':{self.index}'})"
+
+    @property
+    def name(self) -> str:
+        """What the rank computes on, for the report."""
+        return cpu_model()
+
+    def synchronize(self) -> None:
+        """Wait for queued device work before a clock is read (nothing is queued on a CPU)."""
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A small host tensor on the device without a host synchronisation (a no-op on CPU)."""
+        return tensor
+
+    def rng_state(self) -> torch.Tensor | None:
+        """The device's random state (dropout on a GPU); None on CPU."""
+        return None
+
+    def set_rng_state(self, state: torch.Tensor) -> None:
+        """Restore :meth:`rng_state`."""
+
+    def copier(self) -> Copier | None:
+        """Host-to-device copies on a side stream (None on CPU: batches are made on the host)."""
+        return None
+
+    def register_host(self, tensor: torch.Tensor) -> bool:
+        """Page-lock ``tensor`` in place (shared memory included) so the device reads it directly."""
+        return False
+
+    def unregister_host(self, tensor: torch.Tensor) -> None:
+        """Undo :meth:`register_host`."""
+
+    def set_tf32(self, allowed: bool) -> None:
+        """Whether float32 matrix products may round through TF32 (GPUs of compute capability >= 8)."""
+
+
+class GpuAccelerator(Accelerator):
+    """One GPU of ``runtime`` (the process's own: :func:`jeoparda.devices.bind_gpu` chooses it)."""
+
+    kind = "cuda"
+    gpu = True
+
+    def __init__(self, runtime: Any, index: int) -> None:
+        self.runtime, self.index = runtime, index
+        self.device = runtime.tensor_device(index)
+        self.info = runtime.info(index)
+        self.collectives = runtime.collectives
+
+    @property
+    def name(self) -> str:
+        assert self.info is not None
+        return self.info.name
+
+    def make_current(self) -> None:
+        """Streams, events and allocations without an explicit device land on this GPU, not on cuda:0."""
+        self.runtime.set_device(self.index)
+
+    def synchronize(self) -> None:
+        self.runtime.synchronize(self.index)
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.runtime.upload(self.runtime.pin(tensor), self.device)
+
+    def rng_state(self) -> torch.Tensor | None:
+        return self.runtime.rng_state(self.index)
+
+    def set_rng_state(self, state: torch.Tensor) -> None:
+        self.runtime.set_rng_state(state, self.index)
+
+    def copier(self) -> Copier:
+        return Copier(self)
+
+    def register_host(self, tensor: torch.Tensor) -> bool:
+        return bool(self.runtime.register_host(tensor))
+
+    def unregister_host(self, tensor: torch.Tensor) -> None:
+        self.runtime.unregister_host(tensor)
+
+    def set_tf32(self, allowed: bool) -> None:
+        self.runtime.set_tf32(allowed)
+
+
+class Copier:
+    """Host-to-device copies on a side stream, so they overlap the compute stream's kernels.
+
+    :meth:`copying` opens a block whose uploads and work run on the side stream; at its end the
+    compute stream waits for them (on the device: the host never blocks), the results are marked
+    as used by the compute stream (so the allocator keeps them until its kernels ran), and an event
+    recorded on the side stream tells when the host buffers of this block may be written again.
+    """
+
+    def __init__(self, accel: GpuAccelerator) -> None:
+        self.runtime, self.device = accel.runtime, accel.device
+        assert accel.index is not None
+        self.compute = self.runtime.current_stream(accel.index)
+        self.side = self.runtime.new_stream(accel.index)
+
+    def upload(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` (pinned or host-registered) on the device; call inside :meth:`copying`."""
+        return self.runtime.upload(tensor, self.device)
+
+    def pinned(self, like: torch.Tensor) -> torch.Tensor:
+        """A new page-locked host buffer shaped like ``like``."""
+        return self.runtime.pin(torch.empty_like(like))
+
+    @contextlib.contextmanager
+    def copying(self, outputs: list[torch.Tensor]) -> Iterator[Any]:
+        """Run the block on the side stream; yields the event that will say its copies are done.
+        Tensors appended to ``outputs`` inside the block are handed to the compute stream."""
+        done = self.runtime.new_event()
+        with self.runtime.use_stream(self.side):
+            yield done
+            done.record(self.side)
+        self.compute.wait_stream(self.side)
+        for tensor in outputs:
+            self.runtime.record_stream(tensor, self.compute)
