@@ -58,6 +58,8 @@ jeoparda_mpi_plugin() {
 }
 
 # srun [apptainer exec --nv IMAGE] jeoparda ARGS...: one jeoparda process per task.
+# --kill-on-bad-exit=1 on every srun that starts ranks: a rank that stops (a failed staging, an
+# error, a crash) ends the step, instead of its peers waiting for it until the time limit.
 jeoparda_srun() {
     local mpi
     mpi="$(jeoparda_mpi_plugin "$@")"
@@ -72,9 +74,10 @@ jeoparda_srun() {
             return 2
         fi
         # shellcheck disable=SC2086  # the extra options are meant to split into words
-        srun "${opts[@]}" apptainer exec --nv ${JEOPARDA_APPTAINER_ARGS:-} "$JEOPARDA_CONTAINER" jeoparda "$@"
+        srun "${opts[@]}" --kill-on-bad-exit=1 apptainer exec --nv ${JEOPARDA_APPTAINER_ARGS:-} "$JEOPARDA_CONTAINER" \
+            jeoparda "$@"
     else
-        srun "${opts[@]}" jeoparda "$@"
+        srun "${opts[@]}" --kill-on-bad-exit=1 jeoparda "$@"
     fi
 }
 

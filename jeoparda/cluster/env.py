@@ -1,7 +1,7 @@
 """Launcher detection: the one place that reads launcher environment variables (DESIGN.md rule 3).
 
 Each launcher is a row of :data:`LAUNCHERS`: the variable that proves it is present and the
-variables holding rank, world size, local rank and local size. Rows are tried in order: torchrun
+variables holding rank, world size, local rank, local size and node index. Rows are tried in order: torchrun
 first (it may run inside an allocation), then Open MPI and MPICH/PMI (``mpirun`` inside a Slurm job
 also carries SLURM_* variables), then Slurm's ``srun``.
 """
@@ -17,6 +17,11 @@ Keys = tuple[str, ...]
 #: srun sets these whatever MPI plugin it starts the tasks with.
 _SLURM_LOCAL_SIZE: Keys = ("SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE", "SLURM_NTASKS_PER_NODE")
 _SLURM_NODES: Keys = ("SLURM_STEP_NUM_NODES", "SLURM_NNODES", "SLURM_JOB_NUM_NODES")
+#: This node's index in the step. Believed only when Slurm started this very rank (its SLURM_PROCID
+#: and SLURM_NTASKS are the rank and world size found): mpirun copies the batch script's values
+#: (node 0) to ranks on every node.
+_SLURM_NODE: Keys = ("SLURM_NODEID",)
+_SLURM_TASK: tuple[str, str] = ("SLURM_PROCID", "SLURM_NTASKS")
 
 
 @dataclass(frozen=True)
@@ -32,18 +37,19 @@ class Launcher:
     local_rank: Keys
     local_size: Keys
     node_count: Keys = ()
+    node: Keys = ()  # this rank's node index; without one, ranks are assumed placed in node blocks
 
 
 LAUNCHERS: tuple[Launcher, ...] = (
     Launcher("torchrun", "TORCHELASTIC_RUN_ID", ("RANK",), ("WORLD_SIZE",), ("LOCAL_RANK",), ("LOCAL_WORLD_SIZE",),
-             ("GROUP_WORLD_SIZE",)),
+             ("GROUP_WORLD_SIZE",), ("GROUP_RANK",)),
     Launcher("openmpi", "OMPI_COMM_WORLD_RANK", ("OMPI_COMM_WORLD_RANK",), ("OMPI_COMM_WORLD_SIZE",),
-             ("OMPI_COMM_WORLD_LOCAL_RANK",), ("OMPI_COMM_WORLD_LOCAL_SIZE",)),
+             ("OMPI_COMM_WORLD_LOCAL_RANK",), ("OMPI_COMM_WORLD_LOCAL_SIZE",), (), _SLURM_NODE),
     Launcher("mpich", "PMI_RANK", ("PMI_RANK",), ("PMI_SIZE",),
              ("MPI_LOCALRANKID", "PMI_LOCAL_RANK", "SLURM_LOCALID"),
-             ("MPI_LOCALNRANKS", "PMI_LOCAL_SIZE", *_SLURM_LOCAL_SIZE), _SLURM_NODES),
+             ("MPI_LOCALNRANKS", "PMI_LOCAL_SIZE", *_SLURM_LOCAL_SIZE), _SLURM_NODES, _SLURM_NODE),
     Launcher("slurm", "SLURM_STEP_ID", ("SLURM_PROCID",), ("SLURM_NTASKS",), ("SLURM_LOCALID",),
-             _SLURM_LOCAL_SIZE, _SLURM_NODES),
+             _SLURM_LOCAL_SIZE, _SLURM_NODES, _SLURM_NODE),
 )
 
 
@@ -59,6 +65,11 @@ class ClusterEnv:
     launcher: str = "single"
     hostname: str = ""
     job_id: str | None = None
+    node: int = -1  # this rank's node index, 0 .. nodes-1; -1: rank // local_size (block placement)
+
+    def __post_init__(self) -> None:
+        if self.node < 0:
+            object.__setattr__(self, "node", self.rank // max(self.local_size, 1))
 
     @property
     def is_distributed(self) -> bool:
@@ -80,6 +91,20 @@ def _int(env: Mapping[str, str], keys: Keys, default: int) -> int:
         raise ValueError(f"environment variable {key}={env[key]!r} is not an integer") from None
 
 
+def _node(env: Mapping[str, str], row: Launcher, rank: int, world: int, nodes: int) -> int:
+    """This rank's node index from the launcher, or -1 (block placement) where it gives none."""
+    key = next((k for k in row.node if k in env), None)
+    if key is None:
+        return -1
+    if key in _SLURM_NODE and tuple(_int(env, (k,), -1) for k in _SLURM_TASK) != (rank, world):
+        return -1  # Slurm did not start this rank (mpirun in a batch script): its SLURM_NODEID is not ours
+    node = _int(env, (key,), -1)
+    if not 0 <= node < nodes:
+        raise ValueError(f"environment variable {key}={env[key]!r} is not a node index of a "
+                         f"{nodes}-node job")
+    return node
+
+
 def detect(environ: Mapping[str, str] | None = None) -> ClusterEnv:
     """Detect the launcher from ``environ`` (default: ``os.environ``)."""
     env = os.environ if environ is None else environ
@@ -91,9 +116,10 @@ def detect(environ: Mapping[str, str] | None = None) -> ClusterEnv:
         world = _int(env, row.world_size, 1)
         local_size = _int(env, row.local_size, 1 if world == 1 else world)
         nodes = _int(env, row.node_count, max(1, -(-world // max(local_size, 1))))
-        return ClusterEnv(rank=_int(env, row.rank, 0), world_size=world,
-                          local_rank=_int(env, row.local_rank, 0), local_size=local_size,
-                          nodes=nodes, launcher=row.name, hostname=hostname, job_id=job_id)
+        rank = _int(env, row.rank, 0)
+        return ClusterEnv(rank=rank, world_size=world, local_rank=_int(env, row.local_rank, 0),
+                          local_size=local_size, nodes=nodes, launcher=row.name, hostname=hostname,
+                          job_id=job_id, node=_node(env, row, rank, world, nodes))
     return ClusterEnv(hostname=hostname, job_id=job_id)
 
 

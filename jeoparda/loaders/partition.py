@@ -10,11 +10,16 @@ Rules (all ranks compute the same plan from the same inputs, without communicati
   most one patch; every rank runs the same number of steps, the last batches padded with repeats
   that ``mask`` marks False, so that metrics see each patch exactly once.
 - node-local (staging): shards are dealt to nodes round-robin once for the whole run, and each
-  node's ranks shuffle and share only their node's shards; steps are the minimum over nodes.
+  node's ranks shuffle and share only their node's shards; steps are the minimum over nodes. A
+  rank's node is ``env.node`` (from the launcher, see jeoparda.cluster.env), never rank //
+  local_size: ``srun -m cyclic`` or ``mpirun --map-by node`` put ranks 0 and 1 on different nodes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -48,17 +53,39 @@ class EpochPlan:
 
 
 def placement(n_shards: int, env: ClusterEnv, node_local: bool) -> Placement:
+    """One group of all ranks, or (``node_local``) one group per node: ``env.node``'s ranks, ordered
+    by local rank, share the shards dealt to that node."""
     if not node_local:
         return Placement((tuple(range(n_shards)),), 0, env.world_size, env.rank)
     if env.world_size % env.local_size:
         raise JeopardaError(f"node-local staging needs the same number of ranks on every node "
                             f"(world size {env.world_size}, {env.local_size} on this node)")
     nodes = env.world_size // env.local_size
+    if not 0 <= env.node < nodes:
+        raise JeopardaError(f"rank {env.rank}: node index {env.node} is outside the job's {nodes} node(s) "
+                            f"({env.world_size} ranks, {env.local_size} per node)")
     if n_shards < nodes:
         raise JeopardaError(f"node-local staging needs at least one shard per node "
                             f"({n_shards} shards for {nodes} nodes); use smaller shards")
     groups = tuple(tuple(range(g, n_shards, nodes)) for g in range(nodes))
-    return Placement(groups, env.rank // env.local_size, env.local_size, env.local_rank)
+    return Placement(groups, env.node, env.local_size, env.local_rank)
+
+
+def node_indices(hosts: Sequence[str]) -> list[int]:
+    """Each rank's node index from every rank's host name (sorted unique names -> 0, 1, ...): for
+    launchers that give no node index (mpirun, mpiexec) whatever their rank placement."""
+    index = {host: i for i, host in enumerate(sorted(set(hosts)))}
+    return [index[h] for h in hosts]
+
+
+def with_gathered_node(env: ClusterEnv, gather: Callable[[Any], list[Any]]) -> ClusterEnv:
+    """``env`` with ``node`` from all ranks' host names (``gather``: a backend's gather_objects; every
+    rank must call this). Unchanged unless every host name holds ``local_size`` ranks: names that do
+    not tell nodes apart (processes simulating nodes on one machine share theirs) change nothing."""
+    hosts = [str(h) for h in gather(env.hostname)]
+    if len(hosts) != env.world_size or set(Counter(hosts).values()) != {env.local_size}:
+        return env
+    return replace(env, node=node_indices(hosts)[env.rank])
 
 
 def offsets(sizes: list[int]) -> np.ndarray:

@@ -4,12 +4,18 @@ One process per node (local rank 0) copies; the node's other ranks wait for its 
 Each file is copied under a temporary name, renamed, and its SHA-256 checked against the
 manifest; files already staged with the right checksum (an earlier job) are kept. The staged
 folder is ``STAGE_DIR/jeoparda-<fingerprint>`` with a copy of the manifest.
+
+When local rank 0 fails, it writes a failure marker holding the reason beside the done marker
+before raising, so that the waiting ranks stop at once with that reason instead of holding their
+GPUs until the wait limit.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +27,10 @@ from jeoparda.shards.format import ShardError, file_sha256
 from jeoparda.shards.manifest import MANIFEST_NAME, write_json_atomic
 
 WAIT_LIMIT_S = 3600.0
+POLL_S = 0.2
+#: A failure marker older than this before the waiting process started is an earlier run's.
+STALE_S = 60.0
+_REASON_BYTES = 4096
 
 
 def stage_dir_for(manifest: dict[str, Any], stage_dir: str) -> Path:
@@ -42,26 +52,100 @@ def _copy_verified(src: Path, dest: Path, sha256: str) -> None:
     os.replace(tmp, dest)
 
 
+def markers(dest: Path, shards: list[dict[str, Any]]) -> tuple[Path, Path]:
+    """The done and failure markers of staging ``shards`` (one node's) into ``dest``."""
+    key = hashlib.sha256("\n".join(s["file"] for s in shards).encode()).hexdigest()[:16]
+    done = dest / f".staged-{key}"
+    return done, done.with_name(f"{done.name}.failed")
+
+
 def stage_shards(root: Path, manifest: dict[str, Any], shards: list[dict[str, Any]], stage_dir: str,
                  env: ClusterEnv, wait_limit_s: float = WAIT_LIMIT_S) -> Path:
     """Stage ``shards`` (this node's) and return the staged data set folder."""
     dest = stage_dir_for(manifest, stage_dir)
-    key = hashlib.sha256("\n".join(s["file"] for s in shards).encode()).hexdigest()[:16]
-    marker = dest / f".staged-{key}"
+    done, failed = markers(dest, shards)
     if env.local_rank == 0:
-        try:
-            dest.mkdir(parents=True, exist_ok=True)
-            for s in shards:
-                _copy_verified(Path(root) / s["file"], dest / s["file"], s["sha256"])
-            write_json_atomic(dest / MANIFEST_NAME, manifest)
-        except OSError as exc:
-            raise JeopardaError(f"{dest}: staging failed ({exc.strerror or exc})") from None
-        marker.touch()
-        return dest
-    deadline = time.monotonic() + wait_limit_s
-    while not marker.exists():
-        if time.monotonic() > deadline:
-            raise JeopardaError(f"{marker}: local rank 0 did not finish staging within "
-                                f"{wait_limit_s:.0f} s")
-        time.sleep(0.2)
+        _stage(Path(root), manifest, shards, dest, done, failed)
+    else:
+        _wait(dest, done, failed, env, wait_limit_s)
     return dest
+
+
+def _stage(root: Path, manifest: dict[str, Any], shards: list[dict[str, Any]], dest: Path,
+           done: Path, failed: Path) -> None:
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        for marker in (done, failed):  # an earlier run's verdict is not this attempt's
+            marker.unlink(missing_ok=True)
+        for s in shards:
+            _copy_verified(root / s["file"], dest / s["file"], s["sha256"])
+        write_json_atomic(dest / MANIFEST_NAME, manifest)
+        done.touch()
+    except BaseException as exc:  # whatever stops local rank 0 must release the node's other ranks
+        reason = _reason(exc)
+        _write_failure(failed, reason)
+        if isinstance(exc, OSError):
+            raise JeopardaError(f"{dest}: staging failed ({reason})") from None
+        raise
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    else:
+        text = str(exc) if isinstance(exc, JeopardaError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def _write_failure(failed: Path, reason: str) -> None:
+    """Write the failure marker under a temporary name and rename it, so a waiting rank never reads
+    half a reason. Best effort: when even this fails (the folder could not be made), the others
+    wait until their limit, or until ``srun --kill-on-bad-exit=1`` ends the step."""
+    tmp = failed.with_name(f"{failed.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(reason + "\n", encoding="utf-8")
+        os.replace(tmp, failed)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _wait(dest: Path, done: Path, failed: Path, env: ClusterEnv, wait_limit_s: float) -> None:
+    # Only a marker written after this process started is about this attempt: local rank 0 removes
+    # an earlier run's when it starts, but this rank may look before it does.
+    since = _process_start() - STALE_S
+    deadline = time.monotonic() + wait_limit_s
+    while not done.exists():
+        reason = _failure(failed, since)
+        if reason is not None:
+            raise JeopardaError(f"{dest}: local rank 0 of node {env.node} ({env.hostname or 'this host'}) "
+                                f"failed to stage the shards: {reason}")
+        if time.monotonic() > deadline:
+            raise JeopardaError(f"{done}: local rank 0 did not finish staging within "
+                                f"{wait_limit_s:.0f} s")
+        time.sleep(POLL_S)
+
+
+def _failure(failed: Path, since: float) -> str | None:
+    """The reason in the failure marker, if one was written since ``since`` (Unix time)."""
+    try:
+        info = os.lstat(failed)
+        if not stat.S_ISREG(info.st_mode) or info.st_mtime < since:
+            return None
+        with open(failed, "rb") as fh:
+            text = fh.read(_REASON_BYTES).decode("utf-8", "replace")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{failed}: unreadable failure marker ({exc.strerror or exc})"
+    return " ".join(text.split()) or "no reason given"
+
+
+def _process_start() -> float:
+    """Unix time this process started (Linux: from /proc), else now."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.time()
+    return time.time() - age

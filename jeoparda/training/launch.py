@@ -15,6 +15,7 @@ from jeoparda.cluster.env import ClusterEnv, detect
 from jeoparda.config import RunConfig, dump_config
 from jeoparda.devices import bind_gpu, collectives
 from jeoparda.errors import JeopardaError
+from jeoparda.loaders.partition import with_gathered_node
 from jeoparda.training import checkpoint
 from jeoparda.training.loop import Say, Trainer, configure_threads
 from jeoparda.training.results import RESULTS_NAME
@@ -63,9 +64,10 @@ def session(cfg: RunConfig, out: Path | None, resume: bool, if_checkpoint: bool 
     if resume and out is None:
         raise JeopardaError("--resume needs --out RUN_DIR (the run to continue)")
     env = detect()
-    backend = create_backend(env, cfg.dist, collectives())
+    backend = create_backend(env, cfg.dist, collectives(cfg.dist.share_gpus))
     try:
-        accel = bind_gpu(env, backend.gather_objects)
+        env = with_gathered_node(env, backend.gather_objects)  # mpirun --map-by node: nodes from host names
+        accel = bind_gpu(env, backend.gather_objects, share=cfg.dist.share_gpus)
         backend.bind(accel.device)
         configure_threads(cfg, env, accel)
         run_dir = Path(backend.broadcast_object(str(out or default_run_dir(cfg.model, env))))

@@ -105,3 +105,51 @@ def test_torchrun_two_nodes():
     env = detect({"TORCHELASTIC_RUN_ID": "x", "RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1",
                   "LOCAL_WORLD_SIZE": "2", "GROUP_WORLD_SIZE": "2"})
     assert (env.rank, env.local_rank, env.local_size, env.nodes) == (3, 1, 2, 2)
+
+
+def srun_cyclic(rank, plugin="none"):
+    """srun -m cyclic on 2 nodes x 2 tasks: ranks 0, 2 on node07 (node 0), ranks 1, 3 on node08 (node 1)."""
+    environ = {**SRUN_2x2, "SLURM_DISTRIBUTION": "cyclic", "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank // 2),
+               "SLURM_NODEID": str(rank % 2)}
+    if plugin == "pmi2":
+        environ.update(PMI_RANK=str(rank), PMI_SIZE="4")
+    if plugin == "pmix":
+        environ.update(PMIX_RANK=str(rank), PMIX_NAMESPACE="slurm.pmix.77.0")
+    return environ
+
+
+@pytest.mark.parametrize("plugin", ["none", "pmi2", "pmix"])
+def test_srun_cyclic_placement_gives_each_rank_its_node(plugin):
+    """The node comes from SLURM_NODEID, not rank // local_size (which puts rank 1 on node 0)."""
+    envs = [detect(srun_cyclic(rank, plugin)) for rank in range(4)]
+    assert [(e.rank, e.local_rank, e.node) for e in envs] == [(0, 0, 0), (1, 0, 1), (2, 1, 0), (3, 1, 1)]
+    assert {(e.nodes, e.local_size) for e in envs} == {(2, 2)}
+
+
+def test_block_placement_is_the_default_where_the_launcher_gives_no_node():
+    envs = [detect({"OMPI_COMM_WORLD_RANK": str(r), "OMPI_COMM_WORLD_SIZE": "4",
+                    "OMPI_COMM_WORLD_LOCAL_RANK": str(r % 2), "OMPI_COMM_WORLD_LOCAL_SIZE": "2"}) for r in range(4)]
+    assert [e.node for e in envs] == [0, 0, 1, 1]
+    from jeoparda.cluster.env import ClusterEnv
+
+    assert ClusterEnv(rank=5, world_size=8, local_size=4).node == 1 and ClusterEnv().node == 0
+    assert ClusterEnv(rank=5, world_size=8, local_size=4, node=0).node == 0
+
+
+def test_mpirun_in_a_batch_script_does_not_take_the_batch_hosts_node():
+    """mpirun copies the batch script's SLURM_NODEID=0 to every rank: Slurm did not start rank 3."""
+    env = detect({"SLURM_JOB_ID": "9", "SLURM_STEP_ID": "0", "SLURM_PROCID": "0", "SLURM_NTASKS": "4",
+                  "SLURM_NODEID": "0", "OMPI_COMM_WORLD_RANK": "3", "OMPI_COMM_WORLD_SIZE": "4",
+                  "OMPI_COMM_WORLD_LOCAL_RANK": "1", "OMPI_COMM_WORLD_LOCAL_SIZE": "2"})
+    assert (env.launcher, env.rank, env.node) == ("openmpi", 3, 1)
+
+
+def test_torchrun_node_is_its_group_rank():
+    env = detect({"TORCHELASTIC_RUN_ID": "x", "RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1",
+                  "LOCAL_WORLD_SIZE": "2", "GROUP_WORLD_SIZE": "2", "GROUP_RANK": "1"})
+    assert env.node == 1
+
+
+def test_a_node_index_outside_the_job_is_a_clear_error():
+    with pytest.raises(ValueError, match="SLURM_NODEID='2' is not a node index of a 2-node job"):
+        detect({**srun_cyclic(1), "SLURM_NODEID": "2"})

@@ -84,3 +84,45 @@ def test_node_local_groups():
 def test_too_small_split_is_a_clear_error():
     with pytest.raises(JeopardaError, match="too few patches"):
         train_plan([5], placement(1, ClusterEnv(), False), 8, 0, 0, 4)
+
+
+def test_cyclic_srun_placement_reads_each_nodes_own_shards_once():
+    """srun -m cyclic: ranks 0, 2 on node 0 and 1, 3 on node 1. Each node's ranks read only the shards
+    dealt to their node (the ones its local rank 0 stages), and every shard is read by one node."""
+    from jeoparda.cluster.env import detect
+    from tests.cluster.test_env import srun_cyclic
+
+    sizes = [10] * 6
+    es = [detect(srun_cyclic(r)) for r in range(4)]
+    places = [placement(6, e, True) for e in es]
+    assert [p.group for p in places] == [0, 1, 0, 1] and [p.position for p in places] == [0, 0, 1, 1]
+    groups = places[0].groups
+    assert sorted(s for g in groups for s in g) == list(range(6))  # each shard on exactly one node
+    shard_of = np.repeat(np.arange(6), 10)
+    for plan_of in (lambda p: train_plan(sizes, p, 5, 0, 0, 4), lambda p: eval_plan(sizes, p, 4)):
+        plans = [plan_of(p) for p in places]
+        for e, plan in zip(es, plans):
+            assert set(shard_of[plan.indices].tolist()) <= set(groups[e.node])  # its own node's shards
+        for node in (0, 1):  # the node's two ranks share its patches without overlap
+            a, b = (plans[r] for r in range(4) if es[r].node == node)
+            assert not set(a.indices[a.mask].tolist()) & set(b.indices[b.mask].tolist())
+    evals = [eval_plan(sizes, p, 4) for p in places]
+    assert sorted(np.concatenate([p.indices[p.mask] for p in evals]).tolist()) == list(range(60))
+
+
+def test_node_indices_from_host_names():
+    from jeoparda.loaders.partition import node_indices, with_gathered_node
+
+    assert node_indices(["n8", "n7", "n8", "n7"]) == [1, 0, 1, 0]
+    hosts = ["n8", "n7", "n8", "n7"]  # mpirun --map-by node: rank 0 on n8, no node index given
+    es = [ClusterEnv(rank=r, world_size=4, local_rank=r // 2, local_size=2, nodes=2, hostname=hosts[r])
+          for r in range(4)]
+    assert [e.node for e in es] == [0, 0, 1, 1]  # rank // local_size: wrong here
+    assert [with_gathered_node(e, lambda _: hosts).node for e in es] == [1, 0, 1, 0]
+    same = ["localhost"] * 4  # nodes simulated on one machine: names say nothing, env kept
+    assert [with_gathered_node(e, lambda _: same).node for e in es] == [0, 0, 1, 1]
+
+
+def test_a_node_outside_the_job_is_a_clear_error():
+    with pytest.raises(JeopardaError, match="rank 1: node index 2 is outside the job's 2 node"):
+        placement(6, ClusterEnv(rank=1, world_size=4, local_rank=0, local_size=2, node=2), True)

@@ -3,6 +3,7 @@ stand-in srun/sbatch/scontrol and parsed by jeoparda's own parser and configurat
 their flags cannot drift from what jeoparda accepts."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -79,7 +80,7 @@ def test_container_launch_line(tmp_path):
                              JEOPARDA_APPTAINER_ARGS="--bind /scratch")
     assert proc.returncode == 0, proc.stderr
     call = calls[0]
-    assert call[2:7] == ["apptainer", "exec", "--nv", "--bind", "/scratch"] and call[7] == str(image)
+    assert call[3:8] == ["apptainer", "exec", "--nv", "--bind", "/scratch"] and call[8] == str(image)
     build_parser().parse_args(jeoparda_argv(call))
     proc, calls = run_script(tmp_path, ["slurm/train_bwms.sh"], JEOPARDA_CONTAINER=str(tmp_path / "missing.sif"))
     assert proc.returncode == 2 and "missing.sif: no such image" in proc.stderr and not calls
@@ -177,6 +178,42 @@ def test_srun_gets_the_jobs_cpus_per_task_and_an_optional_gpu_bind(tmp_path):
     proc, calls = run_script(tmp_path, ["slurm/train_resnet18.sh"], SLURM_CPUS_PER_TASK="8",
                              JEOPARDA_GPU_BIND="closest")
     assert proc.returncode == 0, proc.stderr
-    assert calls[0][:5] == ["srun", "--mpi=none", "--cpus-per-task=8", "--gpu-bind=closest", "jeoparda"]
+    assert calls[0][:6] == ["srun", "--mpi=none", "--cpus-per-task=8", "--gpu-bind=closest", "--kill-on-bad-exit=1",
+                            "jeoparda"]
     proc, calls = run_script(tmp_path, ["slurm/train_resnet18.sh"])  # outside a job's CPU setting: nothing
-    assert calls[0][:3] == ["srun", "--mpi=none", "jeoparda"]
+    assert calls[0][:4] == ["srun", "--mpi=none", "--kill-on-bad-exit=1", "jeoparda"]
+
+
+SRUN_COMMAND = re.compile(r"(?:^|[;&|(]|\b(?:then|do|else|exec))\s*srun\s")
+
+
+def srun_lines(script):
+    """The commands of a script that call srun, continuation lines joined, comments left out."""
+    text = (REPO / "slurm" / script).read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines()
+            if not line.lstrip().startswith("#") and SRUN_COMMAND.search(line.split(" #")[0])]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_srun_line_kills_the_step_when_a_rank_stops(script):
+    """A rank that stops (failed staging, error, crash) must end the step: without
+    --kill-on-bad-exit=1 its peers wait for it in a collective or a marker until the time limit."""
+    for line in srun_lines(script):
+        assert "--kill-on-bad-exit=1" in line.split(), f"slurm/{script}: srun without --kill-on-bad-exit=1: {line}"
+    assert srun_lines("common.sh")  # the launch lines are found at all
+
+
+@pytest.mark.parametrize("argv", [["slurm/train_resnet18.sh"], ["slurm/sr_train.sh", "--data", "D", "--out", "m.pt"],
+                                  ["slurm/convert_bigearthnet.sh", "--source", "A", "--out", "D"],
+                                  ["slurm/report.sh", "runs/*"]])
+@pytest.mark.parametrize("container", [False, True])
+def test_every_launched_srun_kills_the_step_when_a_rank_stops(tmp_path, argv, container):
+    image = tmp_path / "img.sif"
+    image.write_bytes(b"x")
+    proc, calls = run_script(tmp_path, argv, **({"JEOPARDA_CONTAINER": str(image)} if container else {}))
+    assert proc.returncode == 0, proc.stderr
+    sruns = [c for c in calls if c[0] == "srun"]
+    assert sruns
+    for call in sruns:
+        command = call.index("apptainer" if container else "jeoparda")
+        assert "--kill-on-bad-exit=1" in call[1:command], call
