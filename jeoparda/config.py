@@ -156,6 +156,7 @@ class DistConfig:
     port: int = 0                    # rendezvous port; 0: derived from the job id
     timeout_s: float = 300.0         # a collective during training that waits longer ends the job
     setup_timeout_s: float = 3600.0  # the same during set-up (staging, checksums, compile, first step)
+    share_gpus: bool = False         # let ranks share a GPU (tests on a one-GPU machine); collectives over gloo
 
     def __post_init__(self) -> None:
         _check(self.backend in DIST_BACKENDS, "dist.backend",

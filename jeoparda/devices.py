@@ -33,9 +33,10 @@ def gpu_visible() -> bool:
     return bool(RUNTIME.is_available())
 
 
-def collectives() -> str:
-    """The torch.distributed backend for this process's tensors: nccl with a GPU, else gloo."""
-    return str(RUNTIME.collectives) if gpu_visible() else "gloo"
+def collectives(share_gpus: bool = False) -> str:
+    """The torch.distributed backend for this process's tensors: nccl with a GPU, else gloo; gloo
+    also where ranks share GPUs (NCCL refuses two ranks on one GPU; gloo reduces CUDA tensors too)."""
+    return str(RUNTIME.collectives) if gpu_visible() and not share_gpus else "gloo"
 
 
 def parse_device(choice: str) -> Accelerator:
@@ -82,11 +83,12 @@ def choose_gpu(me: int, peers: list[tuple[int, str, tuple[str, ...]]], visible: 
     return sharing.index(me) % visible
 
 
-def bind_gpu(env: ClusterEnv, gather: Gather) -> Accelerator:
+def bind_gpu(env: ClusterEnv, gather: Gather, share: bool = False) -> Accelerator:
     """This rank's accelerator: a GPU of its own (made current), or the CPU where none is visible.
 
     ``gather`` collects one object from every rank (the backend's, over a CPU channel: no GPU is
-    chosen yet). Two ranks of one host ending on one GPU is a :class:`JeopardaError`."""
+    chosen yet). Two ranks of one host ending on one GPU is a :class:`JeopardaError` unless
+    ``share`` (dist.share_gpus) allows it."""
     if not gpu_visible():
         return Accelerator()
     count = RUNTIME.device_count()
@@ -97,7 +99,7 @@ def bind_gpu(env: ClusterEnv, gather: Gather) -> Accelerator:
     assert accel.info is not None
     taken: dict[tuple[str, str], int] = {}
     for rank, host, uuid in sorted(gather((env.rank, env.hostname, accel.info.uuid))):
-        if (host, uuid) in taken:
+        if (host, uuid) in taken and not share:
             raise JeopardaError(
                 f"ranks {taken[host, uuid]} and {rank} on {host} both got GPU {uuid} ({accel.info.name}): "
                 "more ranks than GPUs on the node; start one rank per GPU (srun --gpus-per-task=1, or "

@@ -76,6 +76,7 @@ class StandInCuda:
     pinned: dict[int, tuple[int, torch.Tensor]] = field(default_factory=dict)  # data_ptr -> bytes, buffer
     uploads: list[dict[str, Any]] = field(default_factory=list)
     calls: dict[str, int] = field(default_factory=dict)
+    energy_per_read_mj: int = 0  # how far a board's energy counter moves between two readings
 
     def __post_init__(self) -> None:
         self._compute: dict[int, StandInStream] = {}
@@ -214,8 +215,12 @@ def standin_nvml(runtime: StandInCuda) -> types.SimpleNamespace:
                 return b
         raise NVMLError("Not Found")
 
+    def read(board: Board) -> int:
+        board.energy_mj += runtime.energy_per_read_mj
+        return board.energy_mj
+
     return types.SimpleNamespace(
         NVMLError=NVMLError, nvmlInit=lambda: None,
         nvmlDeviceGetHandleByIndex=lambda i: i if i < len(runtime.boards) else by(None),
         nvmlDeviceGetHandleByUUID=by, nvmlDeviceGetHandleByPciBusId=by,
-        nvmlDeviceGetTotalEnergyConsumption=lambda h: runtime.boards[h].energy_mj)
+        nvmlDeviceGetTotalEnergyConsumption=lambda h: read(runtime.boards[h]))

@@ -10,8 +10,8 @@ import torch
 from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.env import ClusterEnv
 from jeoparda.config import RunConfig, TrainConfig
-from jeoparda.errors import JeopardaError
 from jeoparda.devices import amp_precision, parse_device, rng_states, set_rng_states
+from jeoparda.errors import JeopardaError
 
 
 @pytest.mark.parametrize("capability,expected", [((7, 0), "fp16"), ((7, 5), "fp16"), ((8, 0), "bf16"),
@@ -73,7 +73,7 @@ class Announced(Exception):
     """Raised by the simulated gather at the round a rank cannot complete alone."""
 
 
-def bind_node(runtime, monkeypatch, visible: list[str], hosts: list[str] | None = None) -> list:
+def bind_node(runtime, monkeypatch, visible: list[str], hosts: list[str] | None = None, share=False) -> list:
     """bind_gpu for simulated ranks of one job, each with its own CUDA_VISIBLE_DEVICES: every rank
     announces what it sees, then every rank learns all announcements (as backend.gather_objects)."""
     from jeoparda.devices import bind_gpu
@@ -95,7 +95,7 @@ def bind_node(runtime, monkeypatch, visible: list[str], hosts: list[str] | None 
 
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible[rank])
         try:
-            return bind_gpu(envs[rank], gather)
+            return bind_gpu(envs[rank], gather, share)
         except Announced:
             return None
 
@@ -157,3 +157,14 @@ def test_without_a_gpu_every_rank_computes_on_the_cpu(monkeypatch):
     accel = bind_gpu(ClusterEnv(), lambda obj: pytest.fail("no GPU: nothing to gather"))
     assert accel.kind == "cpu" and accel.copier() is None and accel.rng_state() is None
     assert not accel.register_host(torch.zeros(2)) and accel.to_device(torch.ones(1)).device.type == "cpu"
+
+
+def test_sharing_a_gpu_is_allowed_when_asked(standin_gpu, monkeypatch):
+    """dist.share_gpus: a one-GPU machine runs two DDP ranks on its GPU, reducing over gloo."""
+    from jeoparda import devices
+
+    shared = bind_node(standin_gpu, monkeypatch, ["0", "0"], share=True)
+    assert [physical(standin_gpu, a) for a in shared] == [0, 0]
+    assert devices.collectives(share_gpus=True) == "gloo"
+    standin_gpu.collectives = "nccl"
+    assert devices.collectives() == "nccl"
