@@ -25,3 +25,23 @@ def test_run_reports_both_passes(capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["patches"] == 1
     assert main(["bench", "infer", "--model", "resnet18"]) == 1
     assert "resnet18 is a classification model" in capsys.readouterr().err
+
+
+def test_infer_on_a_gpu_and_batched_windows(standin_gpu):
+    from jeoparda.devices import parse_device
+
+    result = run(torch.nn.Conv2d(12, 3, 3, padding=1), patches=1, accel=parse_device("cuda"), window=24,
+                 context=40, batch=8)
+    assert result["device"] == "cuda" and result["device_name"] == "NVIDIA H100 80GB HBM3"
+    assert [w for w in standin_gpu.host_waits if w[0] == "device"]  # clocks read after synchronising
+
+
+def test_patch_pass_runs_the_model_once_per_batch_of_windows():
+    """The patch-based baseline is timed as an algorithm: one model call per batch of crops and no
+    per-window copy back (25 windows in batches of 8: 4 calls)."""
+    calls = []
+    model = torch.nn.Conv2d(12, 3, 1)
+    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    mosaic = torch.randn(12, 120, 120)
+    out = patch_pass(model, mosaic, window=24, context=40, batch=8)
+    assert calls == [8, 8, 8, 1] and torch.equal(out, fcn_pass(model, mosaic))

@@ -171,3 +171,29 @@ def test_origin_reads_back_what_was_written_and_a_plain_tiff_is_refused(tmp_path
     tifffile.imwrite(tmp_path / "plain.tif", np.zeros((4, 4), np.uint16))
     with pytest.raises(TiffReadError, match="not a GeoTIFF"):
         read_origin(tmp_path / "plain.tif")
+
+
+def test_predict_on_a_gpu_equals_the_cpu_map(standin_gpu, block, tmp_path):
+    """--device: the mosaic's windows cross to the GPU pinned and non-blocking, the answers come
+    back; on the stand-in (CPU arithmetic) the map is the CPU's to the byte."""
+    from jeoparda.devices import parse_device
+
+    torch.manual_seed(3)
+    model = torch.nn.Conv2d(12, 19, 3, padding=1)
+    cpu = predict_tile(model, block / "data", "all", TILE, tmp_path / "cpu.tif", window=256, overlap=16)
+    gpu = predict_tile(model, block / "data", "all", TILE, tmp_path / "gpu.tif", window=256, overlap=16,
+                       accel=parse_device("cuda:1"))
+    assert (tmp_path / "cpu.tif").read_bytes() == (tmp_path / "gpu.tif").read_bytes()
+    assert cpu["agreement"] == gpu["agreement"]
+    windows = [u for u in standin_gpu.uploads if len(u["shape"]) == 3]
+    assert len(windows) > 1 and all(u["memory"] == "pinned" for u in windows)
+    assert standin_gpu.current == 1
+
+
+def test_predict_device_refusals(block, tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    fcn = checkpoint(tmp_path / "fcn.pt", "fcn_maggiori")
+    proc = predict("--checkpoint", fcn, "--data", block / "data", "--tile", TILE, "--out", tmp_path / "m.tif",
+                   "--device", "cuda")
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        "jeoparda: error: --device cuda: no CUDA GPU is visible to this process"]
