@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 DEMO   ?= demo-output
 
-.PHONY: install horovod system lint test demo clean
+.PHONY: install horovod system lint suite test coverage demo clean
 
 install: $(STAMP) $(VENV)/.horovod $(VENV)/.system
 
@@ -35,11 +35,23 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: install lint
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
+# The suite runs under coverage (subprocess ranks, reader processes and conversion pools too); then
+# every GPU-only line of jeoparda/ must have run on the stand-in accelerator (scripts/gpu_lines.py).
+COVERAGE_ENV := COVERAGE_FILE="$(CURDIR)/.coverage" COVERAGE_RCFILE="$(CURDIR)/setup.cfg"
+suite: install
+	rm -f .coverage .coverage.*
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(COVERAGE_ENV) $(PY) -m coverage run -m pytest -q
+	$(COVERAGE_ENV) $(PY) -m coverage combine -q
+
+test: install lint suite
+	$(COVERAGE_ENV) $(PY) scripts/gpu_lines.py
+
+# The same, with the per-file table of jeoparda/ (percentage last, then TOTAL).
+coverage: test
+	$(COVERAGE_ENV) $(PY) -m coverage report
 
 demo: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh "$(DEMO)"
 
 clean:
-	rm -rf $(DEMO) .pytest_cache build *.egg-info
+	rm -rf $(DEMO) .pytest_cache build *.egg-info .coverage .coverage.*

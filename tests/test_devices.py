@@ -168,3 +168,27 @@ def test_sharing_a_gpu_is_allowed_when_asked(standin_gpu, monkeypatch):
     assert devices.collectives(share_gpus=True) == "gloo"
     standin_gpu.collectives = "nccl"
     assert devices.collectives() == "nccl"
+
+
+def test_the_real_cuda_runtime_on_a_machine_without_cuda():
+    """What CudaRuntime can say without a GPU it says truthfully; the rest needs a GPU
+    (tests/gpu_only_lines.txt) and runs in benchmarks/gpu_check.py."""
+    from jeoparda.accelerator import CudaRuntime, nvml_uuid, pci_bus_id
+
+    real = CudaRuntime()
+    if real.is_available():
+        pytest.skip("a CUDA device is visible: tests/gpu covers the real runtime")
+    assert real.device_count() == 0 and real.tensor_device(1) == torch.device("cuda", 1)
+    assert real.collectives == "nccl"
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        real.set_tf32(False)
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+    raw = bytes(range(16))
+    assert nvml_uuid(raw) == "GPU-00010203-0405-0607-0809-0a0b0c0d0e0f"
+    assert nvml_uuid("GPU-1234") == "GPU-1234" and nvml_uuid("MIG-5") == "MIG-5"
+    assert nvml_uuid("00010203-0405-0607-0809-0a0b0c0d0e0f") == "GPU-00010203-0405-0607-0809-0a0b0c0d0e0f"
+    assert pci_bus_id(0, 0x0A, 0) == "00000000:0A:00.0"
+    assert repr(parse_device("cpu")) == "Accelerator(cpu)"

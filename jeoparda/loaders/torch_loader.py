@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from jeoparda.accelerator import Accelerator
 from jeoparda.config import AugmentConfig
-from jeoparda.loaders.augment import apply_geometry, geometry_codes, normalise
+from jeoparda.loaders.augment import apply_geometry, geometry_codes, normalise, turn_on_device
 from jeoparda.loaders.base import Batch, Loader, Planner, SplitSource
 from jeoparda.loaders.split_reader import SplitReader
 
@@ -113,11 +113,16 @@ class TorchLoader(Loader):
     def __del__(self) -> None:
         self.close()
 
+    @property
+    def _turns_on_device(self) -> bool:
+        """Flips and quarter turns on the GPU (readers only read), where there is one."""
+        return self.augment and self.accel.gpu
+
     def _dataset(self, ring: torch.Tensor | None = None, s1_ring: torch.Tensor | None = None) -> EpochBatches:
         assert self.planner is not None
-        return EpochBatches(self.src.reader(), self.planner,
-                            self.cfg.data.augment if self.augment else None, self.cfg.train.seed,
-                            self.env.rank, ring, self._closing, s1_ring)
+        readers_turn = self.augment and not self._turns_on_device
+        return EpochBatches(self.src.reader(), self.planner, self.cfg.data.augment if readers_turn else None,
+                            self.cfg.train.seed, self.env.rank, ring, self._closing, s1_ring)
 
     def _open_stream(self) -> DataLoader:
         data = self.cfg.data
@@ -147,7 +152,7 @@ class TorchLoader(Loader):
             yield tuple(arrays)  # type: ignore[misc]
 
     def _host_items(self) -> Iterator[tuple[int | None, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
-        """:meth:`host_batches` with the ring slot each batch lies in (None without readers)."""
+        """:meth:`host_batches` with the ring slot each batch lies in (None without readers), in step order."""
         if self.cfg.data.workers == 0:
             dataset = self._dataset()
             for step in range(self.start_step, self.steps_per_epoch):
@@ -167,8 +172,10 @@ class TorchLoader(Loader):
         if self.cfg.data.workers and self._stream is None:
             self._stream = self._open_stream()  # the ring exists (and is registered) before the finisher
         finish = _DeviceFinisher(self.src, self.accel, self._registered) if self.accel.gpu else _HostFinisher(self.src)
-        for slot, images, labels, mask, s1 in self._host_items():
-            batch, copied = finish(images, labels, mask, s1)
+        aug, seed, rank = self.cfg.data.augment, self.cfg.train.seed, self.env.rank
+        for step, (slot, images, labels, mask, s1) in enumerate(self._host_items(), start=self.start_step):
+            codes = geometry_codes(aug, len(images), seed, self.epoch, rank, step) if self._turns_on_device else None
+            batch, copied = finish(images, labels, mask, s1, codes)
             if slot is not None and copied is not None:
                 self._sampler.copied[slot] = copied
             yield batch
@@ -220,7 +227,7 @@ class _HostFinisher:
         self.s1_mean, self.s1_inv = torch.from_numpy(src.s1_mean), torch.from_numpy(src.s1_inv_std)
 
     def __call__(self, images: np.ndarray, labels: np.ndarray, mask: np.ndarray,
-                 s1: np.ndarray | None = None) -> tuple[Batch, Any]:
+                 s1: np.ndarray | None = None, codes: np.ndarray | None = None) -> tuple[Batch, Any]:
         batch = {"image": normalise(images, self.mean, self.inv_std), "label": torch.from_numpy(labels),
                  "mask": torch.from_numpy(mask)}
         if s1 is not None:
@@ -250,12 +257,19 @@ class _DeviceFinisher:
         self.turn = 0
 
     def __call__(self, images: np.ndarray, labels: np.ndarray, mask: np.ndarray,
-                 s1: np.ndarray | None = None) -> tuple[Batch, Any]:
+                 s1: np.ndarray | None = None, codes: np.ndarray | None = None) -> tuple[Batch, Any]:
+        """The batch on the device and the event after which its host memory may be reused;
+        ``codes``: flips and quarter turns to apply on the device (images, S1 and maps alike)."""
         arrays = {"image": images, "label": labels, "mask": mask, **({"s1": s1} if s1 is not None else {})}
         host, staged = self._page_locked({k: torch.from_numpy(a) for k, a in arrays.items()})
         outputs: list[torch.Tensor] = []
         with self.copier.copying(outputs) as done:
             dev = {k: self.copier.upload(t) for k, t in host.items()}
+            if codes is not None:
+                for key in ("image", "s1", "label"):
+                    if key in dev and dev[key].ndim >= 3:  # maps (n, H, W) turn with their images
+                        turn_on_device(dev[key].unsqueeze(1) if dev[key].ndim == 3 else dev[key], codes,
+                                       self.copier.to_device)
             image = dev["image"].float().sub_(self.mean).mul_(self.inv)
             if "s1" in dev:
                 image = torch.cat([image, dev["s1"].sub_(self.s1_mean).mul_(self.s1_inv)], dim=1)

@@ -87,7 +87,7 @@ def test_a_slot_is_refilled_only_after_its_upload_ran(standin_gpu, dataset):
 
 
 def test_sentinel1_and_maps_on_the_device_equal_the_host(standin_gpu, reben_dataset):
-    config = cfg(reben_dataset, bands="s2+s1")
+    config = cfg(reben_dataset, bands="s2+s1", augment=AugmentConfig(flip=True, rot90=True))
     from dataclasses import replace
 
     config = replace(config, train=replace(config.train, task="segmentation"), model="fcn_maggiori")
