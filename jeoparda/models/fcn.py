@@ -12,7 +12,9 @@ style): 1x1 classifiers on the stride-8, -16 and -32 features, each coarser map 
 bilinearly to the next finer one and added, the sum upsampled to the input. Skip fusion keeps the
 encoders exactly the classification networks (same weights layout, same FLOPs up to the heads),
 where dilated stages would change their cost; the finer skips give the boundaries the coarse
-stride-32 map lacks. Any input size works (multiples of 32 align the grids exactly).
+stride-32 map lacks. Any input size works (multiples of 32 align the grids exactly). Under
+train.deterministic the bilinear upsampling runs as matrix products (jeoparda/models/upsample.py):
+CUDA has no deterministic backward for the interpolation kernel.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from torch import nn
 
 from jeoparda.models.registry import register
 from jeoparda.models.resnet import BasicBlock, Bottleneck, classic_stem, init_weights, make_stages
+from jeoparda.models.upsample import bilinear
 
 
 class FCNMaggiori(nn.Module):
@@ -64,9 +67,8 @@ class FCNResNet(nn.Module):
                 skips.append(x)  # strides 8, 16, 32
         out = self.heads[2](skips[2])
         for head, skip in ((self.heads[1], skips[1]), (self.heads[0], skips[0])):
-            out = nn.functional.interpolate(out, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            out = out + head(skip)
-        return nn.functional.interpolate(out, size=size, mode="bilinear", align_corners=False)
+            out = bilinear(out, skip.shape[-2:]) + head(skip)
+        return bilinear(out, size)
 
 
 @register("fcn_maggiori", "FCN of Maggiori et al. 2017 (4 conv layers + deconvolution), dense", kind="dense")

@@ -8,7 +8,10 @@ labelled pixels and, per class, histograms of the predicted probability of label
 that class and of the others, in ``AUC_BINS`` equal bins on [0, 1]. The AUC from histograms
 treats pixels in the same bin as tied (half a correct pair), as scikit-learn treats equal
 scores, so it is exact when scores fall into distinct bins and otherwise off by at most the
-fraction of positive-negative pairs that share a bin.
+fraction of positive-negative pairs that share a bin. The counts are taken on the batch's device
+(evaluation copies only the summed counts to the host, once).
+
+Under train.deterministic the loss avoids ``nll_loss2d``, which CUDA refuses in that mode.
 """
 from __future__ import annotations
 
@@ -23,24 +26,35 @@ from jeoparda.tasks.base import Task
 AUC_BINS = 1000
 
 
-def pixel_counts(labels: np.ndarray, scores: np.ndarray, bins: int = AUC_BINS) -> dict[str, np.ndarray]:
-    """Confusion matrix (K, K) and score histograms (K, 2, bins) of labelled pixels.
+def count_pixels(labels: torch.Tensor, scores: torch.Tensor, keep: torch.Tensor | None = None,
+                 bins: int = AUC_BINS) -> dict[str, torch.Tensor]:
+    """Confusion matrix (K, K) and score histograms (K, 2, bins) of labelled pixels, int64 on the
+    tensors' own device: no copy of the maps to the host, and ``bincount`` without weights, which
+    is deterministic. Pixels left out go to a spare last bin instead of being selected by a mask.
 
     ``labels`` (n, H, W) class indices with NO_CLASS for unlabelled, ``scores`` (n, K, H, W)
-    probabilities. Histogram [k, 1] holds pixels of class k, [k, 0] the others."""
+    probabilities, ``keep`` (n,) False for samples to leave out (padding). Histogram [k, 1] holds
+    pixels of class k, [k, 0] the others."""
     k = scores.shape[1]
-    valid = labels != NO_CLASS
-    truth = labels[valid].astype(np.int64)
-    probs = np.moveaxis(scores, 1, -1)[valid]            # (pixels, K)
-    pred = probs.argmax(1)
-    cm = np.bincount(truth * k + pred, minlength=k * k).reshape(k, k)
-    which = np.minimum((probs * bins).astype(np.int64), bins - 1)
-    hist = np.zeros((k, 2, bins), np.int64)
-    for c in range(k):
-        positive = truth == c
-        hist[c, 1] = np.bincount(which[positive, c], minlength=bins)
-        hist[c, 0] = np.bincount(which[~positive, c], minlength=bins)
+    truth = labels.long()
+    valid = truth != NO_CLASS
+    if keep is not None:
+        valid &= keep.bool().view(-1, *[1] * (truth.dim() - 1))
+    cells = torch.where(valid, truth * k + scores.argmax(1), k * k)
+    cm = torch.bincount(cells.flatten(), minlength=k * k + 1)[:k * k].view(k, k)
+    classes = torch.arange(k, device=scores.device).view(1, k, *[1] * (scores.dim() - 2))
+    slots = (scores * bins).long().clamp_(0, bins - 1)                   # the bin of each score
+    slots += (2 * classes + (truth.unsqueeze(1) == classes)) * bins      # [class, positive, bin]
+    slots.masked_fill_(~valid.unsqueeze(1), 2 * k * bins)
+    hist = torch.bincount(slots.flatten(), minlength=2 * k * bins + 1)[:2 * k * bins].view(k, 2, bins)
     return {"confusion": cm, "histograms": hist}
+
+
+def pixel_counts(labels: np.ndarray, scores: np.ndarray, bins: int = AUC_BINS) -> dict[str, np.ndarray]:
+    """:func:`count_pixels` of host arrays, as host arrays."""
+    counts = count_pixels(torch.as_tensor(np.ascontiguousarray(labels)),
+                          torch.as_tensor(np.ascontiguousarray(scores)), bins=bins)
+    return {key: value.numpy() for key, value in counts.items()}
 
 
 def auc_from_histograms(pos: np.ndarray, neg: np.ndarray) -> float | None:
@@ -73,8 +87,22 @@ def segmentation_scores(confusion: np.ndarray, histograms: np.ndarray) -> dict[s
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-pixel cross-entropy over labelled pixels (NO_CLASS ignored)."""
+    """Per-pixel cross-entropy, the mean over labelled pixels (NO_CLASS ignored); while
+    deterministic algorithms are enabled, :func:`masked_cross_entropy` (same value)."""
+    if torch.are_deterministic_algorithms_enabled():
+        return masked_cross_entropy(logits, target)
     return torch.nn.functional.cross_entropy(logits, target.long(), ignore_index=NO_CLASS)
+
+
+def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-pixel cross-entropy without ``nll_loss2d``, which has no deterministic CUDA kernel: the
+    log-probability of each pixel's class picked by a one-hot comparison (no scatter), summed over
+    the labelled pixels and divided by their number."""
+    target = target.long().unsqueeze(1)                                   # (B, 1, H, W)
+    classes = torch.arange(logits.shape[1], device=logits.device).view(1, -1, *[1] * (logits.dim() - 2))
+    log_probs = torch.log_softmax(logits, dim=1)
+    picked = torch.where(target == classes, log_probs, 0.0).sum()         # NO_CLASS matches no class
+    return -picked / (target != NO_CLASS).sum()
 
 
 class Segmentation(Task):
@@ -90,14 +118,16 @@ class Segmentation(Task):
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=1)
 
-    def counts(self, labels: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:
-        return pixel_counts(labels, scores)
+    def counts(self, labels: torch.Tensor, scores: torch.Tensor, keep: torch.Tensor | None = None
+               ) -> dict[str, torch.Tensor]:
+        """A batch's summable counts, on the batch's device (see :func:`count_pixels`)."""
+        return count_pixels(labels, scores, keep)
 
     def metrics_from_counts(self, counts: dict[str, np.ndarray]) -> dict[str, Any]:
         return segmentation_scores(counts["confusion"], counts["histograms"])
 
     def metrics(self, label: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
-        return self.metrics_from_counts(self.counts(label, scores))
+        return self.metrics_from_counts(pixel_counts(label, scores))
 
     def summary(self, metrics: dict[str, Any]) -> str:
         return f"val mIoU {metrics['miou']:.3f}  pixel accuracy {metrics['pixel_accuracy']:.3f}"

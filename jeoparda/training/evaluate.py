@@ -39,27 +39,32 @@ def predict(model: nn.Module, loader: Loader, backend: Backend, autocast: dict,
 @torch.no_grad()
 def count(model: nn.Module, loader: Loader, backend: Backend, autocast: dict, task: Any) -> dict[str, Any]:
     """Dense tasks: per-batch counts (pixels), summed on each rank, then all-reduced; every pixel of
-    every patch counted once (padding samples, mask False, are left out)."""
+    every patch counted once (padding samples, mask False, are left out). The counting and the
+    sums stay on the batch's device: the maps never go to the host, only the summed counts, once."""
     was_training = model.training
     model.eval()
-    totals: dict[str, np.ndarray] = {}
-    samples = 0
+    totals: dict[str, torch.Tensor] = {}
+    samples = torch.zeros((), dtype=torch.int64, device=backend.device)
     for batch in loader:
         with torch.autocast(**autocast):
             logits = model(batch["image"])
         keep = batch["mask"].bool()
-        scores = task.scores(logits.float())[keep].cpu().numpy()
-        counts = task.counts(batch["label"][keep].cpu().numpy(), scores)
+        counts = task.counts(batch["label"], task.scores(logits.float()), keep)
         for key, value in counts.items():
             totals[key] = totals[key] + value if key in totals else value
-        samples += int(keep.sum())
+        samples += keep.sum().to(samples.device)
     model.train(was_training)
-    reduced = {}
-    for key, value in totals.items():
-        t = backend.all_reduce(torch.from_numpy(value.astype(np.float64)).to(backend.device))
-        reduced[key] = t.cpu().numpy().round().astype(np.int64)
-    n = backend.all_reduce(torch.tensor(float(samples), device=backend.device)).item()
-    return {**task.metrics_from_counts(reduced), "samples": int(n)}
+    # one all-reduce of every count (float64: exact far beyond any split's pixel count)
+    keys = list(totals)
+    flat = torch.cat([totals[key].flatten().to(backend.device, torch.float64) for key in keys]
+                     + [samples.to(torch.float64).view(1)])
+    summed = backend.all_reduce(flat).cpu().numpy().round().astype(np.int64)
+    reduced, start = {}, 0
+    for key in keys:
+        size = totals[key].numel()
+        reduced[key] = summed[start:start + size].reshape(totals[key].shape)
+        start += size
+    return {**task.metrics_from_counts(reduced), "samples": int(summed[-1])}
 
 
 def evaluate(model: nn.Module, loader: Loader, backend: Backend, task: Task, autocast: dict) -> dict[str, Any]:
