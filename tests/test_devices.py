@@ -2,6 +2,7 @@
 states, the torch floor."""
 import configparser
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,35 @@ def test_the_real_cuda_runtime_on_a_machine_without_cuda():
     assert nvml_uuid("00010203-0405-0607-0809-0a0b0c0d0e0f") == "GPU-00010203-0405-0607-0809-0a0b0c0d0e0f"
     assert pci_bus_id(0, 0x0A, 0) == "00000000:0A:00.0"
     assert repr(parse_device("cpu")) == "Accelerator(cpu)"
+
+
+def test_gathering_without_a_backend(monkeypatch):
+    """bench loader and other backend-less tools: one process gathers its own; several ranks gather
+    over MPI; without mpi4py that is one line saying how to install it."""
+    import types
+
+    from jeoparda.devices import launcher_gather
+
+    assert launcher_gather(ClusterEnv())("x") == ["x"]
+    world = types.SimpleNamespace(allgather=lambda obj: [obj, obj])
+    monkeypatch.setitem(sys.modules, "mpi4py", types.SimpleNamespace(MPI=types.SimpleNamespace(COMM_WORLD=world)))
+    assert launcher_gather(ClusterEnv(world_size=2))("x") == ["x", "x"]
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    with pytest.raises(JeopardaError, match=r"pip install 'jeoparda\[mpi\]'"):
+        launcher_gather(ClusterEnv(world_size=2))
+
+
+def test_cpu_name_without_proc_cpuinfo(monkeypatch):
+    import builtins
+
+    from jeoparda.accelerator import cpu_model
+
+    real_open = builtins.open
+
+    def no_proc(path, *args, **kwargs):
+        if str(path) == "/proc/cpuinfo":
+            raise OSError("no /proc")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_proc)
+    assert cpu_model() and cpu_model() == Accelerator().name
