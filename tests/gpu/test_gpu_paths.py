@@ -57,12 +57,14 @@ def test_resume_on_gpu_with_dropout_equals_uninterrupted(dataset, tmp_path):
 def test_torch_and_dali_gpu_loaders_agree(dataset):
     pytest.importorskip("nvidia.dali")
     from jeoparda.cluster.env import ClusterEnv
+    from jeoparda.devices import parse_device
     from jeoparda.loaders.build import build_loader
     from tests.loaders.test_loader import batches, cfg
 
-    device = torch.device("cuda", 0)
-    t = batches(build_loader(cfg(dataset, workers=1), ClusterEnv(), "val", device))
-    d = batches(build_loader(cfg(dataset, "dali", workers=1), ClusterEnv(), "val", device))
+    gpu = parse_device("cuda:0")
+    device = gpu.device
+    t = batches(build_loader(cfg(dataset, workers=1), ClusterEnv(), "val", gpu))
+    d = batches(build_loader(cfg(dataset, "dali", workers=1), ClusterEnv(), "val", gpu))
     for x, y in zip(t, d, strict=True):
         assert x["image"].device == y["image"].device == device and x["label"].device == device
         assert torch.allclose(x["image"], y["image"], atol=1e-5) and torch.equal(x["label"], y["label"])
@@ -125,3 +127,55 @@ def test_sr_train_on_the_gpu(archive_master, tmp_path):
          "--run-dir", str(tmp_path / "run"), "--steps", "50", "--backend", "single"])
     start = json.loads((tmp_path / "run" / "results.jsonl").read_text().splitlines()[0])
     assert start["device"] == "cuda" and start["gpus_per_node"] >= 1
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_gpu_input_path_equals_the_cpu_path(dataset, workers):
+    """The real CUDA runtime under the device path the stand-in proves in CI: the registered ring,
+    side-stream uploads, flips and turns on the GPU; batches equal the CPU's over two epochs."""
+    from jeoparda.accelerator import Accelerator
+    from jeoparda.cluster.env import ClusterEnv
+    from jeoparda.config import AugmentConfig
+    from jeoparda.devices import parse_device
+    from jeoparda.loaders.build import build_loader
+    from tests.loaders.test_device_path import epochs
+    from tests.loaders.test_loader import cfg
+
+    config = cfg(dataset, workers=workers, augment=AugmentConfig(flip=True, rot90=True))
+    host = epochs(build_loader(config, ClusterEnv(), "train", Accelerator()), 2)
+    device = epochs(build_loader(config, ClusterEnv(), "train", parse_device("cuda")), 2)
+    for a_epoch, b_epoch in zip(host, device, strict=True):
+        for a, b in zip(a_epoch, b_epoch, strict=True):
+            assert b["image"].is_cuda and torch.allclose(a["image"], b["image"].cpu(), atol=1e-6)
+            assert torch.equal(a["label"], b["label"].cpu()) and torch.equal(a["mask"], b["mask"].cpu())
+
+
+def test_real_runtime_identity_and_host_registration():
+    from jeoparda.accelerator import CudaRuntime
+
+    real = CudaRuntime()
+    info = real.info(0)
+    assert info.uuid.startswith(("GPU-", "MIG-")) and info.total_memory > 0 and info.capability >= (7, 0)
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        assert pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByUUID(info.uuid)) in (info.uuid, info.uuid.encode())
+    except ImportError:
+        pass
+    ring = torch.arange(4096, dtype=torch.int32).share_memory_()
+    assert real.register_host(ring)
+    stream = real.new_stream(0)
+    with real.use_stream(stream):
+        dev = real.upload(ring, torch.device("cuda", 0))
+    stream.synchronize()
+    real.unregister_host(ring)
+    assert torch.equal(dev.cpu(), ring)
+
+
+def test_deterministic_fcn_training_on_cuda(reben_dataset, tmp_path):
+    """train.deterministic=true with an FCN: no kernel CUDA refuses in deterministic mode."""
+    out = tmp_path / "run"
+    run(train_cmd(reben_dataset, out, "train.epochs=1", "dist.backend=single", "train.deterministic=true",
+                  "train.task=segmentation", "train.max_steps=2", "data.workers=0", model="fcn_resnet18"))
+    assert events(out)[-1]["status"] == "completed"
