@@ -13,6 +13,7 @@ real GPU, the CPU under the stand-in.
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ class CudaRuntime:
     """The CUDA calls jeoparda makes, one line each: the only place that names ``torch.cuda``.
 
     Not run in CI (no GPU there); tests/standin_cuda.py implements the same methods and
-    benchmarks/gpu_check.py proves these on a GPU. The lines are listed in coverage-gpu-only.txt.
+    benchmarks/gpu_check.py proves these on a GPU. The lines are listed in tests/gpu_only_lines.txt.
     """
 
     collectives = "nccl"  # the torch.distributed backend for tensors on these devices
@@ -78,7 +79,8 @@ class CudaRuntime:
         torch.cuda.synchronize(index)
 
     def new_stream(self, index: int) -> Any:
-        return torch.cuda.Stream(index)
+        # high priority: copies first, and not from the low-priority pool NCCL takes its streams from
+        return torch.cuda.Stream(index, priority=-1)
 
     def current_stream(self, index: int) -> Any:
         return torch.cuda.current_stream(index)
@@ -92,11 +94,28 @@ class CudaRuntime:
     def pin(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor.pin_memory()
 
-    def register_host(self, tensor: torch.Tensor) -> bool:
-        return int(torch.cuda.cudart().cudaHostRegister(tensor.data_ptr(), tensor.nbytes, 0)) == 0
+    def pinned_empty(self, like: torch.Tensor) -> torch.Tensor:
+        return torch.empty_like(like, pin_memory=True)
 
-    def unregister_host(self, tensor: torch.Tensor) -> None:
-        torch.cuda.cudart().cudaHostUnregister(tensor.data_ptr())
+    def register_host(self, tensor: torch.Tensor) -> int:
+        return int(torch.cuda.cudart().cudaHostRegister(tensor.data_ptr(), tensor.nbytes, 0))
+
+    def unregister_host(self, tensor: torch.Tensor) -> int:
+        return int(torch.cuda.cudart().cudaHostUnregister(tensor.data_ptr()))
+
+    def take_error(self) -> None:
+        # A failed runtime call leaves CUDA's "last error" set, and the next kernel launch check
+        # would report it as its own; the runtime torch loaded hands it over and clears it.
+        import ctypes
+
+        for name in ("libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0", "libcudart.so"):
+            try:
+                ctypes.CDLL(name, mode=getattr(os, "RTLD_NOLOAD", 0)).cudaGetLastError()
+                break
+            except (OSError, AttributeError):  # not this version, or not loaded
+                continue
+        else:
+            torch.cuda.synchronize()  # a statically linked runtime: surface the error here, not in a kernel
 
     def upload(self, tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
         return tensor.to(device, non_blocking=True)
@@ -174,6 +193,15 @@ class Accelerator:
     def set_tf32(self, allowed: bool) -> None:
         """Whether float32 matrix products may round through TF32 (GPUs of compute capability >= 8)."""
 
+    def configure(self, deterministic: bool) -> None:
+        """The kernels' choice for a training run: deterministic algorithms only, or the fastest."""
+        if deterministic:
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+
+    def exact_kernels(self) -> None:
+        """The same bytes from run to run and GPU generation to generation (learned conversion)."""
+
 
 class GpuAccelerator(Accelerator):
     """One GPU of ``runtime`` (the process's own: :func:`jeoparda.devices.bind_gpu` chooses it)."""
@@ -186,6 +214,7 @@ class GpuAccelerator(Accelerator):
         self.device = runtime.tensor_device(index)
         self.info = runtime.info(index)
         self.collectives = runtime.collectives
+        self._copier: Copier | None = None
 
     @property
     def name(self) -> str:
@@ -209,25 +238,44 @@ class GpuAccelerator(Accelerator):
         self.runtime.set_rng_state(state, self.index)
 
     def copier(self) -> Copier:
-        return Copier(self)
+        if self._copier is None:  # one side stream per GPU and process, made once
+            self._copier = Copier(self)
+        return self._copier
 
     def register_host(self, tensor: torch.Tensor) -> bool:
-        return bool(self.runtime.register_host(tensor))
+        if self.runtime.register_host(tensor) == 0:
+            return True
+        self.runtime.take_error()  # then the caller copies through pinned buffers instead
+        return False
 
     def unregister_host(self, tensor: torch.Tensor) -> None:
-        self.runtime.unregister_host(tensor)
+        if self.runtime.unregister_host(tensor) != 0:
+            self.runtime.take_error()
 
     def set_tf32(self, allowed: bool) -> None:
         self.runtime.set_tf32(allowed)
+
+    def configure(self, deterministic: bool) -> None:
+        if deterministic:  # cuBLAS refuses deterministic mode without a fixed workspace
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        super().configure(deterministic)
+        if not deterministic:
+            torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
+
+    def exact_kernels(self) -> None:
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        self.set_tf32(False)
 
 
 class Copier:
     """Host-to-device copies on a side stream, so they overlap the compute stream's kernels.
 
     :meth:`copying` opens a block whose uploads and work run on the side stream; at its end the
-    compute stream waits for them (on the device: the host never blocks), the results are marked
-    as used by the compute stream (so the allocator keeps them until its kernels ran), and an event
-    recorded on the side stream tells when the host buffers of this block may be written again.
+    compute stream waits for them (on the device: the host never blocks) and the results are
+    marked as used by the compute stream (so the allocator keeps them until its kernels ran).
+    :meth:`mark`, right after the uploads, gives the event that tells when their host buffers may
+    be written again. The stream is a high-priority one, apart from NCCL's.
     """
 
     def __init__(self, accel: GpuAccelerator) -> None:
@@ -246,16 +294,21 @@ class Copier:
 
     def pinned(self, like: torch.Tensor) -> torch.Tensor:
         """A new page-locked host buffer shaped like ``like``."""
-        return self.runtime.pin(torch.empty_like(like))
+        return self.runtime.pinned_empty(like)
+
+    def mark(self) -> Any:
+        """An event recorded on the side stream now: once it has passed, the uploads queued so far
+        have read their host memory (the kernels queued after them need not have run)."""
+        event = self.runtime.new_event()
+        event.record(self.side)
+        return event
 
     @contextlib.contextmanager
-    def copying(self, outputs: list[torch.Tensor]) -> Iterator[Any]:
-        """Run the block on the side stream; yields the event that will say its copies are done.
-        Tensors appended to ``outputs`` inside the block are handed to the compute stream."""
-        done = self.runtime.new_event()
+    def copying(self, outputs: list[torch.Tensor]) -> Iterator[None]:
+        """Run the block on the side stream; tensors appended to ``outputs`` inside it are handed
+        to the compute stream, which waits for the block's work on the device."""
         with self.runtime.use_stream(self.side):
-            yield done
-            done.record(self.side)
+            yield
         self.compute.wait_stream(self.side)
         for tensor in outputs:
             self.runtime.record_stream(tensor, self.compute)

@@ -164,6 +164,8 @@ class DistConfig:
         _check(0 <= self.port < 65536, "dist.port", f"must be a port number, got {self.port}")
         _check(self.timeout_s > 0, "dist.timeout_s", "must be > 0")
         _check(self.setup_timeout_s > 0, "dist.setup_timeout_s", "must be > 0")
+        _check(not (self.share_gpus and self.backend == "horovod"), "dist.share_gpus",
+               "Horovod reduces GPU tensors over NCCL, which refuses two ranks on one GPU; use dist.backend=ddp")
 
 
 @dataclass(frozen=True)

@@ -62,17 +62,18 @@ def parse_device(choice: str) -> Accelerator:
     return accel
 
 
-def launcher_gather(env: ClusterEnv) -> Gather:
-    """Gather an object from every rank without a backend: over MPI where the launcher started
-    several ranks (mpi4py), else this rank's own (a tool run as one process)."""
-    if env.world_size > 1:
-        try:
-            from mpi4py import MPI
-        except ImportError:
-            raise JeopardaError("several ranks need mpi4py to share the node's GPUs out "
-                                "(pip install 'jeoparda[mpi]')") from None
-        return MPI.COMM_WORLD.allgather
-    return lambda obj: [obj]
+def launcher_gather(env: ClusterEnv) -> Gather | None:
+    """Gather an object from every rank without a backend: this rank's own when it runs alone;
+    over MPI where an MPI launcher started the ranks; None where no channel reaches them all
+    (torchrun, srun --mpi=none, or no mpi4py)."""
+    if env.world_size == 1:
+        return lambda obj: [obj]
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return None
+    world = MPI.COMM_WORLD
+    return world.allgather if world.Get_size() == env.world_size else None
 
 
 def choose_gpu(me: int, peers: list[tuple[int, str, tuple[str, ...]]], visible: int) -> int:
@@ -83,28 +84,36 @@ def choose_gpu(me: int, peers: list[tuple[int, str, tuple[str, ...]]], visible: 
     return sharing.index(me) % visible
 
 
-def bind_gpu(env: ClusterEnv, gather: Gather, share: bool = False) -> Accelerator:
+def bind_gpu(env: ClusterEnv, gather: Gather | None, share: bool = False) -> Accelerator:
     """This rank's accelerator: a GPU of its own (made current), or the CPU where none is visible.
 
     ``gather`` collects one object from every rank (the backend's, over a CPU channel: no GPU is
-    chosen yet). Two ranks of one host ending on one GPU is a :class:`JeopardaError` unless
-    ``share`` (dist.share_gpus) allows it."""
+    chosen yet); from what all ranks see, each works out every rank's choice. Two ranks of one
+    host on one GPU is a :class:`JeopardaError` unless ``share`` (dist.share_gpus) allows it.
+    Without a gather (None) only a rank that sees a single GPU can be bound."""
     if not gpu_visible():
         return Accelerator()
     count = RUNTIME.device_count()
     uuids = tuple(RUNTIME.info(i).uuid for i in range(count))
-    index = choose_gpu(env.rank, gather((env.rank, env.hostname, uuids)), count)
-    accel = GpuAccelerator(RUNTIME, index)
-    accel.make_current()
-    assert accel.info is not None
+    if gather is None and count > 1 and env.world_size > 1:
+        raise JeopardaError(f"rank {env.rank} sees {count} GPUs and cannot tell which is its own without "
+                            "reaching the other ranks: launch with mpirun or srun --mpi=pmix, or give each "
+                            "rank one GPU (srun --gpus-per-task=1)")
+    peers = gather((env.rank, env.hostname, uuids)) if gather is not None else [(env.rank, env.hostname, uuids)]
+    if gather is not None and len(peers) != env.world_size:
+        raise JeopardaError(f"rank {env.rank}: {len(peers)} of {env.world_size} ranks answered when choosing "
+                            "GPUs; the launcher and the gathering channel disagree about the job")
     taken: dict[tuple[str, str], int] = {}
-    for rank, host, uuid in sorted(gather((env.rank, env.hostname, accel.info.uuid))):
+    for rank, host, seen in sorted(peers):
+        uuid = seen[choose_gpu(rank, peers, len(seen))]
         if (host, uuid) in taken and not share:
             raise JeopardaError(
-                f"ranks {taken[host, uuid]} and {rank} on {host} both got GPU {uuid} ({accel.info.name}): "
-                "more ranks than GPUs on the node; start one rank per GPU (srun --gpus-per-task=1, or "
-                "--ntasks-per-node equal to the GPUs per node)")
+                f"ranks {taken[host, uuid]} and {rank} on {host} both got GPU {uuid}: more ranks than GPUs "
+                "on the node; start one rank per GPU (srun --gpus-per-task=1, or --ntasks-per-node equal to "
+                "the GPUs per node), or allow sharing with dist.share_gpus=true")
         taken[host, uuid] = rank
+    accel = GpuAccelerator(RUNTIME, choose_gpu(env.rank, peers, count))
+    accel.make_current()
     return accel
 
 

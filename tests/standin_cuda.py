@@ -77,6 +77,8 @@ class StandInCuda:
     uploads: list[dict[str, Any]] = field(default_factory=list)
     calls: dict[str, int] = field(default_factory=dict)
     energy_per_read_mj: int = 0  # how far a board's energy counter moves between two readings
+    register_fails: bool = False  # cudaHostRegister refuses (a memlock limit, say)
+    pending_error: int = 0  # CUDA's sticky "last error": the next kernel launch check would raise it
 
     def __post_init__(self) -> None:
         self._compute: dict[int, StandInStream] = {}
@@ -162,12 +164,25 @@ class StandInCuda:
         self.pinned[out.data_ptr()] = (out.nbytes, out)  # views of it are page-locked too
         return out
 
-    def register_host(self, tensor: torch.Tensor) -> bool:
-        self.registered[tensor.data_ptr()] = tensor.nbytes
-        return True
+    def pinned_empty(self, like: torch.Tensor) -> torch.Tensor:
+        return self.pin(torch.empty_like(like))
 
-    def unregister_host(self, tensor: torch.Tensor) -> None:
-        self.registered.pop(tensor.data_ptr(), None)
+    def register_host(self, tensor: torch.Tensor) -> int:
+        if self.register_fails:
+            self.pending_error = 2  # cudaErrorMemoryAllocation
+            return 2
+        self.registered[tensor.data_ptr()] = tensor.nbytes
+        return 0
+
+    def unregister_host(self, tensor: torch.Tensor) -> int:
+        if self.registered.pop(tensor.data_ptr(), None) is None:
+            self.pending_error = 712  # cudaErrorHostMemoryNotRegistered
+            return 712
+        self.host_waits.append(("unregister", "host"))
+        return 0
+
+    def take_error(self) -> None:
+        self.pending_error = 0
 
     def memory_of(self, tensor: torch.Tensor) -> str:
         """registered (host memory page-locked in place), pinned (a pin_memory() buffer) or pageable."""
@@ -177,6 +192,8 @@ class StandInCuda:
         return "registered" if any(s <= ptr < s + n for s, n in self.registered.items()) else "pageable"
 
     def upload(self, tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+        if self.pending_error:  # what torch's launch check would raise on a real GPU
+            raise RuntimeError(f"CUDA error {self.pending_error} left over from an earlier call")
         stream = self.active or self.current_stream(self.current)
         out = tensor.clone()  # a copy, as a real upload is: later writes to the host buffer do not show
         out.standin_device = f"cuda:{self.current}"  # type: ignore[attr-defined]

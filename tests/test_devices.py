@@ -195,20 +195,29 @@ def test_the_real_cuda_runtime_on_a_machine_without_cuda():
     assert repr(parse_device("cpu")) == "Accelerator(cpu)"
 
 
-def test_gathering_without_a_backend(monkeypatch):
-    """bench loader and other backend-less tools: one process gathers its own; several ranks gather
-    over MPI; without mpi4py that is one line saying how to install it."""
+def test_gathering_without_a_backend(standin_gpu, monkeypatch):
+    """bench loader and other backend-less tools: one process gathers its own; ranks an MPI launcher
+    started gather over MPI; elsewhere (torchrun, srun --mpi=none, singleton MPI) there is no channel,
+    and only a rank that sees one GPU can be bound; a rank that sees several says so in one line."""
     import types
 
-    from jeoparda.devices import launcher_gather
+    from jeoparda.devices import bind_gpu, launcher_gather
 
     assert launcher_gather(ClusterEnv())("x") == ["x"]
-    world = types.SimpleNamespace(allgather=lambda obj: [obj, obj])
+    world = types.SimpleNamespace(allgather=lambda obj: [obj, obj], Get_size=lambda: 2)
     monkeypatch.setitem(sys.modules, "mpi4py", types.SimpleNamespace(MPI=types.SimpleNamespace(COMM_WORLD=world)))
     assert launcher_gather(ClusterEnv(world_size=2))("x") == ["x", "x"]
+    world.Get_size = lambda: 1  # torchrun ranks importing mpi4py: each a singleton
+    assert launcher_gather(ClusterEnv(world_size=2)) is None
     monkeypatch.setitem(sys.modules, "mpi4py", None)
-    with pytest.raises(JeopardaError, match=r"pip install 'jeoparda\[mpi\]'"):
-        launcher_gather(ClusterEnv(world_size=2))
+    assert launcher_gather(ClusterEnv(world_size=2)) is None
+    env = ClusterEnv(rank=1, world_size=2, local_rank=1, local_size=2, hostname="n1")
+    with pytest.raises(JeopardaError, match="rank 1 sees 2 GPUs and cannot tell which is its own"):
+        bind_gpu(env, None)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # per-task binding: nothing to choose
+    assert bind_gpu(env, None).info.uuid == standin_gpu.uuid_of(1)
+    with pytest.raises(JeopardaError, match="1 of 2 ranks answered"):
+        bind_gpu(env, lambda obj: [obj])
 
 
 def test_cpu_name_without_proc_cpuinfo(monkeypatch):
@@ -225,3 +234,14 @@ def test_cpu_name_without_proc_cpuinfo(monkeypatch):
 
     monkeypatch.setattr(builtins, "open", no_proc)
     assert cpu_model() and cpu_model() == Accelerator().name
+
+
+def test_taking_cudas_error_without_a_loaded_runtime(monkeypatch):
+    """No libcudart in this process (a CPU build, or one linked statically): the error is surfaced
+    by a synchronisation instead of by the next kernel."""
+    from jeoparda.accelerator import CudaRuntime
+
+    synced = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: synced.append(a))
+    CudaRuntime().take_error()
+    assert synced == [()]

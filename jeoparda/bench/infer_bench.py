@@ -28,11 +28,12 @@ def patch_pass(model: torch.nn.Module, mosaic: torch.Tensor, window: int, contex
     pad = (context - window) // 2
     padded = torch.nn.functional.pad(mosaic[None], (pad, pad, pad, pad), mode="reflect")[0]
     rows, cols = h // window, w // window
-    # every context crop at once, as a strided view of the padded mosaic (no copy until a batch is taken)
+    # every context crop as a strided view of the padded mosaic: (rows, cols, C, context, context);
+    # a batch gathers only its own crops
     crops = padded.unfold(1, context, window).unfold(2, context, window).permute(1, 2, 0, 3, 4)
-    crops = crops.reshape(rows * cols, c, context, context)
-    labels = torch.cat([model(crops[i:i + batch].contiguous()).argmax(1)[:, pad:pad + window, pad:pad + window]
-                        for i in range(0, len(crops), batch)])
+    where = torch.arange(rows * cols, device=mosaic.device)
+    labels = torch.cat([model(crops[part // cols, part % cols]).argmax(1)[:, pad:pad + window, pad:pad + window]
+                        for part in where.split(batch)])
     # windows back into place in one reshape (row-major order), not one small copy per window
     return labels.reshape(rows, cols, window, window).permute(0, 2, 1, 3).reshape(h, w)
 

@@ -50,4 +50,5 @@ def run(cfg: RunConfig, env: ClusterEnv, split: str, steps: int, warmup: int = 2
             "steps": steps, "warmup": warmup, "workers": cfg.data.workers, "images": images,
             "seconds": elapsed, "images_per_s": rate, "mb_per_s": rate * patch_bytes / 1e6,
             "steps_per_epoch": loader.steps_per_epoch, "build_s": build_s,
-            "stage_time_s": loader.stage_time_s, "device": loader.accel.kind}
+            "stage_time_s": loader.stage_time_s, "device": loader.accel.kind,
+            "ring_registered": bool(getattr(loader, "_registered", ()))}

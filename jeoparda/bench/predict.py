@@ -87,13 +87,15 @@ def label_mosaic(model: torch.nn.Module, image: torch.Tensor, window: int, overl
     accel = accel or Accelerator()
     c, h, w = image.shape
 
-    def infer(part: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        probs = torch.softmax(model(accel.to_device(part.contiguous())[None]).float(), dim=1)[0]
+    def infer(part: torch.Tensor, pinned: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        # windows (bounded) cross pinned; a whole mosaic as a plain copy, not kept in pinned memory
+        x = accel.to_device(part.contiguous()) if pinned else part.to(accel.device)
+        probs = torch.softmax(model(x[None]).float(), dim=1)[0]
         p, k = probs.max(0)
         return p.cpu(), k.cpu()
 
     if not window or (h <= window and w <= window):
-        best, cls = infer(image)
+        best, cls = infer(image, pinned=False)
         return cls, best
     cls = torch.empty((h, w), dtype=torch.long)
     best = torch.empty((h, w))
@@ -180,12 +182,17 @@ def predict_tile(model: torch.nn.Module, dataset: Path, split: str, tile: str, o
         write_band(path, prob, origin=(geo.x0, geo.y0), pixel_size_m=geo.pixel_m, epsg=geo.epsg, dtype=np.float32,
                    nodata=float("nan"))
         written.append(path)
-    written.append(quicklook(classes, manifest["classes"], out.with_suffix(".png"), tile))
+    notes = []
+    try:
+        written.append(quicklook(classes, manifest["classes"], out.with_suffix(".png"), tile))
+    except ImportError:  # a bare GPU image: the map is what matters
+        notes.append("no PNG quick look: matplotlib is not installed (pip install matplotlib)")
     labelled = reference != NO_CLASS
     agreement = float((classes[labelled] == reference[labelled]).mean()) if labelled.any() else None
     return {"tile": tile, "split": split, "patches": len(patches), "width": width, "height": height,
             "epsg": geo.epsg, "origin": [geo.x0, geo.y0], "agreement": agreement,
-            "labelled_pixels": int(labelled.sum()), "files": [str(p) for p in written]}
+            "labelled_pixels": int(labelled.sum()), "files": [str(p) for p in written],
+            "device": accel.kind, "device_name": accel.name, "notes": notes}
 
 
 def quicklook(classes: np.ndarray, names: list[str], path: Path, tile: str) -> Path:

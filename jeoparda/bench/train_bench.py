@@ -38,6 +38,7 @@ def run(trainer: Trainer, warmup: int, steps: int, blocks: int) -> dict[str, Any
     batches = endless(trainer.train_loader)
     trainer.net.train()
     _steps(trainer, batches, warmup)
+    trainer.backend.set_timeout(trainer.cfg.dist.timeout_s)  # set-up (compilation, autotuning) is over
     rates, waits, totals = [], [], []
     for block in range(blocks):
         seconds, wait, loss = _steps(trainer, batches, steps)

@@ -65,7 +65,9 @@ def _run_predict(args: argparse.Namespace) -> int:
                            overlap=args.overlap, probabilities=args.probabilities, max_pixels=args.max_pixels,
                            bands_spec=bands_spec, accel=accel)
     print(f"{args.tile}: {summary['patches']} patches, {summary['width']}x{summary['height']} pixels, "
-          f"EPSG:{summary['epsg']}: {', '.join(summary['files'])}")
+          f"EPSG:{summary['epsg']}, on {summary['device_name']}: {', '.join(summary['files'])}")
+    for note in summary["notes"]:
+        print(f"note: {note}")
     if summary["agreement"] is not None:
         print(f"agreement with the reference maps: {summary['agreement']:.1%} of "
               f"{summary['labelled_pixels']:,} labelled pixels")

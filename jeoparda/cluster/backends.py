@@ -120,12 +120,13 @@ class DDPBackend(Backend):
         dist.init_process_group(kind, init_method=method, rank=self.env.rank, world_size=self.env.world_size,
                                 timeout=timedelta(seconds=self.cfg.setup_timeout_s))
         # Objects (GPU choice, run folder, random states) travel over gloo on the host: no GPU needed
-        self.objects = dist.new_group(backend="gloo") if kind != "gloo" else None
+        self.objects = (dist.new_group(backend="gloo", timeout=timedelta(seconds=self.cfg.setup_timeout_s))
+                        if kind != "gloo" else None)
 
     def set_timeout(self, seconds: float) -> None:
         from torch.distributed import distributed_c10d as c10d
 
-        for group in (None, self.objects):
+        for group in (None, self.objects) if self.objects is not None else (None,):
             c10d._set_pg_timeout(timedelta(seconds=seconds), group)
 
     def _settle(self, point: Rendezvous) -> Rendezvous:
@@ -186,7 +187,8 @@ class DDPBackend(Backend):
     def barrier(self) -> None:
         import torch.distributed as dist
 
-        dist.barrier()
+        # over the host channel: an NCCL barrier as the first NCCL call guesses its GPU from the rank
+        dist.barrier(group=self.objects)
 
     def shutdown(self) -> None:
         import torch.distributed as dist

@@ -63,11 +63,11 @@ def apply_geometry(images: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return images
 
 
-def turn_on_device(images: torch.Tensor, codes: np.ndarray, to_device: ToDevice) -> torch.Tensor:
-    """:func:`apply_geometry` on a tensor on its device (the same pixels, in place): one gather, a
-    rotation and flips, and one scatter per group of samples with the same code. uint16 moves as
-    int16 (the same bits: only pixels change places). ``to_device`` moves the index lists."""
-    bits = images.view(torch.int16) if images.dtype == torch.uint16 else images
+def turn_on_device(tensors: list[torch.Tensor], codes: np.ndarray, to_device: ToDevice) -> None:
+    """:func:`apply_geometry` on tensors (n, C, H, W) on their device, in place, all with the same
+    codes (images, Sentinel-1, maps): per group of samples with one code, its index list crosses
+    once, then one gather, rotation, flips and one scatter per tensor. uint16 moves as int16 (the
+    same bits: only pixels change places). ``to_device`` moves the index lists."""
     keys = codes[:, 0] * 4 + codes[:, 1] * 2 + codes[:, 2]
     for key in np.unique(keys):
         if key == 0:
@@ -75,10 +75,11 @@ def turn_on_device(images: torch.Tensor, codes: np.ndarray, to_device: ToDevice)
         sel = np.flatnonzero(keys == key)
         k, h, v = (int(c) for c in codes[sel[0]])
         index = to_device(torch.from_numpy(sel))
-        x = torch.rot90(bits.index_select(0, index), k, dims=(-2, -1))
-        x = x.flip(-1) if h else x
-        bits.index_copy_(0, index, x.flip(-2) if v else x)
-    return images
+        for tensor in tensors:
+            bits = tensor.view(torch.int16) if tensor.dtype == torch.uint16 else tensor
+            x = torch.rot90(bits.index_select(0, index), k, dims=(-2, -1))
+            x = x.flip(-1) if h else x
+            bits.index_copy_(0, index, x.flip(-2) if v else x)
 
 
 def _stays(tensor: torch.Tensor) -> torch.Tensor:

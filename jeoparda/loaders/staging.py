@@ -52,18 +52,20 @@ def _copy_verified(src: Path, dest: Path, sha256: str) -> None:
     os.replace(tmp, dest)
 
 
-def markers(dest: Path, shards: list[dict[str, Any]]) -> tuple[Path, Path]:
-    """The done and failure markers of staging ``shards`` (one node's) into ``dest``."""
+def markers(dest: Path, shards: list[dict[str, Any]], job: str | None = None) -> tuple[Path, Path]:
+    """The done and failure markers of staging ``shards`` (one node's) into ``dest``; the failure
+    marker is the job's own where the launcher names the job, so a resubmitted job never reads an
+    earlier job's failure."""
     key = hashlib.sha256("\n".join(s["file"] for s in shards).encode()).hexdigest()[:16]
     done = dest / f".staged-{key}"
-    return done, done.with_name(f"{done.name}.failed")
+    return done, done.with_name(f"{done.name}{f'.job-{job}' if job else ''}.failed")
 
 
 def stage_shards(root: Path, manifest: dict[str, Any], shards: list[dict[str, Any]], stage_dir: str,
                  env: ClusterEnv, wait_limit_s: float = WAIT_LIMIT_S) -> Path:
     """Stage ``shards`` (this node's) and return the staged data set folder."""
     dest = stage_dir_for(manifest, stage_dir)
-    done, failed = markers(dest, shards)
+    done, failed = markers(dest, shards, env.job_id)
     if env.local_rank == 0:
         _stage(Path(root), manifest, shards, dest, done, failed)
     else:
@@ -75,7 +77,7 @@ def _stage(root: Path, manifest: dict[str, Any], shards: list[dict[str, Any]], d
            done: Path, failed: Path) -> None:
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        for marker in (done, failed):  # an earlier run's verdict is not this attempt's
+        for marker in (done, failed, *dest.glob(f"{done.name}.*failed")):  # earlier runs' verdicts
             marker.unlink(missing_ok=True)
         for s in shards:
             _copy_verified(root / s["file"], dest / s["file"], s["sha256"])

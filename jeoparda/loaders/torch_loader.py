@@ -99,15 +99,19 @@ class TorchLoader(Loader):
     _sampler: EpochSampler
 
     _registered: tuple[torch.Tensor, ...] = ()
+    _finish: _HostFinisher | _DeviceFinisher | None = None
 
     def close(self) -> None:
         """Stop the reader processes now (they also stop when the loader is dropped or at exit)."""
         if self._closing is not None:
             self._closing[0] = True
         self._stream = None
+        if self._registered:
+            self.accel.synchronize()  # no upload out of the ring may still be queued
         for ring in self._registered:
             self.accel.unregister_host(ring)
         self._registered = ()
+        self._finish = None
         self._ring = self._s1_ring = None
 
     def __del__(self) -> None:
@@ -171,7 +175,10 @@ class TorchLoader(Loader):
     def _batches(self) -> Iterator[Batch]:
         if self.cfg.data.workers and self._stream is None:
             self._stream = self._open_stream()  # the ring exists (and is registered) before the finisher
-        finish = _DeviceFinisher(self.src, self.accel, self._registered) if self.accel.gpu else _HostFinisher(self.src)
+        if self._finish is None or self._finish.registered is not self._registered:
+            self._finish = (_DeviceFinisher(self.src, self.accel, self._registered) if self.accel.gpu
+                            else _HostFinisher(self.src))
+        finish = self._finish
         aug, seed, rank = self.cfg.data.augment, self.cfg.train.seed, self.env.rank
         for step, (slot, images, labels, mask, s1) in enumerate(self._host_items(), start=self.start_step):
             codes = geometry_codes(aug, len(images), seed, self.epoch, rank, step) if self._turns_on_device else None
@@ -222,6 +229,8 @@ class _HostFinisher:
     """uint16 batch on the host -> normalised float32 batch on the host (no accelerator); Sentinel-1
     channels, where delivered, are normalised with their own statistics and follow the optical ones."""
 
+    registered: tuple[torch.Tensor, ...] = ()
+
     def __init__(self, src: SplitSource) -> None:
         self.mean, self.inv_std = src.mean, src.inv_std
         self.s1_mean, self.s1_inv = torch.from_numpy(src.s1_mean), torch.from_numpy(src.s1_inv_std)
@@ -245,14 +254,16 @@ class _DeviceFinisher:
     copied into one of two alternating sets of pinned buffers. Uploads and normalisation run on
     the copier's side stream; the compute stream waits for them on the device. The event returned
     with each batch says when its host memory may be written again: it is recorded on the side
-    stream, so waiting for it never waits for the model's kernels (that is not data wait)."""
+    stream right after the uploads, so waiting for it waits neither for the model's kernels nor for
+    the normalisation queued after the copies (that would not be data wait)."""
 
     def __init__(self, src: SplitSource, accel: Accelerator, registered: tuple[torch.Tensor, ...]) -> None:
         copier = accel.copier()
         assert copier is not None
         self.copier, self.registered = copier, registered
-        self.mean, self.inv, self.s1_mean, self.s1_inv = (
-            accel.to_device(torch.from_numpy(a)) for a in (src.mean, src.inv_std, src.s1_mean, src.s1_inv_std))
+        with copier.copying([]):  # made on the side stream, where they are used: no race with their copies
+            self.mean, self.inv, self.s1_mean, self.s1_inv = (
+                copier.to_device(torch.from_numpy(a)) for a in (src.mean, src.inv_std, src.s1_mean, src.s1_inv_std))
         self.sets: list[tuple[dict[str, torch.Tensor], Any]] = [({}, None), ({}, None)]
         self.turn = 0
 
@@ -263,13 +274,13 @@ class _DeviceFinisher:
         arrays = {"image": images, "label": labels, "mask": mask, **({"s1": s1} if s1 is not None else {})}
         host, staged = self._page_locked({k: torch.from_numpy(a) for k, a in arrays.items()})
         outputs: list[torch.Tensor] = []
-        with self.copier.copying(outputs) as done:
+        with self.copier.copying(outputs):
             dev = {k: self.copier.upload(t) for k, t in host.items()}
-            if codes is not None:
-                for key in ("image", "s1", "label"):
-                    if key in dev and dev[key].ndim >= 3:  # maps (n, H, W) turn with their images
-                        turn_on_device(dev[key].unsqueeze(1) if dev[key].ndim == 3 else dev[key], codes,
-                                       self.copier.to_device)
+            done = self.copier.mark()  # the host memory is free once these uploads ran
+            if codes is not None:  # maps (n, H, W) turn with their images
+                turn_on_device([dev[k].unsqueeze(1) if dev[k].ndim == 3 else dev[k]
+                                for k in ("image", "s1", "label") if k in dev and dev[k].ndim >= 3],
+                               codes, self.copier.to_device)
             image = dev["image"].float().sub_(self.mean).mul_(self.inv)
             if "s1" in dev:
                 image = torch.cat([image, dev["s1"].sub_(self.s1_mean).mul_(self.s1_inv)], dim=1)

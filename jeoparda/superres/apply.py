@@ -59,10 +59,7 @@ class LearnedUpsampler:
                 raise JeopardaError(f"{self.path}: the model file changed during the conversion "
                                     f"(sha256 {model.sha256[:12]}, planned {self.sha256[:12]})")
             accel = process_accelerator(self.device)
-            if accel.gpu:
-                torch.backends.cudnn.deterministic = True
-                torch.backends.cudnn.benchmark = False
-                accel.set_tf32(False)
+            accel.exact_kernels()
             model.pair.to(accel.device)
             _LOADED[key] = (model, accel)
         return _LOADED[key]

@@ -196,6 +196,8 @@ def _steps(opts: SRTrainOptions, backend: Any, accel: Accelerator, pair: SRPair,
         schedule.step()
         losses += torch.stack([l20.detach(), l60.detach()])
         bar.update(1)
+        if step == 1:  # set-up is over: a rank that stops answering now ends the job within the timeout
+            backend.set_timeout(DistConfig().timeout_s)
         if step % opts.log_every == 0 or step == opts.steps:
             n = opts.log_every if step % opts.log_every == 0 else step % opts.log_every
             mean = (backend.all_reduce(losses.clone()) / (n * backend.world_size)).tolist()

@@ -41,13 +41,22 @@ def count_pixels(labels: torch.Tensor, scores: torch.Tensor, keep: torch.Tensor 
     if keep is not None:
         valid &= keep.bool().view(-1, *[1] * (truth.dim() - 1))
     cells = torch.where(valid, truth * k + scores.argmax(1), k * k)
-    cm = torch.bincount(cells.flatten(), minlength=k * k + 1)[:k * k].view(k, k)
-    classes = torch.arange(k, device=scores.device).view(1, k, *[1] * (scores.dim() - 2))
-    slots = (scores * bins).long().clamp_(0, bins - 1)                   # the bin of each score
+    cm = tally(cells, k * k + 1)[:k * k].view(k, k)
+    classes = torch.arange(k, device=scores.device, dtype=torch.int32).view(1, k, *[1] * (scores.dim() - 2))
+    slots = (scores * bins).to(torch.int32).clamp_(0, bins - 1)          # the bin of each score
     slots += (2 * classes + (truth.unsqueeze(1) == classes)) * bins      # [class, positive, bin]
     slots.masked_fill_(~valid.unsqueeze(1), 2 * k * bins)
-    hist = torch.bincount(slots.flatten(), minlength=2 * k * bins + 1)[:2 * k * bins].view(k, 2, bins)
+    hist = tally(slots, 2 * k * bins + 1)[:2 * k * bins].view(k, 2, bins)
     return {"confusion": cm, "histograms": hist}
+
+
+def tally(indices: torch.Tensor, size: int) -> torch.Tensor:
+    """How often each of 0..size-1 occurs in ``indices``, int64, on their device. Unlike
+    ``bincount``, which reads the indices' range back to the host on a GPU (two synchronisations a
+    call), a scatter-add of ones needs no host; integer sums are exact in any order, and CUDA's
+    scatter_add_ is deterministic in deterministic mode."""
+    flat = indices.reshape(-1).long()
+    return torch.zeros(size, dtype=torch.int64, device=indices.device).scatter_add_(0, flat, torch.ones_like(flat))
 
 
 def pixel_counts(labels: np.ndarray, scores: np.ndarray, bins: int = AUC_BINS) -> dict[str, np.ndarray]:

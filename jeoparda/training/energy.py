@@ -82,12 +82,41 @@ class NvmlDevice:
         return None if self.handle is None else int(self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
 
 
+NO_BUS = "00000000:00:00.0"  # what a torch without the pci_* properties leaves
+
+
 def _handle(nvml: Any, gpu: GpuInfo) -> Any:
-    """The NVML handle of ``gpu``: by UUID, else by PCI bus id (a driver that knows no UUID look-up)."""
+    """The NVML handle of ``gpu``: by UUID (CUDA spells a MIG instance's as a GPU's; NVML as
+    ``MIG-``), else by PCI bus id, but never a whole board for one of its MIG instances: NVML has
+    no energy counter per instance, and the board's would count every instance (other jobs too)."""
+    for uuid in dict.fromkeys((gpu.uuid, "MIG-" + gpu.uuid.split("-", 1)[1])):
+        try:
+            handle = nvml.nvmlDeviceGetHandleByUUID(uuid)
+        except Exception:  # NVMLError_NotFound / NotSupported: try the next spelling
+            continue
+        if uuid.startswith("MIG-") or _is_mig(nvml, handle):
+            raise RuntimeError("a MIG instance: NVML counts energy per board only")
+        return handle
+    if gpu.pci_bus_id == NO_BUS:
+        raise RuntimeError(f"no NVML device with UUID {gpu.uuid}, and no PCI bus id to look for")
+    handle = nvml.nvmlDeviceGetHandleByPciBusId(gpu.pci_bus_id)
+    if _mig_enabled(nvml, handle):
+        raise RuntimeError("the board is split into MIG instances: its counter is every instance's")
+    return handle
+
+
+def _is_mig(nvml: Any, handle: Any) -> bool:
     try:
-        return nvml.nvmlDeviceGetHandleByUUID(gpu.uuid)
-    except Exception:  # NVMLError_NotFound / NotSupported: the bus id names the same board
-        return nvml.nvmlDeviceGetHandleByPciBusId(gpu.pci_bus_id)
+        return bool(nvml.nvmlDeviceIsMigDeviceHandle(handle))
+    except Exception:  # a driver or board without MIG
+        return False
+
+
+def _mig_enabled(nvml: Any, handle: Any) -> bool:
+    try:
+        return bool(nvml.nvmlDeviceGetMigMode(handle)[0])
+    except Exception:  # a driver or board without MIG
+        return False
 
 
 class EnergyMeter:

@@ -75,13 +75,7 @@ def auto_threads(env: ClusterEnv, environ: Mapping[str, str] = os.environ) -> in
 def configure_threads(cfg: RunConfig, env: ClusterEnv, accel: Accelerator) -> None:
     """Determinism, cuDNN autotuning and CPU threads per rank: train.threads, else
     :func:`auto_threads` (1 in deterministic mode) where the model computes on the CPU."""
-    if cfg.train.deterministic:
-        if accel.gpu:  # cuBLAS refuses deterministic mode without a fixed workspace
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    elif accel.gpu:
-        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
+    accel.configure(cfg.train.deterministic)
     if accel.device.type == "cpu":
         torch.set_num_threads(cfg.train.threads or (1 if cfg.train.deterministic else auto_threads(env)))
 
@@ -277,6 +271,9 @@ class Trainer:
                 if stats["preempted"]:
                     self.save(epoch, stats["next_step"])
                     self._log_end(start, epoch, "preempted", last_val)
+                    # no rank leaves before rank 0 has written: srun --kill-on-bad-exit would end the
+                    # step (and rank 0's write) as soon as the first rank exits with EXIT_PREEMPTED
+                    self.backend.barrier()
                     self.say(f"preempted by signal {flag.signal}: checkpoint written; exit {EXIT_PREEMPTED}")
                     return EXIT_PREEMPTED
                 fresh = self._validate(epoch)
@@ -338,7 +335,9 @@ class Trainer:
     def _test(self) -> dict:
         if not self.cfg.train.test:
             return {}
+        self.backend.set_timeout(self.cfg.dist.setup_timeout_s)  # building it may stage and verify shards
         loader = build_loader(self.cfg, self.env, "test", self.accel)
+        self.backend.set_timeout(self.cfg.dist.timeout_s)
         self.backend.average_buffers(self.model)
         return evaluate(self.model, loader, self.backend, self.task, self.autocast)
 

@@ -197,3 +197,20 @@ def test_predict_device_refusals(block, tmp_path, monkeypatch):
                    "--device", "cuda")
     assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
         "jeoparda: error: --device cuda: no CUDA GPU is visible to this process"]
+
+
+def test_the_map_is_written_without_matplotlib(block, tmp_path, monkeypatch):
+    """A bare GPU image may lack matplotlib: the map is the product, the PNG a convenience."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    summary = predict_tile(torch.nn.Conv2d(12, 19, 1), block / "data", "all", TILE, tmp_path / "map.tif")
+    assert summary["files"] == [str(tmp_path / "map.tif")] and "matplotlib" in summary["notes"][0]
+    assert summary["device"] == "cpu"

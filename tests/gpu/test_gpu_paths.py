@@ -164,13 +164,16 @@ def test_real_runtime_identity_and_host_registration():
     except ImportError:
         pass
     ring = torch.arange(4096, dtype=torch.int32).share_memory_()
-    assert real.register_host(ring)
+    assert real.register_host(ring) == 0
     stream = real.new_stream(0)
     with real.use_stream(stream):
         dev = real.upload(ring, torch.device("cuda", 0))
     stream.synchronize()
-    real.unregister_host(ring)
     assert torch.equal(dev.cpu(), ring)
+    assert real.register_host(ring) != 0  # registered already: CUDA refuses and remembers the error
+    real.take_error()
+    assert torch.equal((torch.ones(4, device="cuda") + 1).cpu(), torch.full((4,), 2.0))  # no stale error raised
+    assert real.unregister_host(ring) == 0
 
 
 def test_deterministic_fcn_training_on_cuda(reben_dataset, tmp_path):

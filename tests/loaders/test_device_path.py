@@ -125,3 +125,32 @@ def test_dali_is_given_the_ranks_gpu(standin_gpu, dataset, monkeypatch):
     batch = next(iter(loader))
     loader.close()
     assert seen == [1] and np.isfinite(batch["image"].numpy()).all()
+
+
+def test_a_ring_that_cannot_be_page_locked_goes_through_pinned_buffers(standin_gpu, dataset):
+    """cudaHostRegister refused (a memlock limit): CUDA's error is taken so no later kernel reports
+    it, and every batch crosses through the pinned sets instead, equal all the same."""
+    standin_gpu.register_fails = True
+    config = cfg(dataset, workers=1)
+    host = epochs(build_loader(config, ClusterEnv(), "train", Accelerator()), 1)
+    device = epochs(build_loader(config, ClusterEnv(), "train", parse_device("cuda")), 1)
+    assert_same(host, device)
+    assert standin_gpu.pending_error == 0 and not standin_gpu.registered
+    assert {u["memory"] for u in standin_gpu.uploads} == {"pinned"}
+
+
+def test_closing_waits_for_queued_uploads_before_unlocking_the_ring(standin_gpu, dataset):
+    loader = build_loader(cfg(dataset, workers=1), ClusterEnv(), "train", parse_device("cuda"))
+    loader.set_epoch(0)
+    next(iter(loader))  # left mid-epoch, uploads possibly queued
+    standin_gpu.host_waits.clear()
+    loader.close()
+    assert standin_gpu.host_waits[:2] == [("device", "cuda:0"), ("unregister", "host")]
+    assert standin_gpu.pending_error == 0
+
+
+def test_one_side_stream_per_gpu_whatever_the_epochs_and_loaders(standin_gpu, dataset):
+    gpu = parse_device("cuda")
+    for split in ("train", "val"):
+        epochs(build_loader(cfg(dataset), ClusterEnv(), split, gpu), 2)
+    assert standin_gpu.calls["new_stream"] == 1

@@ -118,3 +118,28 @@ def test_a_stage_folder_that_cannot_be_made_fails_on_local_rank_0(data, tmp_path
     root, manifest, shards = data
     with pytest.raises(JeopardaError, match="not-a-folder.*staging failed"):
         stage_shards(root, manifest, shards, str(blocker), RANKS[0])
+
+
+def test_a_resubmitted_job_never_reads_the_earlier_jobs_failure(data, tmp_path):
+    """Job 41 failed a moment ago (within the stale window); job 42 on the same node stages anew."""
+    from dataclasses import replace
+
+    stage = tmp_path / "local"
+    bad = [dict(data[2][0], sha256="0" * 64), data[2][1]]
+    first = [replace(r, job_id="41") for r in RANKS]
+    waiter, stager = Rank(first[1], (data[0], data[1], bad), stage), Rank(first[0], (data[0], data[1], bad), stage)
+    for rank in (stager, waiter):
+        rank.start()
+        rank.join(15)
+    assert stager.error and waiter.error
+    dest = stage_dir_for(data[1], str(stage))
+    assert [p.name.endswith(".job-41.failed") for p in dest.glob(".staged-*failed")] == [True]
+    again = [replace(r, job_id="42") for r in RANKS]
+    waiter, stager = Rank(again[1], data, stage), Rank(again[0], data, stage)
+    waiter.start()
+    time.sleep(0.5)  # the waiter looks before local rank 0 has cleared anything
+    stager.start()
+    for rank in (waiter, stager):
+        rank.join(15)
+    assert (waiter.error, stager.error) == (None, None)
+    assert not list(dest.glob(".staged-*failed"))

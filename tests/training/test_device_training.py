@@ -98,3 +98,28 @@ def test_compile_mode_needs_a_known_mode_and_a_backend():
         load_config([], ["train.compile=inductor", "train.compile_mode=fastest"])
     with pytest.raises(JeopardaError, match="needs train.compile"):
         load_config([], ["train.compile_mode=reduce-overhead"])
+
+
+def test_preempted_ranks_leave_only_after_rank_0_has_written(dataset, tmp_path, monkeypatch):
+    """srun --kill-on-bad-exit=1 ends the step when the first rank exits: every rank meets rank 0
+    after its checkpoint and run_end before returning EXIT_PREEMPTED."""
+    from jeoparda.cluster.backends import Backend
+    from jeoparda.training import loop
+    from jeoparda.training.preempt import EXIT_PREEMPTED, PreemptFlag
+
+    order = []
+
+    class Raised(PreemptFlag):
+        def __enter__(self):
+            self.signal = 15  # SIGTERM arrived
+            return self
+
+    real_save, real_end = loop.Trainer.save, loop.Trainer._log_end
+    monkeypatch.setattr(loop, "PreemptFlag", Raised)
+    monkeypatch.setattr(loop.Trainer, "save", lambda self, *a: (real_save(self, *a), order.append("save")))
+    monkeypatch.setattr(loop.Trainer, "_log_end", lambda self, *a, **k: (real_end(self, *a, **k),
+                                                                         order.append("run_end")))
+    monkeypatch.setattr(Backend, "barrier", lambda self: order.append("barrier"))
+    status, events, _ = run(dataset, tmp_path / "run", "train.preempt_check_every=1")
+    assert status == EXIT_PREEMPTED and events[-1]["status"] == "preempted"
+    assert order == ["save", "run_end", "barrier"]

@@ -91,6 +91,32 @@ def test_nvml_without_uuid_lookup_falls_back_to_the_bus_id(monkeypatch, standin_
     assert "not readable" in combine([meter.stop()], 10)["energy_note"]
 
 
+def test_mig_instances_and_unknown_boards_are_notes_not_the_whole_boards_energy(monkeypatch, standin_gpu):
+    """A MIG instance: NVML has no counter per instance, and its board's would count every
+    instance; a GPU whose UUID NVML does not know and whose bus id torch could not read likewise."""
+    from dataclasses import replace
+
+    from jeoparda.devices import parse_device
+
+    nvml = sys.modules["pynvml"]
+    info = parse_device("cuda:1").info
+    mig = replace(info, uuid="GPU-" + info.uuid[4:].replace("1111", "9999"))  # CUDA's spelling of an instance
+    real = nvml.nvmlDeviceGetHandleByUUID
+    monkeypatch.setattr(nvml, "nvmlDeviceGetHandleByUUID",
+                        lambda u: 1 if u == "MIG-" + mig.uuid[4:] else real(u))
+    meter = EnergyMeter(mig, read_cpu=False)
+    meter.start()
+    assert "MIG instance" in combine([meter.stop()], 10)["energy_note"]
+    monkeypatch.setattr(nvml, "nvmlDeviceGetHandleByUUID", lambda u: (_ for _ in ()).throw(nvml.NVMLError("x")))
+    monkeypatch.setattr(nvml, "nvmlDeviceGetMigMode", lambda h: (1, 1), raising=False)
+    meter = EnergyMeter(info, read_cpu=False)  # found by bus id, but the board is split
+    meter.start()
+    assert "split into MIG instances" in combine([meter.stop()], 10)["energy_note"]
+    meter = EnergyMeter(replace(info, pci_bus_id="00000000:00:00.0"), read_cpu=False)
+    meter.start()
+    assert "no PCI bus id" in combine([meter.stop()], 10)["energy_note"]
+
+
 def test_no_nvml_module_is_a_note_not_an_error(monkeypatch, standin_gpu):
     from jeoparda.devices import parse_device
 
