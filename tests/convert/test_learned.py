@@ -80,7 +80,7 @@ def test_bad_input_is_one_line_each(archive_master, sr_model, tmp_path, capsys):
         assert main(base + ["--resample", "learned", "--sr-model", str(sr_model), "--device", "cuda"]) == 1
         assert "no CUDA GPU" in capsys.readouterr().err
     assert main(base + ["--resample", "learned", "--sr-model", str(sr_model), "--device", "tpu"]) == 1
-    assert "use auto, cpu or cuda" in capsys.readouterr().err
+    assert "use auto, cpu, cuda or cuda:N" in capsys.readouterr().err
     assert not (tmp_path / "o" / "manifest.json").exists()
 
 
