@@ -245,3 +245,12 @@ def test_taking_cudas_error_without_a_loaded_runtime(monkeypatch):
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: synced.append(a))
     CudaRuntime().take_error()
     assert synced == [()]
+
+
+def test_a_refused_unregistration_hands_over_cudas_error(standin_gpu):
+    gpu = parse_device("cuda")
+    ring = torch.zeros(8)
+    assert gpu.register_host(ring)
+    gpu.unregister_host(ring)
+    gpu.unregister_host(ring)  # not registered any more: CUDA refuses and keeps the error
+    assert standin_gpu.pending_error == 0

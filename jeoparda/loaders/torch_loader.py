@@ -202,18 +202,19 @@ def _close_if_alive(ref: weakref.ReferenceType) -> None:
 def _leave_signals_to_the_trainer(worker_id: int) -> None:
     """Readers ignore the preemption signals while their loader runs: Slurm sends them to every
     process of a job step, and a reader that died of one would fail the step the trainer is about
-    to checkpoint. Once the loader is closing, the signals end the reader as usual (that is how
-    torch and multiprocessing stop stragglers)."""
+    to checkpoint. Once the loader is closing, the signals go to whatever handled them before (the
+    default: the reader ends, which is how torch and multiprocessing stop stragglers)."""
     info = get_worker_info()
     closing = getattr(info.dataset, "closing", None) if info is not None else None
+    before: dict[int, Any] = {}
 
     def handle(signum: int, frame: object) -> None:
         if closing is not None and bool(closing[0]):
-            signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signum, before[signum] if before[signum] is not None else signal.SIG_DFL)
             os.kill(os.getpid(), signum)
 
     for sig in (signal.SIGTERM, signal.SIGUSR1):  # jeoparda.training.preempt.SIGNALS
-        signal.signal(sig, handle)
+        before[sig] = signal.signal(sig, handle)
 
 
 def _reader_context() -> mp.context.BaseContext:
@@ -295,11 +296,9 @@ class _DeviceFinisher:
         return any(r.data_ptr() <= ptr < r.data_ptr() + r.nbytes for r in self.registered)
 
     def _page_locked(self, tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], bool]:
-        """Every tensor in page-locked memory: registered ones as they are, the others copied into
-        the next pinned set once the uploads out of its last use have run."""
+        """Every tensor in page-locked memory: registered ones as they are, the others (labels and
+        masks at least) copied into the next pinned set once the uploads out of its last use ran."""
         loose = [k for k, t in tensors.items() if not self._inside_registered(t)]
-        if not loose:
-            return tensors, False
         self.turn = 1 - self.turn
         bufs, done = self.sets[self.turn]
         if done is not None:
@@ -312,4 +311,4 @@ class _DeviceFinisher:
                 buf = bufs[key] = self.copier.pinned(t)
             out[key] = buf[:len(t)]
             out[key].copy_(t)
-        return out, True
+        return out, bool(loose)
