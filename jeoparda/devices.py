@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 
-from jeoparda.accelerator import Accelerator, CudaRuntime, GpuAccelerator
+from jeoparda.accelerator import Accelerator, GpuAccelerator
 from jeoparda.cluster.env import ClusterEnv
+from jeoparda.cuda_runtime import CudaRuntime
 from jeoparda.errors import JeopardaError
 
 # The CUDA runtime every accelerator is made from; the test suite's stand-in replaces it.

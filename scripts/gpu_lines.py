@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEVICE_MODULES = ("jeoparda/accelerator.py", "jeoparda/devices.py", "jeoparda/loaders/torch_loader.py",
+DEVICE_MODULES = ("jeoparda/accelerator.py", "jeoparda/cuda_runtime.py", "jeoparda/devices.py",
+                  "jeoparda/loaders/torch_loader.py",
                   "jeoparda/training/energy.py")
 
 

@@ -174,7 +174,8 @@ def test_sharing_a_gpu_is_allowed_when_asked(standin_gpu, monkeypatch):
 def test_the_real_cuda_runtime_on_a_machine_without_cuda():
     """What CudaRuntime can say without a GPU it says truthfully; the rest needs a GPU
     (tests/gpu_only_lines.txt) and runs in benchmarks/gpu_check.py."""
-    from jeoparda.accelerator import CudaRuntime, nvml_uuid, pci_bus_id
+    from jeoparda.accelerator import nvml_uuid, pci_bus_id
+    from jeoparda.cuda_runtime import CudaRuntime
 
     real = CudaRuntime()
     if real.is_available():
@@ -239,7 +240,7 @@ def test_cpu_name_without_proc_cpuinfo(monkeypatch):
 def test_taking_cudas_error_without_a_loaded_runtime(monkeypatch):
     """No libcudart in this process (a CPU build, or one linked statically): the error is surfaced
     by a synchronisation instead of by the next kernel."""
-    from jeoparda.accelerator import CudaRuntime
+    from jeoparda.cuda_runtime import CudaRuntime
 
     synced = []
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: synced.append(a))

@@ -151,7 +151,7 @@ def test_gpu_input_path_equals_the_cpu_path(dataset, workers):
 
 
 def test_real_runtime_identity_and_host_registration():
-    from jeoparda.accelerator import CudaRuntime
+    from jeoparda.cuda_runtime import CudaRuntime
 
     real = CudaRuntime()
     info = real.info(0)

@@ -154,3 +154,11 @@ def test_one_side_stream_per_gpu_whatever_the_epochs_and_loaders(standin_gpu, da
     for split in ("train", "val"):
         epochs(build_loader(cfg(dataset), ClusterEnv(), split, gpu), 2)
     assert standin_gpu.calls["new_stream"] == 1
+
+
+def test_the_sampler_knows_the_steps_it_issues(dataset):
+    loader = build_loader(cfg(dataset, workers=1), ClusterEnv(), "train", Accelerator())
+    loader.set_epoch(0, start_step=1)
+    batches = list(loader)
+    assert len(loader._sampler) == len(batches) == loader.steps_per_epoch - 1
+    loader.close()
