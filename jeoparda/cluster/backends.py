@@ -150,7 +150,7 @@ class DDPBackend(Backend):
     def wrap_model(self, model: nn.Module) -> nn.Module:
         from torch.nn.parallel import DistributedDataParallel
 
-        ids = [self.device.index] if self.device.type == "cuda" else None
+        ids = [self.device.index] if self.device.index is not None else None  # a GPU: its index; the CPU: none
         # gradients live in the communication buckets: no copy in and out of them each step
         return DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True)
 
