@@ -205,10 +205,6 @@ class Copier:
         """``tensor`` (pinned or host-registered) on the device; call inside :meth:`copying`."""
         return self.runtime.upload(tensor, self.device)
 
-    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
-        """A small host tensor on the device, pinned first; call inside :meth:`copying`."""
-        return self.runtime.upload(self.runtime.pin(tensor), self.device)
-
     def pinned(self, like: torch.Tensor) -> torch.Tensor:
         """A new page-locked host buffer shaped like ``like``."""
         return self.runtime.pinned_empty(like)

@@ -77,12 +77,17 @@ def launcher_gather(env: ClusterEnv) -> Gather | None:
     return world.allgather if world.Get_size() == env.world_size else None
 
 
-def choose_gpu(me: int, peers: list[tuple[int, str, tuple[str, ...]]], visible: int) -> int:
-    """The index (among the ``visible`` GPUs) for rank ``me``. ``peers``: (rank, host, UUIDs of the
-    GPUs it sees) of every rank. The ranks on my host that see the GPUs I see take them in turn."""
-    mine = {rank: (host, uuids) for rank, host, uuids in peers}[me]
-    sharing = sorted(rank for rank, host, uuids in peers if (host, uuids) == mine)
-    return sharing.index(me) % visible
+def assign_gpus(peers: list[tuple[int, str, tuple[str, ...]]]) -> dict[int, int]:
+    """Every rank's GPU, as an index among the GPUs it sees. ``peers``: (rank, host, UUIDs of the
+    GPUs it sees) of every rank. The ranks of a host that see the same GPUs take them in turn, in
+    rank order. One pass over the job, so thousands of ranks cost nothing at start-up."""
+    turns: dict[tuple[str, tuple[str, ...]], int] = {}
+    chosen = {}
+    for rank, host, uuids in sorted(peers):
+        turn = turns.get((host, uuids), 0)
+        turns[host, uuids] = turn + 1
+        chosen[rank] = turn % len(uuids)
+    return chosen
 
 
 def bind_gpu(env: ClusterEnv, gather: Gather | None, share: bool = False) -> Accelerator:
@@ -104,16 +109,17 @@ def bind_gpu(env: ClusterEnv, gather: Gather | None, share: bool = False) -> Acc
     if gather is not None and len(peers) != env.world_size:
         raise JeopardaError(f"rank {env.rank}: {len(peers)} of {env.world_size} ranks answered when choosing "
                             "GPUs; the launcher and the gathering channel disagree about the job")
+    chosen = assign_gpus(peers)
     taken: dict[tuple[str, str], int] = {}
     for rank, host, seen in sorted(peers):
-        uuid = seen[choose_gpu(rank, peers, len(seen))]
+        uuid = seen[chosen[rank]]
         if (host, uuid) in taken and not share:
             raise JeopardaError(
                 f"ranks {taken[host, uuid]} and {rank} on {host} both got GPU {uuid}: more ranks than GPUs "
                 "on the node; start one rank per GPU (srun --gpus-per-task=1, or --ntasks-per-node equal to "
                 "the GPUs per node), or allow sharing with dist.share_gpus=true")
         taken[host, uuid] = rank
-    accel = GpuAccelerator(RUNTIME, choose_gpu(env.rank, peers, count))
+    accel = GpuAccelerator(RUNTIME, chosen[env.rank])
     accel.make_current()
     return accel
 

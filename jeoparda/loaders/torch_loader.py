@@ -175,7 +175,7 @@ class TorchLoader(Loader):
     def _batches(self) -> Iterator[Batch]:
         if self.cfg.data.workers and self._stream is None:
             self._stream = self._open_stream()  # the ring exists (and is registered) before the finisher
-        if self._finish is None or self._finish.registered is not self._registered:
+        if self._finish is None:  # made anew after close(), with the new ring
             self._finish = (_DeviceFinisher(self.src, self.accel, self._registered) if self.accel.gpu
                             else _HostFinisher(self.src))
         finish = self._finish
@@ -230,8 +230,6 @@ class _HostFinisher:
     """uint16 batch on the host -> normalised float32 batch on the host (no accelerator); Sentinel-1
     channels, where delivered, are normalised with their own statistics and follow the optical ones."""
 
-    registered: tuple[torch.Tensor, ...] = ()
-
     def __init__(self, src: SplitSource) -> None:
         self.mean, self.inv_std = src.mean, src.inv_std
         self.s1_mean, self.s1_inv = torch.from_numpy(src.s1_mean), torch.from_numpy(src.s1_inv_std)
@@ -261,10 +259,10 @@ class _DeviceFinisher:
     def __init__(self, src: SplitSource, accel: Accelerator, registered: tuple[torch.Tensor, ...]) -> None:
         copier = accel.copier()
         assert copier is not None
-        self.copier, self.registered = copier, registered
+        self.accel, self.copier, self.registered = accel, copier, registered
         with copier.copying([]):  # made on the side stream, where they are used: no race with their copies
             self.mean, self.inv, self.s1_mean, self.s1_inv = (
-                copier.to_device(torch.from_numpy(a)) for a in (src.mean, src.inv_std, src.s1_mean, src.s1_inv_std))
+                accel.to_device(torch.from_numpy(a)) for a in (src.mean, src.inv_std, src.s1_mean, src.s1_inv_std))
         self.sets: list[tuple[dict[str, torch.Tensor], Any]] = [({}, None), ({}, None)]
         self.turn = 0
 
@@ -273,7 +271,7 @@ class _DeviceFinisher:
         """The batch on the device and the event after which its host memory may be reused;
         ``codes``: flips and quarter turns to apply on the device (images, S1 and maps alike)."""
         arrays = {"image": images, "label": labels, "mask": mask, **({"s1": s1} if s1 is not None else {})}
-        host, staged = self._page_locked({k: torch.from_numpy(a) for k, a in arrays.items()})
+        host = self._page_locked({k: torch.from_numpy(a) for k, a in arrays.items()})
         outputs: list[torch.Tensor] = []
         with self.copier.copying(outputs):
             dev = {k: self.copier.upload(t) for k, t in host.items()}
@@ -281,21 +279,20 @@ class _DeviceFinisher:
             if codes is not None:  # maps (n, H, W) turn with their images
                 turn_on_device([dev[k].unsqueeze(1) if dev[k].ndim == 3 else dev[k]
                                 for k in ("image", "s1", "label") if k in dev and dev[k].ndim >= 3],
-                               codes, self.copier.to_device)
+                               codes, self.accel.to_device)
             image = dev["image"].float().sub_(self.mean).mul_(self.inv)
             if "s1" in dev:
                 image = torch.cat([image, dev["s1"].sub_(self.s1_mean).mul_(self.s1_inv)], dim=1)
             batch = {"image": image, "label": dev["label"], "mask": dev["mask"]}
             outputs.extend(batch.values())
-        if staged:
-            self.sets[self.turn] = (self.sets[self.turn][0], done)
+        self.sets[self.turn] = (self.sets[self.turn][0], done)  # that set is free again once done has passed
         return batch, done
 
     def _inside_registered(self, tensor: torch.Tensor) -> bool:
         ptr = tensor.data_ptr()
         return any(r.data_ptr() <= ptr < r.data_ptr() + r.nbytes for r in self.registered)
 
-    def _page_locked(self, tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], bool]:
+    def _page_locked(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Every tensor in page-locked memory: registered ones as they are, the others (labels and
         masks at least) copied into the next pinned set once the uploads out of its last use ran."""
         loose = [k for k, t in tensors.items() if not self._inside_registered(t)]
@@ -311,4 +308,4 @@ class _DeviceFinisher:
                 buf = bufs[key] = self.copier.pinned(t)
             out[key] = buf[:len(t)]
             out[key].copy_(t)
-        return out, bool(loose)
+        return out
