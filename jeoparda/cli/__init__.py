@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Sequence
 
 from jeoparda import __version__
-from jeoparda.cli import bench, data, predict, project, run, superres
+from jeoparda.cli import bench, data, predict, project, superres, train
 from jeoparda.errors import JeopardaError
 
 DESCRIPTION = """\
@@ -35,9 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_synth(sub)
     data.add_convert(sub)
     data.add_inspect(sub)
-    run.add_train(sub)
-    run.add_report(sub)
-    run.add_models(sub)
+    train.add_train(sub)
+    train.add_report(sub)
+    train.add_models(sub)
     bench.add_bench(sub)
     predict.add_predict(sub)
     project.add_project(sub)

@@ -74,7 +74,7 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 
 def add_convert(sub: argparse._SubParsersAction) -> None:
-    from jeoparda.convert.resample import LEARNED, METHODS
+    from jeoparda.resample import LEARNED, METHODS
     from jeoparda.shards.format import COMPRESSION
 
     p = sub.add_parser(

@@ -39,8 +39,8 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from jeoparda.bench.predict import predict_tile
     from jeoparda.devices import parse_device
+    from jeoparda.inference.predict import predict_tile
     from jeoparda.models import create_model, model_kind
     from jeoparda.training import checkpoint
 

@@ -72,8 +72,8 @@ def add_project(sub: argparse._SubParsersAction) -> None:
 
 
 def _system(args: argparse.Namespace):
-    from jeoparda.bench.interconnect import fit_measured, preset, with_overrides
     from jeoparda.errors import JeopardaError
+    from jeoparda.report.interconnect import fit_measured, preset, with_overrides
 
     if args.allreduce and args.system:
         raise JeopardaError("give --system or --allreduce, not both")
@@ -95,8 +95,8 @@ def _system(args: argparse.Namespace):
 
 def _workload(args: argparse.Namespace):
     from jeoparda.bench.allreduce_bench import gradient_bytes
-    from jeoparda.bench.projection import Workload, workload_from_run
     from jeoparda.errors import JeopardaError
+    from jeoparda.report.projection import Workload, workload_from_run
 
     if args.run:
         return workload_from_run(args.run)
@@ -125,8 +125,8 @@ def _world_sizes(args: argparse.Namespace) -> list[int]:
 
 
 def run_project(args: argparse.Namespace) -> int:
-    from jeoparda.bench.interconnect import PRESETS
-    from jeoparda.bench.projection import BIGEARTHNET_TRAIN_IMAGES, ModelOptions, project, write_projection
+    from jeoparda.report.interconnect import PRESETS
+    from jeoparda.report.projection import BIGEARTHNET_TRAIN_IMAGES, ModelOptions, project, write_projection
 
     if args.list_systems:
         for s in PRESETS.values():

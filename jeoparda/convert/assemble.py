@@ -5,7 +5,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from jeoparda.convert.resample import upsample
+from jeoparda.resample import upsample
 from jeoparda.sentinel2 import BANDS, TARGET_SIZE, band_indices
 from jeoparda.sources.base import Patch
 
@@ -28,7 +28,7 @@ def to_10m(raw: tuple[np.ndarray, ...] | list[np.ndarray], method: str) -> np.nd
 
 
 class Interpolator:
-    """Upsampling by interpolation (``convert.resample``), one patch at a time."""
+    """Upsampling by interpolation (``jeoparda.resample``), one patch at a time."""
 
     batch = 1
 

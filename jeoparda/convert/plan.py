@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from jeoparda.convert.assemble import Interpolator, Upsampler
-from jeoparda.convert.resample import LEARNED, METHODS
 from jeoparda.errors import JeopardaError
+from jeoparda.resample import LEARNED, METHODS
 from jeoparda.shards.format import COMPRESSION, FORMAT, VERSION
 from jeoparda.sources.base import Source
 from jeoparda.sources.detect import SourceOptions, open_source

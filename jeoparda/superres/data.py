@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jeoparda.convert.resample import METHODS, weight_matrix
 from jeoparda.errors import JeopardaError
+from jeoparda.resample import METHODS, weight_matrix
 from jeoparda.sentinel2 import BAND_NAMES, BANDS, TARGET_SIZE
 from jeoparda.shards.manifest import MANIFEST_NAME, read_manifest
 from jeoparda.shards.reader import ShardReader

@@ -5,7 +5,7 @@ coarse grid equals ``mtf`` (the modulation transfer a real sensor of that coarse
 have there), then decimated by ``factor``. For a Gaussian of standard deviation sigma (fine pixels),
 H(f) = exp(-2 pi^2 sigma^2 f^2); H(1 / (2 factor)) = mtf gives sigma = factor sqrt(-2 ln mtf) / pi.
 Coarse pixel ``i`` is centred on fine coordinate ``(i + 0.5) factor - 0.5`` (the convention of
-``convert.resample``); taps beyond the edge are clamped. Everything is float64 matrix products.
+``jeoparda.resample``); taps beyond the edge are clamped. Everything is float64 matrix products.
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jeoparda.convert.resample import weight_matrix
+from jeoparda.resample import weight_matrix
 from jeoparda.sentinel2 import BANDS, TARGET_SIZE, band_indices
 from jeoparda.superres.degrade import degrade
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from jeoparda.tasks.base import Task
-from jeoparda.training.metrics import multilabel_scores
+from jeoparda.tasks.metrics import multilabel_scores
 
 
 class MultiLabel(Task):

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from jeoparda.bench.report import make_report
 from jeoparda.bench.train_bench import bench_train
 from jeoparda.config import load_config
+from jeoparda.report.report import make_report
 from tests.convert.test_run_mpi import mpi_env, mpirun
 
 SETS = ["data.backend=synthetic", "model=resnet18", "train.batch_size=4", "train.threads=1"]

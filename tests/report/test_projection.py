@@ -5,12 +5,12 @@ import math
 
 import pytest
 
-from jeoparda.bench.interconnect import PRESETS, System, allreduce_time, fit_measured, ring_time, tree_time
-from jeoparda.bench.projection import ModelOptions, Workload, project, read_projection, workload_from_run
-from jeoparda.bench.report import make_report
 from jeoparda.cli import main
 from jeoparda.errors import JeopardaError
-from tests.bench.test_scaling import write_run
+from jeoparda.report.interconnect import PRESETS, System, allreduce_time, fit_measured, ring_time, tree_time
+from jeoparda.report.projection import ModelOptions, Workload, project, read_projection, workload_from_run
+from jeoparda.report.report import make_report
+from tests.report.test_scaling import write_run
 
 # one GPU per node, 10 us per hop, 10 GB/s everywhere: every hop is a network hop
 FLAT = System("flat", 1, 10e-6, 10e9, 10e-6, 10e9)

@@ -7,7 +7,7 @@ One training step on p GPUs (``b`` images per GPU) is modelled as
 t_compute (forward, backward, optimiser) and t_data come from a measurement on one worker and are
 taken to grow linearly with the batch per GPU. The gradients (4 bytes per parameter) are
 all-reduced in k = ceil(S / bucket) equal buckets, as DDP does, each costing T(p, S/k) from
-:mod:`jeoparda.bench.interconnect`; communication C = k T(p, S/k). Buckets are reduced while
+:mod:`jeoparda.report.interconnect`; communication C = k T(p, S/k). Buckets are reduced while
 backward (a fraction f_b of t_compute) still runs, so with overlap o in [0, 1]
 
   t_exposed(p) = max(T(p, S/k), C - o f_b t_compute)         (0 for p = 1)
@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from jeoparda.bench.interconnect import System, allreduce_time, ring_time, tree_time
-from jeoparda.bench.scaling import Row, read_run, speedup_efficiency
 from jeoparda.errors import JeopardaError
+from jeoparda.report.interconnect import System, allreduce_time, ring_time, tree_time
+from jeoparda.report.scaling import Row, read_run, speedup_efficiency
 
 BIGEARTHNET_TRAIN_IMAGES = 269_695  # BigEarthNet-S2 train split without cloudy/snowy patches
 DEFAULT_BUCKET_BYTES = 25 * 2**20  # DDP's default bucket_cap_mb

@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jeoparda.bench.scaling import QUALITY_NAMES, Row, Run  # noqa: E402
+from jeoparda.report.scaling import QUALITY_NAMES, Row, Run  # noqa: E402
 
 PLOTS = {
     "throughput.png": "Throughput vs workers",

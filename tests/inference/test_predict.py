@@ -8,7 +8,7 @@ import pytest
 import rasterio
 import torch
 
-from jeoparda.bench.predict import label_mosaic, predict_tile
+from jeoparda.inference.predict import label_mosaic, predict_tile
 from jeoparda.labels import NO_CLASS
 from jeoparda.models import create_model
 from jeoparda.shards.manifest import read_manifest
@@ -149,7 +149,7 @@ def test_band_choice_of_the_run_reaches_the_model(block, tmp_path):
 def test_grid_convention_matches_real_bigearthnet_v2_patches():
     """Two real patches of tile T33UUP (rico-hdl's samples): the origin derived from one, moved by
     our <col>_<row> grid convention, lands exactly on the other's GeoTIFF origin."""
-    from jeoparda.bench.predict import georef
+    from jeoparda.inference.predict import georef
     from tests.conftest import FIXTURES
 
     manifest = {"source": {"path": str(FIXTURES / "reben")}}

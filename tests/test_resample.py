@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from jeoparda.convert.resample import upsample, weight_matrix
+from jeoparda.resample import upsample, weight_matrix
 
 
 @pytest.fixture

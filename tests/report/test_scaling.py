@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from jeoparda.bench.report import make_report
 from jeoparda.cli import main
+from jeoparda.report.report import make_report
 
 
 def write_run(folder, world, rates=None, times=None, mode="weak", status="completed", model="resnet50",

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jeoparda.bench.plots import confusion_plot, write_plots
-from jeoparda.bench.projection import attach_projection, read_projection
-from jeoparda.bench.scaling import QUALITY_NAMES, Row, Run, read_run, scaling_rows
 from jeoparda.errors import JeopardaError
+from jeoparda.report.plots import confusion_plot, write_plots
+from jeoparda.report.projection import attach_projection, read_projection
+from jeoparda.report.scaling import QUALITY_NAMES, Row, Run, read_run, scaling_rows
 
 CSV_COLUMNS = ("model", "mode", "data_backend", "task", "dataset", "world_size", "nodes", "global_batch_size",
                "images_per_s", "epoch_time_s", "speedup", "efficiency", "quality_key", "quality", "f1_samples",

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from jeoparda.training.metrics import METRIC_KEYS, multilabel_scores
+from jeoparda.tasks.metrics import METRIC_KEYS, multilabel_scores
 
 sk = pytest.importorskip("sklearn.metrics")
 

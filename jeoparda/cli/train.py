@@ -55,7 +55,7 @@ def add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from jeoparda.bench.report import make_report
+    from jeoparda.report.report import make_report
 
     rows, runs = make_report(args.runs, args.out, args.projection)
     print(f"{len(rows)} rows from {len(runs)} runs: {args.out / 'report.html'} (also report.md, "

@@ -1,0 +1,1 @@
+"""Inference with a trained model: whole tiles as class maps."""

@@ -1,0 +1,1 @@
+"""Analysis of finished runs: scaling tables, plots, projections and the report."""
