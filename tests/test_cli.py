@@ -1,6 +1,7 @@
 """The command line: every --help explains itself, bad input gives one clear line."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,11 @@ def test_sr_actions_explain_themselves(action, capsys):
         main(["sr", action, "--help"])
     assert info.value.code == 0 and "Wald's protocol" in capsys.readouterr().out
     assert main(["sr"]) == 2  # no action: the help, and a usage status
+
+
+def test_train_help_lists_every_shipped_recipe(capsys):
+    recipes = sorted(p.name for p in (Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.yaml"))
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out.replace("\n", " ")
+    assert recipes and all(name in text for name in recipes), recipes

@@ -17,12 +17,6 @@ import torch
 from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.backends import Backend
 from jeoparda.errors import JeopardaError
-from jeoparda.models import create_model
-from jeoparda.models.complexity import count_parameters
-
-
-def gradient_bytes(model: str = "resnet50") -> int:
-    return 4 * count_parameters(create_model(model))
 
 
 def message_sizes(max_bytes: int, min_bytes: int = 4096) -> list[int]:

@@ -134,11 +134,12 @@ def _run_bench_train(args: argparse.Namespace) -> int:
 def _run_bench_allreduce(args: argparse.Namespace) -> int:
     import json
 
-    from jeoparda.bench.allreduce_bench import gradient_bytes, message_sizes, run
+    from jeoparda.bench.allreduce_bench import message_sizes, run
     from jeoparda.cluster.backends import create_backend
     from jeoparda.cluster.env import detect
     from jeoparda.config import DistConfig
     from jeoparda.devices import bind_gpu, collectives
+    from jeoparda.models.complexity import gradient_bytes
 
     env = detect()
     backend = create_backend(env, DistConfig(backend=args.backend), collectives())

@@ -94,8 +94,8 @@ def _system(args: argparse.Namespace):
 
 
 def _workload(args: argparse.Namespace):
-    from jeoparda.bench.allreduce_bench import gradient_bytes
     from jeoparda.errors import JeopardaError
+    from jeoparda.models.complexity import gradient_bytes
     from jeoparda.report.projection import Workload, workload_from_run
 
     if args.run:

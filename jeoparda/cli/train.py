@@ -6,6 +6,10 @@ from pathlib import Path
 
 from jeoparda.cli.common import add_config_args, positive_int
 
+#: The recipes in benchmarks/configs/ (a test keeps this list and the folder the same).
+RECIPES = ("resnet18.yaml", "resnet18_jeoparda.yaml", "resnet50.yaml", "bwms.yaml", "fcn_bigearthnet.yaml",
+           "eurosat_resnet18.yaml", "eurosat_resnet50d.yaml")
+
 
 def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -18,7 +22,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "are errors. The resolved configuration, results.jsonl and checkpoints go to RUN_DIR.\n\n"
         "SIGTERM or SIGUSR1 (Slurm's warning before the time limit): finish the step, checkpoint,\n"
         "exit with status 75; `--resume` continues from the newest checkpoint.\n"
-        "Shipped recipes: benchmarks/configs/{resnet18,resnet50,bwms}.yaml (docs/training.md).")
+        "Shipped recipes (docs/training.md), in benchmarks/configs/:\n  " + ", ".join(RECIPES))
     add_config_args(p)
     p.add_argument("--out", type=Path, metavar="RUN_DIR",
                    help="run folder (default runs/<model>-<Slurm job id or time stamp>)")

@@ -122,7 +122,7 @@ def workload_from_run(path: Path) -> Workload:
     batch = int(run.start.get("batch_size_per_worker", 0))
     if batch < 1:
         raise JeopardaError(f"{run.path}: run_start lacks batch_size_per_worker")
-    from jeoparda.bench.allreduce_bench import gradient_bytes
+    from jeoparda.models.complexity import gradient_bytes
 
     bench = (run.end or {}).get("bench") or {}
     if bench.get("compute_s") is not None:

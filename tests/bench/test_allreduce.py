@@ -5,10 +5,11 @@ import sys
 
 import pytest
 
-from jeoparda.bench.allreduce_bench import gradient_bytes, message_sizes, run
+from jeoparda.bench.allreduce_bench import message_sizes, run
 from jeoparda.cluster.backends import Backend
 from jeoparda.cluster.env import ClusterEnv
 from jeoparda.config import DistConfig
+from jeoparda.models.complexity import gradient_bytes
 from tests.convert.test_run_mpi import mpi_env, mpirun
 
 
