@@ -6,15 +6,18 @@ import pytest
 
 from jeoparda.labels import CLASSES19, LABEL43_TO_19, LABELS43, UnknownLabelError, encode_labels
 
-# The 43->19 table exactly as DESIGN.md writes it.
-DESIGN_TABLE = """0 Urban fabric ← 0,1 · 1 Industrial or commercial units ← 2 · 2 Arable land ← 11,12,13 ·
-3 Permanent crops ← 14,15,16,18 · 4 Pastures ← 17 · 5 Complex cultivation patterns ← 19 ·
-6 Land principally occupied by agriculture, with significant areas of natural vegetation ← 20 ·
-7 Agro-forestry areas ← 21 · 8 Broad-leaved forest ← 22 · 9 Coniferous forest ← 23 ·
-10 Mixed forest ← 24 · 11 Natural grassland and sparsely vegetated areas ← 25,31 ·
-12 Moors, heathland and sclerophyllous vegetation ← 26,27 · 13 Transitional woodland, shrub ← 28 ·
-14 Beaches, dunes, sands ← 29 · 15 Inland wetlands ← 33,34 · 16 Coastal wetlands ← 35,36 ·
-17 Inland waters ← 38,39 · 18 Marine waters ← 40,41,42."""
+LABELS_DOC = Path(__file__).resolve().parents[1] / "docs" / "labels.md"
+
+
+def doc_text() -> str:
+    """docs/labels.md with its line breaks folded to spaces."""
+    return " ".join(LABELS_DOC.read_text(encoding="utf-8").split())
+
+
+def section(text: str, heading: str) -> str:
+    start = text.index(heading) + len(heading)
+    end = text.find(" ## ", start)
+    return text[start:end if end >= 0 else len(text)]
 
 
 def parse_table(text: str) -> dict[int, tuple[str, list[int]]]:
@@ -23,8 +26,8 @@ def parse_table(text: str) -> dict[int, tuple[str, list[int]]]:
             for m in re.finditer(r"(\d+) ([^←]+?) ← ([\d,]+)", flat)}
 
 
-def test_mapping_matches_design_table():
-    table = parse_table(DESIGN_TABLE)
+def test_mapping_matches_the_documented_table():
+    table = parse_table(section(doc_text(), "the 43-label indices each takes"))
     assert len(table) == 19
     for cls, (name, sources) in table.items():
         assert CLASSES19[cls] == name
@@ -34,11 +37,9 @@ def test_mapping_matches_design_table():
     assert unmapped == [3, 4, 5, 6, 7, 8, 9, 10, 30, 32, 37]
 
 
-def test_design_file_still_holds_this_table():
-    design = Path(__file__).resolve().parents[2] / "shared" / "DESIGN.md"
-    if not design.is_file():
-        pytest.skip("shared/DESIGN.md not beside the checkout")
-    assert " ".join(DESIGN_TABLE.split()) in " ".join(design.read_text().split())
+def test_the_43_labels_are_documented_in_index_order():
+    listed = [name.strip() for name in section(doc_text(), "index order 0–42").rstrip(". ").split(";")]
+    assert listed == list(LABELS43)
 
 
 def test_encode_multi_hot():
@@ -54,23 +55,24 @@ def test_unknown_label():
         encode_labels(["Lava"])
 
 
-def test_corine_table_is_design_mds():
-    """The reference-map code table, parsed from DESIGN.md's text, equals labels.CORINE_TO_19."""
-    import re
-
+def test_corine_table_is_the_documented_one():
+    """The reference-map code table, parsed from docs/labels.md, equals labels.CORINE_TO_19."""
     from jeoparda.labels import CORINE_TO_19, NO_CLASS
 
-    design = Path(__file__).resolve().parents[2] / "shared" / "DESIGN.md"
-    if not design.is_file():
-        pytest.skip("shared/DESIGN.md not beside the checkout")
-    text = " ".join(design.read_text().split())
-    start = text.index("111,112→0")
-    mapped = text[start:text.index("→ 255", start)].replace(", ", ",")  # line breaks inside code lists
+    mapped = section(doc_text(), "code → class").replace(", ", ",")
+    mapped = mapped[:mapped.index("→ 255") + len("→ 255")]
     parsed = {}
-    for codes, cls in re.findall(r"([\d,]+)→(\d+)", mapped):
+    for codes, cls in re.findall(r"([\d,]+)→(\d+)", mapped.split("0 (nodata)")[0]):
         parsed.update({int(c): int(cls) for c in codes.split(",") if c})
-    unlabelled = re.search(r"0 \(nodata\) and ([\d,]+)\s*$", mapped)
+    unlabelled = re.search(r"0 \(nodata\) and ([\d,]+) → 255", mapped)
     assert unlabelled is not None
     parsed[0] = NO_CLASS
     parsed.update({int(c): NO_CLASS for c in unlabelled.group(1).split(",") if c})
     assert parsed == CORINE_TO_19
+
+
+def test_eurosat_classes_are_documented_in_index_order():
+    from jeoparda.sources.eurosat import CLASSES
+
+    listed = [name.strip() for name in section(doc_text(), "spell them:").rstrip(". ").split(",")]
+    assert listed == list(CLASSES)
