@@ -2,7 +2,7 @@
 
 1 rank and 2 ranks (mpirun, DDP over gloo, one thread per rank, batch 16 per rank), each with the
 synthetic backend and with real data (the torch backend reading converted shards). Throughput
-X(N) is the median ``images_per_s`` of the epochs after the first (DESIGN.md); weak-scaling
+X(N) is the median ``images_per_s`` of the epochs after the first (docs/benchmarking.md); weak-scaling
 efficiency E(N) = X(N) / (N / N0 * X(N0)). Also: real-data throughput over synthetic for the
 same N (the input pipeline should hide behind compute: goal >= 95 %).
 

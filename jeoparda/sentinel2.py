@@ -22,7 +22,7 @@ PATCH_METRES = 1200
 TARGET_RESOLUTION_M = 10
 TARGET_SIZE = PATCH_METRES // TARGET_RESOLUTION_M  # 120
 
-#: Canonical order (DESIGN.md): shards, models and statistics all use it.
+#: Canonical order (docs/data-format.md): shards, models and statistics all use it.
 BANDS: tuple[Band, ...] = (
     Band("B01", 60, 443),
     Band("B02", 10, 490),

@@ -112,7 +112,7 @@ def _split_entry(mine: list[dict[str, Any]], classes: int, masks: bool) -> dict[
 
 
 def build_manifest(plan: Plan, opts: ConvertOptions, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The manifest (DESIGN.md, format v2) from all chunk records, in plan order."""
+    """The manifest (docs/data-format.md, version 2) from all chunk records, in plan order."""
     order = {c.key: i for i, c in enumerate(plan.chunks)}
     records = sorted(records, key=lambda r: order[f"{r['split']}-{r['index']:05d}"])
     layout = layout_for(plan)

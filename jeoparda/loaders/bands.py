@@ -1,5 +1,5 @@
-"""``data.bands``: which channels a loader delivers, in the order DESIGN.md fixes (optical bands
-in the data set's order, then VV, VH)."""
+"""``data.bands``: which channels a loader delivers, in the canonical order of docs/data-format.md
+(optical bands in the data set's order, then VV, VH)."""
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -3,7 +3,7 @@
 Layout ``EuroSAT_MS/<Class>/<Class>_<n>.tif`` (also nested in the common zip as
 ``ds/images/remote_sensing/otherDatasets/sentinel_2/tif/<Class>/...``). Each file holds the 13
 bands pixel-interleaved as uint16, in the order B01 ... B12 with B10 in place and **B8A last**;
-shards use DESIGN.md's canonical order with B10 between B09 and B11. Images are already on one
+shards use the canonical order (docs/data-format.md) with B10 between B09 and B11. Images are already on one
 10 m grid, so nothing is resampled.
 
 Splits: ``--splits DIR`` with the widely used ``eurosat-train.txt``, ``eurosat-val.txt``,
