@@ -60,10 +60,6 @@ class AugmentConfig:
         """The brightness/contrast jitter in effect (0: none)."""
         return 0.2 if self.preset == "heavy" and self.jitter == 0.0 else self.jitter
 
-    @property
-    def any(self) -> bool:
-        return self.flip or self.rot90 or self.mixup_alpha > 0 or self.crop < 1 or self.strength > 0
-
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -113,7 +109,8 @@ class TrainConfig:
     channels_last: bool = True       # on GPU
     deterministic: bool = False      # CPU: deterministic algorithms, one thread per rank
     threads: int = 0                 # CPU threads per rank; 0: the node's cores / its ranks
-    task: str = ""                   # multilabel | singlelabel; "": the data set's (manifest "tasks")
+    task: str = ""                   # multilabel | singlelabel | segmentation (jeoparda.tasks.TASKS); "": the
+    #                                  data set's first (manifest "tasks"; segmentation for a dense model)
     threshold: float = 0.5           # multi-label: probability above which a class is predicted
     label_smoothing: float = 0.0     # single-label: cross-entropy label smoothing
     target: float = 0.0              # > 0: the validation quality (the task's metric) to time the run to
@@ -139,8 +136,6 @@ class TrainConfig:
         _check(0 <= self.threshold <= 1, "train.threshold", "must be within 0..1")
         _check(0 <= self.label_smoothing < 1, "train.label_smoothing", "must be within 0..1 (excluded)")
         _check(0 <= self.target <= 1, "train.target", "must be within 0..1 (0: no target)")
-        _check(self.task in ("", "multilabel", "singlelabel", "segmentation"), "train.task",
-               f"{self.task!r} is not one of multilabel, singlelabel, segmentation (or empty: the data set's)")
         _check(self.compile_mode in COMPILE_MODES, "train.compile_mode",
                f"{self.compile_mode!r} is not one of {', '.join(repr(m) for m in COMPILE_MODES)}")
         _check(not self.compile_mode or bool(self.compile), "train.compile_mode",

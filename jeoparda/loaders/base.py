@@ -2,10 +2,12 @@
 epoch plan, checksums, and mixup. Backends only turn plans into batches.
 
 Every backend yields ``{"image": float32 B x C x H x W (the channels ``data.bands`` chose, normalised
-with the manifest's band statistics), "label": float32 B x K, "mask": bool B}`` on the target
-device; C, H, W and K come from the data set (12 x 120 x 120 and 19 for BigEarthNet). ``mask`` is False
-only for the padding of the last evaluation batches (see jeoparda.loaders.partition); mixup adds
-``mix_weight``.
+with the manifest's band statistics), "label": the task's targets, "mask": bool B}`` on the target
+device; C, H, W and K come from the data set (12 x 120 x 120 and 19 for BigEarthNet). ``label`` is
+float32 B x K class vectors, or for a dense task uint8 B x H x W reference maps (each task's class
+says). ``mask`` is False only for the padding of the last evaluation batches (see
+jeoparda.loaders.partition); mixup adds ``mix_weight``. The task is decided before the loaders are
+built (:func:`jeoparda.tasks.decide_task`) and handed to them.
 """
 from __future__ import annotations
 
@@ -26,10 +28,9 @@ from jeoparda.loaders.augment import device_augment, mixup, normaliser
 from jeoparda.loaders.bands import BandChoice, choose_bands
 from jeoparda.loaders.partition import EpochPlan, Placement, eval_plan, placement, train_plan
 from jeoparda.loaders.split_reader import SplitReader
-from jeoparda.models.registry import model_kind
 from jeoparda.shards.format import Layout, layout_of_manifest, verify_shard
 from jeoparda.shards.manifest import read_manifest
-from jeoparda.tasks import choose_task
+from jeoparda.tasks import Task
 
 Batch = dict[str, torch.Tensor]
 
@@ -50,8 +51,8 @@ class SplitSource:
     s1_mean: np.ndarray
     s1_inv_std: np.ndarray
     classes: list[str]
+    task: Task
     dataset: str = ""
-    task: str = "multilabel"
     stage_time_s: float = 0.0
 
     @property
@@ -64,7 +65,7 @@ class SplitSource:
 
     def reader(self) -> SplitReader:
         return SplitReader(self.root, self.shards, self.layout, self.bands.optical, self.bands.s1,
-                           masks=self.task == "segmentation")
+                           masks=self.task.dense)
 
 
 def normalisers(manifest: dict[str, Any], bands: BandChoice, where: Path) -> tuple[np.ndarray, ...]:
@@ -79,8 +80,9 @@ def normalisers(manifest: dict[str, Any], bands: BandChoice, where: Path) -> tup
     return mean, inv, s1_mean, s1_inv
 
 
-def open_split(cfg: RunConfig, env: ClusterEnv, split: str) -> SplitSource:
-    """Read the manifest, place shards and ranks, stage if asked, and check the shards."""
+def open_split(cfg: RunConfig, env: ClusterEnv, split: str, task: Task) -> SplitSource:
+    """Read the manifest, place shards and ranks, stage if asked, and check the shards; the
+    readers deliver the targets of ``task``."""
     if not cfg.data.path:
         raise JeopardaError("configuration: data.path is empty; set it to a converted data set")
     root = Path(cfg.data.path)
@@ -88,15 +90,6 @@ def open_split(cfg: RunConfig, env: ClusterEnv, split: str) -> SplitSource:
     where = root / "manifest.json"
     if split not in manifest["splits"]:
         raise JeopardaError(f"{where}: no split {split!r} (has {', '.join(manifest['splits'])})")
-    task = choose_task(manifest["tasks"], cfg.train, f"{where} (data set {manifest['dataset']})",
-                       dense=model_kind(cfg.model) == "dense")
-    if task == "segmentation":
-        aug = cfg.data.augment
-        if aug.mixup_alpha or aug.crop < 1:
-            raise JeopardaError("data.augment.mixup_alpha and crops (crop_scale, preset heavy) mix or warp images "
-                                "without their reference maps; for segmentation use flips, rot90 and jitter")
-        if cfg.data.backend == "dali":
-            raise JeopardaError("data.backend=dali does not deliver reference maps yet; use data.backend=torch")
     layout = layout_of_manifest(manifest)
     bands = choose_bands(cfg.data.bands, manifest["bands"], layout.s1, str(root))
     mean, inv, s1_mean, s1_inv = normalisers(manifest, bands, where)
@@ -114,7 +107,7 @@ def open_split(cfg: RunConfig, env: ClusterEnv, split: str) -> SplitSource:
         for i in range(env.rank, len(shards), env.world_size):
             verify_shard(root / shards[i]["file"], shards[i]["sha256"], shards[i]["patches"], layout)
     source = SplitSource(root, split, shards, place, layout, bands, mean, inv, s1_mean, s1_inv,
-                         list(manifest["classes"]), manifest["dataset"], task, stage_time)
+                         list(manifest["classes"]), task, manifest["dataset"], stage_time)
     source.reader().check_formats(mine)
     return source
 
@@ -175,8 +168,8 @@ class Loader:
 
     @property
     def task(self) -> str:
-        """The task the targets are for (multilabel, singlelabel)."""
-        return self.src.task
+        """The name of the task the targets are for."""
+        return self.src.task.name
 
     @property
     def dataset(self) -> str:

@@ -8,19 +8,34 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from jeoparda.accelerator import Accelerator
+from jeoparda.cluster.env import ClusterEnv
+from jeoparda.config import RunConfig
 from jeoparda.labels import CLASSES19
 from jeoparda.loaders.bands import choose_bands
-from jeoparda.loaders.base import Batch, Loader
+from jeoparda.loaders.base import Batch, Loader, SplitSource
 from jeoparda.loaders.partition import EpochPlan
-from jeoparda.models.registry import model_kind
 from jeoparda.sentinel2 import BAND_NAMES, TARGET_SIZE
+from jeoparda.tasks import TASKS, Task
 
 DEFAULT_PATCHES = 1024
 
 
+def synthetic_offers() -> list[str]:
+    """The tasks whose targets the backend makes without a data set: every task's (each task
+    draws its own, :meth:`jeoparda.tasks.Task.synthetic_labels`)."""
+    return list(dict.fromkeys(task.targets for task in TASKS.values()))
+
+
 class SyntheticLoader(Loader):
     """Steps per epoch follow the real split when ``data.path`` is set (so the two backends run
-    the same number of steps), else ``data.synthetic_patches`` (default 1024 per rank)."""
+    the same number of steps), else ``data.synthetic_patches`` (default 1024 per rank). The
+    targets are those of ``task``, drawn by the task."""
+
+    def __init__(self, cfg: RunConfig, env: ClusterEnv, split: str, source: SplitSource | None,
+                 accel: Accelerator, task: Task) -> None:
+        super().__init__(cfg, env, split, source, accel)
+        self.target_task = task
 
     def plan(self) -> EpochPlan:
         if self.source is not None:
@@ -53,28 +68,17 @@ class SyntheticLoader(Loader):
 
     @property
     def task(self) -> str:
-        if self.source is not None:
-            return self.source.task
-        return "segmentation" if model_kind(self.cfg.model) == "dense" else "multilabel"
+        return self.target_task.name
 
     @property
     def size(self) -> tuple[int, int]:
         return self.source.layout.size if self.source is not None else (TARGET_SIZE, TARGET_SIZE)
 
-    def _labels(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        k = self.num_classes
-        if self.task == "segmentation":
-            return torch.randint(0, k, (n, *self.size), device=self.device, generator=gen).to(torch.uint8)
-        if self.task == "singlelabel":
-            classes = torch.randint(0, k, (n,), device=self.device, generator=gen)
-            return torch.nn.functional.one_hot(classes, k).float()
-        return (torch.rand(n, k, device=self.device, generator=gen) < 0.2).float()
-
     def _batches(self) -> Iterator[Batch]:
         gen = torch.Generator(device=self.device).manual_seed(self.cfg.train.seed + self.env.rank)
         n = self.batch_size
         batch = {"image": torch.randn(n, self.channels, *self.size, device=self.device, generator=gen),
-                 "label": self._labels(n, gen),
+                 "label": self.target_task.synthetic_labels(n, self.num_classes, self.size, self.device, gen),
                  "mask": torch.ones(n, dtype=torch.bool, device=self.device)}
         for _ in range(self.start_step, self.steps_per_epoch):
             yield batch

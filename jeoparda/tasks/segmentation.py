@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from jeoparda.config import DataConfig, TrainConfig
+from jeoparda.errors import JeopardaError
 from jeoparda.labels import NO_CLASS
 from jeoparda.tasks.base import Task
 
@@ -115,11 +117,29 @@ def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Te
 
 
 class Segmentation(Task):
-    """Batches carry ``label`` as (B, H, W) class indices, NO_CLASS where unlabelled."""
+    """Batches carry ``label`` as uint8 (B, H, W) class indices, NO_CLASS where unlabelled (the
+    reference maps, turned with their images; never mixed)."""
 
     name = "segmentation"
     quality_key = "miou"
+    targets = "segmentation"
     dense = True
+
+    @classmethod
+    def from_config(cls, train: TrainConfig) -> Segmentation:
+        if train.threshold != TrainConfig.threshold or train.label_smoothing:
+            raise JeopardaError("train.threshold and train.label_smoothing apply to classification; this run "
+                                "labels pixels")
+        return cls()
+
+    def check_data(self, data: DataConfig) -> None:
+        if data.augment.mixup_alpha or data.augment.crop < 1:
+            raise JeopardaError("data.augment.mixup_alpha and crops (crop_scale, preset heavy) mix or warp images "
+                                "without their reference maps; for segmentation use flips, rot90 and jitter")
+
+    def synthetic_labels(self, n: int, classes: int, size: tuple[int, int], device: torch.device,
+                         gen: torch.Generator) -> torch.Tensor:
+        return torch.randint(0, classes, (n, *size), device=device, generator=gen).to(torch.uint8)
 
     def loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         return segmentation_loss(logits, label)

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from jeoparda.config import TrainConfig
+from jeoparda.errors import JeopardaError
 from jeoparda.tasks.base import Task
 
 
@@ -43,11 +45,27 @@ def singlelabel_scores(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, Any
 
 
 class SingleLabel(Task):
+    """Batches carry ``label`` as float32 (B, K) one-hot vectors (mixed, under mixup), so
+    augmentation and gathering treat them as multi-label vectors."""
+
     name = "singlelabel"
     quality_key = "accuracy"
+    targets = "singlelabel"
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
         self.label_smoothing = label_smoothing
+
+    @classmethod
+    def from_config(cls, train: TrainConfig) -> SingleLabel:
+        if train.threshold != TrainConfig.threshold:
+            raise JeopardaError("train.threshold applies to multi-label data; this data set is single-label "
+                                "(each image has one class: the highest score wins)")
+        return cls(train.label_smoothing)
+
+    def synthetic_labels(self, n: int, classes: int, size: tuple[int, int], device: torch.device,
+                         gen: torch.Generator) -> torch.Tensor:
+        drawn = torch.randint(0, classes, (n,), device=device, generator=gen)
+        return torch.nn.functional.one_hot(drawn, classes).float()
 
     def loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         # label is a (possibly mixed) distribution over classes: cross-entropy with soft targets

@@ -23,9 +23,8 @@ from jeoparda.cluster.env import ClusterEnv
 from jeoparda.config import RunConfig, to_dict
 from jeoparda.devices import amp_precision, rng_states, set_rng_states
 from jeoparda.errors import JeopardaError
-from jeoparda.loaders.build import build_loader
-from jeoparda.models import create_model, model_kind
-from jeoparda.tasks import create_task
+from jeoparda.loaders.build import build_loader, run_task
+from jeoparda.models import create_model
 from jeoparda.training import checkpoint
 from jeoparda.training.energy import EnergyMeter
 from jeoparda.training.energy import combine as combine_energy
@@ -137,12 +136,9 @@ class Trainer:
         self.energy_total = 0.0
         self._steady = False  # collectives wait dist.setup_timeout_s until the first step is done
         # the data set decides the model's input channels and classes (loaders draw no random numbers)
-        self.train_loader = build_loader(cfg, env, "train", accel)
-        self.val_loader = build_loader(cfg, env, "val", accel) if cfg.train.val_every else None
-        self.task = create_task(self.train_loader.task, cfg.train)
-        if (model_kind(cfg.model) == "dense") != self.task.dense:
-            raise JeopardaError(f"model {cfg.model} is a {model_kind(cfg.model)} model; the {self.task.name} task "
-                                f"needs a {'dense' if self.task.dense else 'classification'} one (jeoparda models)")
+        self.task = run_task(cfg)  # decided once, from the configuration, the model and the data
+        self.train_loader = build_loader(cfg, env, "train", accel, self.task)
+        self.val_loader = build_loader(cfg, env, "val", accel, self.task) if cfg.train.val_every else None
         self.mllog.end("staging_stop", metadata={"staging_seconds": self.train_loader.stage_time_s})
         torch.manual_seed(cfg.train.seed)  # same initial weights on every rank
         self.model = create_model(cfg.model, in_chans=self.train_loader.channels,
@@ -336,7 +332,7 @@ class Trainer:
         if not self.cfg.train.test:
             return {}
         self.backend.set_timeout(self.cfg.dist.setup_timeout_s)  # building it may stage and verify shards
-        loader = build_loader(self.cfg, self.env, "test", self.accel)
+        loader = build_loader(self.cfg, self.env, "test", self.accel, self.task)
         self.backend.set_timeout(self.cfg.dist.timeout_s)
         self.backend.average_buffers(self.model)
         return evaluate(self.model, loader, self.backend, self.task, self.autocast)
