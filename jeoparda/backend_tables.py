@@ -24,8 +24,13 @@ class BackendEntry:
 
     def load(self) -> Any:
         """The class (or factory) this entry names, imported now."""
-        module, _, attribute = self.target.partition(":")
-        return getattr(importlib.import_module(module), attribute)
+        return load_target(self.target)
+
+
+def load_target(target: str) -> Any:
+    """The attribute a ``"package.module:attribute"`` target names, its module imported now."""
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 #: Data backends (``data.backend``): classes ``(cfg, env, split, source, accel) -> Loader``.
