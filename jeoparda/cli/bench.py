@@ -190,24 +190,19 @@ def _run_bench_infer(args: argparse.Namespace) -> int:
     from jeoparda.bench.infer_bench import run
     from jeoparda.devices import parse_device
     from jeoparda.errors import JeopardaError
-    from jeoparda.models import create_model, model_kind
+    from jeoparda.models import create_model, load_trained, model_kind
 
     if model_kind(args.model) != "dense":
         raise JeopardaError(f"bench infer: {args.model} is a classification model; choose a dense one "
                             "(jeoparda models)")
-    model = create_model(args.model)
     if args.checkpoint:
-        from jeoparda.training import checkpoint
-
-        state = checkpoint.load(args.checkpoint)
-        if state["config"]["model"] != args.model:
-            raise JeopardaError(f"{args.checkpoint}: a checkpoint of {state['config']['model']}, not {args.model}")
-        heads = [state["model"][k] for k in ("classifier.weight", "heads.2.weight") if k in state["model"]]
-        model = create_model(args.model, num_classes=heads[0].shape[0] if heads else 19)
-        model.load_state_dict(state["model"])
+        trained = load_trained(args.checkpoint, name=args.model)
+        model, in_chans = trained.model, trained.in_chans
+    else:
+        model, in_chans = create_model(args.model), 12
     try:
         result = run(model, args.patches, parse_device(args.device), args.window, args.context, args.batch,
-                     repeat=args.repeat)
+                     in_chans=in_chans, repeat=args.repeat)
     except ValueError as exc:
         raise JeopardaError(f"bench infer: {exc}") from None
     print(f"{args.model}, {args.patches}x{args.patches} patches ({result['pixels']:,} pixels) on {result['device']}: "
