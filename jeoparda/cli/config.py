@@ -13,8 +13,10 @@ def add_config(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "config", help="read the resolved run configuration (config get KEY)",
         description="Questions about a run configuration, resolved as jeoparda train resolves it: the "
-        "defaults, then each --config file in order, then the --set overrides.")
-    commands = p.add_subparsers(dest="config_command", metavar="COMMAND")
+        "defaults, then each --config file in order, then the --set overrides, with the same checks "
+        "(unknown keys and values of the wrong type are errors). `jeoparda config get KEY` prints one "
+        "value, so that job scripts (slurm/common.sh) need not read YAML themselves.")
+    commands = p.add_subparsers(dest="config_command", metavar="COMMAND", help="what to ask")
     get = commands.add_parser(
         "get", help="print one resolved value",
         formatter_class=argparse.RawDescriptionHelpFormatter,
