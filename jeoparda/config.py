@@ -15,10 +15,9 @@ from typing import Any
 
 import yaml
 
+from jeoparda.backend_tables import DATA_BACKENDS, DIST_BACKENDS
 from jeoparda.errors import JeopardaError
 
-DATA_BACKENDS = ("torch", "dali", "synthetic")
-DIST_BACKENDS = ("ddp", "horovod", "single")
 OPTIMIZERS = ("adam", "adamw", "sgd", "lars", "lamb")
 SCHEDULES = ("step", "cosine", "constant", "onecycle")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
@@ -64,7 +63,7 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class DataConfig:
     path: str = ""                 # a folder written by `jeoparda convert`
-    backend: str = "torch"         # torch | dali | synthetic
+    backend: str = "torch"         # a name in jeoparda.backend_tables.DATA_BACKENDS: torch | dali | synthetic
     workers: int = 2               # background reader processes (torch) or CPU threads (dali)
     prefetch: int = 2              # batches queued per reader process
     block_size: int = 16           # shuffle granularity: patches read together from one shard
@@ -147,7 +146,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DistConfig:
-    backend: str = "ddp"             # ddp | horovod | single
+    backend: str = "ddp"             # a name in jeoparda.backend_tables.DIST_BACKENDS: ddp | horovod | single
     port: int = 0                    # rendezvous port; 0: derived from the job id
     timeout_s: float = 300.0         # a collective during training that waits longer ends the job
     setup_timeout_s: float = 3600.0  # the same during set-up (staging, checksums, compile, first step)

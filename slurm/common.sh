@@ -27,6 +27,17 @@ export JEOPARDA_STAGE_DIR="${JEOPARDA_STAGE_DIR:-${TMPDIR:-/tmp}}"
 # Exit status of `jeoparda train` after a preemption signal (SIGTERM, or SIGUSR1 from --signal).
 JEOPARDA_EXIT_PREEMPTED=75
 
+# jeoparda ARGS... here, on the batch host, outside srun (inside the image when JEOPARDA_CONTAINER
+# is set): for questions such as `jeoparda config get`.
+jeoparda_here() {
+    if [ -n "${JEOPARDA_CONTAINER:-}" ]; then
+        # shellcheck disable=SC2086  # the extra options are meant to split into words
+        apptainer exec ${JEOPARDA_APPTAINER_ARGS:-} "$JEOPARDA_CONTAINER" jeoparda "$@"
+    else
+        jeoparda "$@"
+    fi
+}
+
 # The srun --mpi plugin for `jeoparda ARGS...`: MPI only where jeoparda uses it (convert's ranks,
 # Horovod); DDP (train, sr train) gets none, so no PMI layer stands between Slurm and the ranks.
 jeoparda_mpi_plugin() {
@@ -42,16 +53,20 @@ jeoparda_mpi_plugin() {
             esac
         done
     elif [ "${1:-}" = train ]; then
-        wants_mpi=0
+        # Horovod or not is dist.backend of the configuration these --config/--set arguments resolve
+        # to: jeoparda answers (an invalid configuration answers nothing here; train then says why).
+        local given=() option=""
         for arg in "$@"; do
+            if [ -n "$option" ]; then given+=("$option" "$arg"); option=""; continue; fi
             case "$arg" in
-                *dist.backend=horovod*) wants_mpi=1 ;;
+                --config|--set) option="$arg" ;;
+                --config=*|--set=*) given+=("$arg") ;;
             esac
-            if [ "$config" = next ]; then config="$arg"; fi
-            if [ "$arg" = --config ]; then config=next; fi
         done
-        if [ -n "$config" ] && [ -f "$config" ] && grep -Eq '^[[:space:]]+backend:[[:space:]]*horovod' "$config"; then
+        if [ "$(jeoparda_here config get dist.backend ${given[@]+"${given[@]}"} 2>/dev/null)" = horovod ]; then
             wants_mpi=1
+        else
+            wants_mpi=0
         fi
     fi
     if [ "$wants_mpi" = 1 ]; then echo "${JEOPARDA_SRUN_MPI:-pmix}"; else echo none; fi

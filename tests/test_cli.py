@@ -1,4 +1,5 @@
 """The command line: every --help explains itself, bad input gives one clear line."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +8,7 @@ import pytest
 
 from jeoparda.cli import build_parser, main
 
-SUBCOMMANDS = ["synth", "convert", "inspect", "train", "report", "models", "bench", "project", "sr"]
+SUBCOMMANDS = ["synth", "convert", "inspect", "train", "report", "models", "bench", "project", "sr", "config"]
 
 
 def test_python_dash_m_and_top_level_help():
@@ -111,3 +112,37 @@ def test_train_help_lists_every_shipped_recipe(capsys):
         main(["train", "--help"])
     text = capsys.readouterr().out.replace("\n", " ")
     assert recipes and all(name in text for name in recipes), recipes
+
+
+def test_config_get_prints_one_resolved_value(tmp_path, capsys):
+    layer = tmp_path / "run.yaml"
+    layer.write_text("dist:\n  backend: horovod\ntrain:\n  batch_size: 48\n")
+    cases = [(["dist.backend"], "ddp"), (["dist.backend", "--config", str(layer)], "horovod"),
+             (["dist.backend", "--config", str(layer), "--set", "dist.backend=single"], "single"),
+             (["train.batch_size", "--config", str(layer)], "48"), (["data.stage"], "false"),
+             (["train.compile"], ""),
+             (["data.augment", "--set", "data.augment.rot90=false"], "flip: true\nrot90: false")]
+    for argv, expected in cases:
+        assert main(["config", "get", *argv]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(expected + "\n"), (argv, out)
+    assert main(["config", "get", "dist.backnd"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown key" in err and "did you mean dist.backend?" in err and len(err.splitlines()) == 1
+    assert main(["config", "get", "train.epochs", "--set", "train.epochs=x"]) == 1
+    assert "train.epochs must be an integer" in capsys.readouterr().err
+
+
+def test_bench_loader_takes_config_and_set_and_its_flags_win(tmp_path, capsys):
+    layer = tmp_path / "loader.yaml"
+    layer.write_text("data:\n  backend: synthetic\n  synthetic_patches: 16\n  workers: 0\ntrain:\n  batch_size: 4\n")
+    base = ["bench", "loader", "--config", str(layer), "--steps", "1", "--warmup", "0", "--json"]
+    assert main(base) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (result["backend"], result["batch_size"]) == ("synthetic", 4)
+    assert main([*base, "--set", "train.batch_size=2"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["batch_size"] == 2
+    assert main([*base, "--set", "train.batch_size=2", "--batch-size", "3"]) == 0  # a given flag overrides
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["batch_size"] == 3
+    assert main([*base, "--set", "data.backnd=torch"]) == 1
+    assert "did you mean data.backend?" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Sequence
 
 from jeoparda import __version__
-from jeoparda.cli import bench, data, predict, project, superres, train
+from jeoparda.cli import bench, config, data, predict, project, superres, train
 from jeoparda.errors import JeopardaError
 
 DESCRIPTION = """\
@@ -24,6 +24,7 @@ Typical flow:
   jeoparda project --from RUN --system a100-hdr200  # projected scaling to 1,024 GPUs
   jeoparda predict --checkpoint CKPT --data DATA --tile TILE --out map.tif  # FCN: a tile as a class map
   jeoparda sr train --data ARCHIVE --out sr.pt      # learned 20/60 m -> 10 m (then convert --resample learned)
+  jeoparda config get dist.backend --config FILE    # one value of the resolved configuration
 """
 
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_predict(sub)
     project.add_project(sub)
     superres.add_sr(sub)
+    config.add_config(sub)
     return parser
 
 

@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from jeoparda.backend_tables import DATA_BACKENDS, DIST_BACKENDS
 from jeoparda.cli.common import add_config_args, positive_int
+
+if TYPE_CHECKING:
+    from jeoparda.config import RunConfig
 
 
 def add_bench(sub: argparse._SubParsersAction) -> None:
@@ -22,17 +28,22 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
         description="Run the input pipeline alone (no model): warm-up steps, then timed steps, "
         "cycling epochs. Prints images/s and MB/s (raw shard bytes: 345,600 per patch). With "
         "--json the last line is one JSON object (images_per_s, mb_per_s, backend, batch_size, "
-        "steps, ...). Under mpirun/srun every rank runs its share; rank 0 prints.")
-    lo.add_argument("--data", type=Path, default=None, help="converted data set (optional for synthetic)")
+        "steps, ...). Under mpirun/srun every rank runs its share; rank 0 prints. The pipeline is "
+        "configured as for jeoparda train (--config/--set: data.* and train.batch_size); the flags "
+        "below, where given, override those keys.")
+    add_config_args(lo)
+    lo.add_argument("--data", type=Path, default=None,
+                    help="converted data set, data.path (optional for synthetic)")
     lo.add_argument("--split", default="train", help="split to read (default train)")
-    lo.add_argument("--backend", choices=["torch", "dali", "synthetic"], default="torch")
-    lo.add_argument("--batch-size", type=positive_int, default=32, help="per worker (default 32)")
+    lo.add_argument("--backend", choices=list(DATA_BACKENDS), default=None,
+                    help="data.backend (default torch)")
+    lo.add_argument("--batch-size", type=positive_int, default=None, help="per worker, train.batch_size (default 32)")
     lo.add_argument("--steps", type=positive_int, default=50, help="timed steps (default 50)")
     lo.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
-    lo.add_argument("--workers", type=int, default=2,
-                    help="reader processes (torch) or CPU threads (dali); default 2")
+    lo.add_argument("--workers", type=int, default=None,
+                    help="data.workers: reader processes (torch) or CPU threads (dali); default 2")
     lo.add_argument("--no-augment", action="store_true", help="switch flips and rotations off")
-    lo.add_argument("--stage", metavar="DIR", help="stage shards to node-local DIR first")
+    lo.add_argument("--stage", metavar="DIR", help="stage shards to node-local DIR first (data.stage, data.stage_dir)")
     lo.add_argument("--json", action="store_true", help="end with one JSON line")
     lo.set_defaults(func=_run_bench_loader)
     tr = bench.add_parser(
@@ -73,7 +84,9 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
         "the gradient size of ResNet50, about 94 MB) with the chosen backend, as nccl-tests reports "
         "it: median time, algorithm bandwidth (bytes/time) and bus bandwidth (algbw x 2(n-1)/n). "
         "Run it under mpirun/srun/torchrun; rank 0 prints. It feeds the scaling projection.")
-    ar.add_argument("--backend", choices=["ddp", "horovod"], default="ddp", help="default ddp")
+    # single has no peers to reduce with
+    ar.add_argument("--backend", choices=[b for b in DIST_BACKENDS if b != "single"], default="ddp",
+                    help="default ddp")
     ar.add_argument("--max-bytes", type=positive_int, default=0, help="largest message (default ResNet50 gradients)")
     ar.add_argument("--iters", type=positive_int, default=20, help="timed calls per size (default 20)")
     ar.add_argument("--json", action="store_true", help="end with one JSON line")
@@ -81,18 +94,29 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
+def loader_config(args: argparse.Namespace) -> RunConfig:
+    """The configuration of ``bench loader``: --config/--set, then the flags that were given."""
+    from jeoparda.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    data: dict[str, Any] = {key: value for key, value in (("path", args.data and str(args.data)),
+                                                          ("backend", args.backend), ("workers", args.workers))
+                            if value is not None}
+    if args.no_augment:
+        data["augment"] = replace(cfg.data.augment, flip=False, rot90=False)
+    if args.stage:
+        data.update(stage=True, stage_dir=args.stage)
+    train = replace(cfg.train, batch_size=args.batch_size) if args.batch_size else cfg.train
+    return replace(cfg, data=replace(cfg.data, **data), train=train)
+
+
 def _run_bench_loader(args: argparse.Namespace) -> int:
     import json
 
     from jeoparda.bench.loader_bench import run
     from jeoparda.cluster.env import detect
-    from jeoparda.config import AugmentConfig, DataConfig, RunConfig, TrainConfig
 
-    aug = AugmentConfig(flip=False, rot90=False) if args.no_augment else AugmentConfig()
-    cfg = RunConfig(data=DataConfig(path=str(args.data or ""), backend=args.backend,
-                                    workers=args.workers, augment=aug, stage=bool(args.stage),
-                                    stage_dir=args.stage or ""),
-                    train=TrainConfig(batch_size=args.batch_size))
+    cfg = loader_config(args)
     env = detect()
     result = run(cfg, env, args.split, args.steps, args.warmup)
     if env.is_root:
@@ -166,24 +190,19 @@ def _run_bench_infer(args: argparse.Namespace) -> int:
     from jeoparda.bench.infer_bench import run
     from jeoparda.devices import parse_device
     from jeoparda.errors import JeopardaError
-    from jeoparda.models import create_model, model_kind
+    from jeoparda.models import create_model, load_trained, model_kind
 
     if model_kind(args.model) != "dense":
         raise JeopardaError(f"bench infer: {args.model} is a classification model; choose a dense one "
                             "(jeoparda models)")
-    model = create_model(args.model)
     if args.checkpoint:
-        from jeoparda.training import checkpoint
-
-        state = checkpoint.load(args.checkpoint)
-        if state["config"]["model"] != args.model:
-            raise JeopardaError(f"{args.checkpoint}: a checkpoint of {state['config']['model']}, not {args.model}")
-        heads = [state["model"][k] for k in ("classifier.weight", "heads.2.weight") if k in state["model"]]
-        model = create_model(args.model, num_classes=heads[0].shape[0] if heads else 19)
-        model.load_state_dict(state["model"])
+        trained = load_trained(args.checkpoint, name=args.model)
+        model, in_chans = trained.model, trained.in_chans
+    else:
+        model, in_chans = create_model(args.model), 12
     try:
         result = run(model, args.patches, parse_device(args.device), args.window, args.context, args.batch,
-                     repeat=args.repeat)
+                     in_chans=in_chans, repeat=args.repeat)
     except ValueError as exc:
         raise JeopardaError(f"bench infer: {exc}") from None
     print(f"{args.model}, {args.patches}x{args.patches} patches ({result['pixels']:,} pixels) on {result['device']}: "

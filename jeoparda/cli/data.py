@@ -5,10 +5,12 @@ import argparse
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from jeoparda.cli.common import positive_int
 from jeoparda.errors import JeopardaError
+from jeoparda.sources.kinds import ARCHIVE_KINDS, ArchiveKind, SynthRequest, kind_of_layout
 
 
 def add_synth(sub: argparse._SubParsersAction) -> None:
@@ -16,22 +18,14 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
         "synth", help="write a synthetic archive (BigEarthNet v1.0, v2.0 or rico-hdl LMDB layout)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write a synthetic archive that `jeoparda convert` reads like the real one.\n\n"
-        "  v1    BigEarthNet-S2 v1.0: one uint16 GeoTIFF per band at native resolution (120/60/20 px),\n"
-        "        labels JSON, split CSVs in OUT/splits/ (70/15/15) and the two noisy-patch lists.\n"
-        "  v2    BigEarthNet v2.0 GeoTIFF trees: BigEarthNet-S2/, BigEarthNet-S1/ (VV, VH in dB),\n"
-        "        Reference_Maps/ (CORINE codes; a patch's labels are the classes its map covers),\n"
-        "        metadata.parquet and the snow/cloud/shadow table.\n"
-        "  lmdb  BigEarthNet v2.0 as rico-hdl encodes it: one LMDB of safetensors blobs (S2 and S1)\n"
-        "        in OUT/BigEarthNet-lmdb/, the two parquet tables and Reference_Maps/.\n"
-        "  eurosat  EuroSAT_MS/<Class>/<Class>_<n>.tif: 64x64, 13 bands (B8A last, as distributed),\n"
-        "        ten classes in the real data set's proportions; one label per image.\n\n"
+        + _kinds_help(lambda kind: kind.layout, 4, lambda kind: kind.synth_summary, continuation=8) + "\n\n"
         "Every label has a spectral signature and texture, so models can learn from it.\n"
         "Deterministic for a seed.")
     p.add_argument("--out", type=Path, required=True, help="folder to create the archive in")
     p.add_argument("--patches", "--images", dest="patches", type=positive_int, required=True,
                    help="number of patches (EuroSAT: images)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--layout", choices=("v1", "v2", "lmdb", "eurosat"), default="v1",
+    p.add_argument("--layout", choices=[kind.layout for kind in ARCHIVE_KINDS.values()], default="v1",
                    help="archive layout to write (default v1)")
     p.add_argument("--block", action="store_true",
                    help="v2/lmdb: lay the patches side by side on one tile (a small tile for jeoparda predict) "
@@ -44,33 +38,32 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
 
 def _run_synth(args: argparse.Namespace) -> int:
     from jeoparda.progress import Progress
-    from jeoparda.sources.synth import synthesize
 
     if args.out.exists() and any(args.out.iterdir()):
         raise JeopardaError(f"{args.out}: folder is not empty; choose a new folder")
-    if args.block and args.layout not in ("v2", "lmdb"):
-        raise JeopardaError("--block is for the v2 and lmdb layouts (their patch names carry the tile grid)")
-    if args.sr_truth and args.layout != "v1":
-        raise JeopardaError("--sr-truth is for the v1 layout")
+    kind = kind_of_layout(args.layout)
+    if args.block and "block" not in kind.synth_options:
+        raise JeopardaError(f"--block is for the {_layouts_taking('block')} layouts (their patch names carry the "
+                            "tile grid)")
+    if args.sr_truth and "sr_truth" not in kind.synth_options:
+        raise JeopardaError(f"--sr-truth is for the {_layouts_taking('sr_truth')} layout")
     bar = Progress(args.patches, "synth")
-    if args.layout == "v1":
-        splits = synthesize(args.out, args.patches, args.seed, progress=bar.update, truth=args.sr_truth)
-    elif args.layout == "eurosat":
-        from jeoparda.sources.synth_eurosat import synthesize_eurosat
-
-        written = synthesize_eurosat(args.out, args.patches, args.seed, progress=bar.update)["all"]
-        bar.close()
-        print(f"wrote {len(written)} images to {args.out}/EuroSAT_MS (splits: convert's class-stratified 70/20/10)")
-        return 0
-    else:
-        from jeoparda.sources.synth_v2 import synthesize_v2
-
-        splits = synthesize_v2(args.out, args.patches, args.seed, lmdb=args.layout == "lmdb", progress=bar.update,
-                               block=args.block)
+    line = kind.load("writer")(args.out, SynthRequest(args.patches, args.seed, progress=bar.update, block=args.block,
+                                             sr_truth=args.sr_truth))
     bar.close()
-    print(f"wrote {args.patches} patches to {args.out} "
-          f"(train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])})")
+    print(line)
     return 0
+
+
+def _layouts_taking(option: str) -> str:
+    return " and ".join(k.layout for k in ARCHIVE_KINDS.values() if option in k.synth_options)
+
+
+def _kinds_help(key: Callable[[ArchiveKind], str], width: int, text: Callable[[ArchiveKind], str],
+                continuation: int) -> str:
+    """One aligned paragraph per archive kind: its key, two spaces, its text (continued lines indented)."""
+    return "\n".join(f"  {key(kind).ljust(width)}  " + text(kind).replace("\n", "\n" + " " * continuation)
+                     for kind in ARCHIVE_KINDS.values())
 
 
 def add_convert(sub: argparse._SubParsersAction) -> None:
@@ -83,10 +76,7 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
         description="Convert an archive into sharded HDF5, format v2 (docs/data-format.md): every band\n"
         "at 10 m (120x120), uint16, canonical band order, 19-class labels, train-split band\n"
         "statistics and a SHA-256 per shard in OUT/manifest.json. The archive kind is detected:\n\n"
-        "  bigearthnet-v1  BigEarthNet-v1.0/<patch>/... with split CSVs (43 labels kept too)\n"
-        "  bigearthnet-v2  metadata.parquet + BigEarthNet-S2/ (+ BigEarthNet-S1/, Reference_Maps/)\n"
-        "  rico-lmdb       metadata.parquet + an LMDB folder holding data.mdb (+ Reference_Maps/)\n"
-        "  eurosat         EuroSAT_MS/<Class>/*.tif (13 bands, 64x64, one class each; task singlelabel)\n\n"
+        + _kinds_help(lambda kind: kind.name, 14, lambda kind: kind.summary, continuation=18) + "\n\n"
         "v2.0: splits come from metadata.parquet; snow/cloud/shadow patches are left out unless\n"
         "--include-noisy; reference maps (Reference_Maps/ beside the tables, or --reference-maps)\n"
         "become per-pixel 'masks' (19 classes, 255 = none); --with-s1 adds Sentinel-1 VV, VH.\n\n"
@@ -99,7 +89,7 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", type=Path, required=True,
                    help="the archive folder (for v1.0: BigEarthNet-v1.0 or the folder holding it; for "
                    "v2.0: the folder holding metadata.parquet)")
-    p.add_argument("--format", choices=("auto", "bigearthnet-v1", "bigearthnet-v2", "rico-lmdb", "eurosat"),
+    p.add_argument("--format", choices=("auto", *ARCHIVE_KINDS),
                    default="auto", help="archive kind (default: detected)")
     p.add_argument("--with-s1", action="store_true",
                    help="v2.0: store Sentinel-1 VV, VH (dB) as 's1' beside the optical bands")

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from jeoparda.cli.common import positive_int
-from jeoparda.errors import JeopardaError
 
 
 def add_predict(sub: argparse._SubParsersAction) -> None:
@@ -41,26 +40,13 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 def _run_predict(args: argparse.Namespace) -> int:
     from jeoparda.devices import parse_device
     from jeoparda.inference.predict import predict_tile
-    from jeoparda.models import create_model, model_kind
-    from jeoparda.training import checkpoint
+    from jeoparda.models import load_trained
 
     accel = parse_device(args.device)  # a wrong --device is said before the checkpoint is read
-    state = checkpoint.load(args.checkpoint)
-    config = state.get("config") or {}
-    name = config.get("model")
-    if not name or "model" not in state:
-        raise JeopardaError(f"{args.checkpoint}: not a jeoparda training checkpoint (no model or config)")
-    if model_kind(name) != "dense":
-        raise JeopardaError(f"{args.checkpoint}: a checkpoint of {name}, a classification model; predict needs "
-                            "a dense one trained for segmentation (e.g. benchmarks/configs/fcn_bigearthnet.yaml)")
-    weights = state["model"]
-    heads = [weights[k] for k in ("classifier.weight", "heads.2.weight") if k in weights]
-    stems = [v for k, v in weights.items() if v.ndim == 4]
-    if not heads or not stems:
-        raise JeopardaError(f"{args.checkpoint}: cannot tell the classes and channels of {name} from its weights")
-    model = create_model(name, in_chans=stems[0].shape[1], num_classes=heads[0].shape[0])
-    model.load_state_dict(weights)
-    bands_spec = (config.get("data") or {}).get("bands", "")
+    trained = load_trained(args.checkpoint, kind="dense", hint="predict needs a dense one trained for segmentation "
+                           "(e.g. benchmarks/configs/fcn_bigearthnet.yaml)")
+    model = trained.model
+    bands_spec = (trained.config.get("data") or {}).get("bands", "")
     summary = predict_tile(model, args.data, args.split, args.tile, args.out, window=args.window,
                            overlap=args.overlap, probabilities=args.probabilities, max_pixels=args.max_pixels,
                            bands_spec=bands_spec, accel=accel)

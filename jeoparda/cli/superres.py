@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jeoparda.backend_tables import DIST_BACKENDS
 from jeoparda.cli.common import positive_int
 from jeoparda.errors import JeopardaError
 
@@ -64,7 +65,7 @@ def _add_train(actions: argparse._SubParsersAction) -> None:
     p.add_argument("--mtf", type=float, default=d.mtf,
                    help=f"Gaussian blur's response at the coarse Nyquist frequency (default {d.mtf:g})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
-    p.add_argument("--backend", choices=("ddp", "horovod", "single"), default=d.backend,
+    p.add_argument("--backend", choices=list(DIST_BACKENDS), default=d.backend,
                    help=f"data-parallel backend (default {d.backend})")
     p.set_defaults(func=_run_train)
 

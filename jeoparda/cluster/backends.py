@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from jeoparda.backend_tables import DIST_BACKENDS
 from jeoparda.cluster.env import ClusterEnv, Rendezvous, rendezvous
 from jeoparda.config import DistConfig
 from jeoparda.errors import JeopardaError
@@ -255,12 +256,10 @@ class HorovodBackend(Backend):
         self.hvd.shutdown()
 
 
-BACKENDS = {"single": Backend, "ddp": DDPBackend, "horovod": HorovodBackend}
-
-
 def create_backend(env: ClusterEnv, cfg: DistConfig, collectives: str = "gloo") -> Backend:
     """The backend ``cfg.backend``, initialised; ``collectives`` is the torch.distributed backend for
-    the tensors of this process (jeoparda.devices.collectives())."""
-    backend = BACKENDS[cfg.backend](env, cfg, collectives)
+    the tensors of this process (jeoparda.devices.collectives()). The names live in
+    jeoparda.backend_tables.DIST_BACKENDS."""
+    backend = DIST_BACKENDS[cfg.backend].load()(env, cfg, collectives)
     backend.init()
     return backend

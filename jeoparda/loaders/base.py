@@ -139,8 +139,9 @@ class Loader:
     """Base of the backends: epochs, steps and mixup; subclasses implement ``_batches``."""
 
     def __init__(self, cfg: RunConfig, env: ClusterEnv, split: str, source: SplitSource | None,
-                 accel: Accelerator) -> None:
+                 accel: Accelerator, task: Task | None = None) -> None:
         self.cfg, self.env, self.split, self.source, self.accel = cfg, env, split, source, accel
+        self.target_task = task  # the run's task (the source's, when there is a source)
         self.device = accel.device  # where the batches' tensors live
         self.batch_size = cfg.train.batch_size
         self.train = split == "train"

@@ -16,15 +16,9 @@ from jeoparda.loaders.bands import choose_bands
 from jeoparda.loaders.base import Batch, Loader, SplitSource
 from jeoparda.loaders.partition import EpochPlan
 from jeoparda.sentinel2 import BAND_NAMES, TARGET_SIZE
-from jeoparda.tasks import TASKS, Task
+from jeoparda.tasks import Task
 
 DEFAULT_PATCHES = 1024
-
-
-def synthetic_offers() -> list[str]:
-    """The tasks whose targets the backend makes without a data set: every task's (each task
-    draws its own, :meth:`jeoparda.tasks.Task.synthetic_labels`)."""
-    return list(dict.fromkeys(task.targets for task in TASKS.values()))
 
 
 class SyntheticLoader(Loader):
@@ -34,8 +28,8 @@ class SyntheticLoader(Loader):
 
     def __init__(self, cfg: RunConfig, env: ClusterEnv, split: str, source: SplitSource | None,
                  accel: Accelerator, task: Task) -> None:
-        super().__init__(cfg, env, split, source, accel)
-        self.target_task = task
+        super().__init__(cfg, env, split, source, accel, task)
+        self.target_task: Task = task
 
     def plan(self) -> EpochPlan:
         if self.source is not None:

@@ -102,7 +102,3 @@ class Source(ABC):
 
     def close(self) -> None:  # noqa: B027  (a default, not an abstract method: most sources hold nothing open)
         """Release open files (an LMDB environment); the source opens them again when read."""
-
-    def describe(self) -> str:
-        """One line for the convert summary: the kind and where it was found."""
-        return f"{self.kind} at {self.root}"

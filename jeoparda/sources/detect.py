@@ -1,4 +1,8 @@
-"""Which archive kind a folder holds, and the matching reader (``--format`` overrides detection)."""
+"""Which archive kind a folder holds, and the matching reader (``--format`` overrides detection).
+
+The kinds are those of jeoparda.sources.kinds.ARCHIVE_KINDS; the functions its entries name
+(what a folder lacks to be of a kind, the reader, the synthetic writer) are here.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,10 +15,9 @@ from jeoparda.sources.bigearthnet_v1 import ARCHIVE_DIRNAME, LABELS_SUFFIX, BigE
 from jeoparda.sources.bigearthnet_v2 import MAPS_DIR, S2_DIR, BigEarthNetV2
 from jeoparda.sources.eurosat import EuroSAT
 from jeoparda.sources.eurosat import find_root as find_eurosat
+from jeoparda.sources.kinds import ARCHIVE_KINDS, SynthRequest
 from jeoparda.sources.reben_metadata import METADATA
 from jeoparda.sources.rico_lmdb import RicoLMDB, find_lmdb
-
-FORMATS = ("bigearthnet-v1", "bigearthnet-v2", "rico-lmdb", "eurosat")
 
 
 @dataclass(frozen=True)
@@ -38,63 +41,35 @@ def _looks_v1(source: Path) -> bool:
     return any((c / f"{c.name}{LABELS_SUFFIX}").is_file() for c, _ in zip(folders, range(10), strict=False))
 
 
-def detect_format(source: Path) -> str:
-    """bigearthnet-v1 | bigearthnet-v2 | rico-lmdb, from what lies in ``source``."""
-    source = Path(source)
-    if not source.is_dir():
-        raise JeopardaError(f"{source}: archive folder not found")
-    if (source / METADATA).is_file():
-        if find_lmdb(source) is not None:
-            return "rico-lmdb"  # faster to read than the GeoTIFF tree when both are there
-        if (source / S2_DIR).is_dir():
-            return "bigearthnet-v2"
-        raise JeopardaError(f"{source}: has {METADATA} but neither a {S2_DIR}/ folder nor an LMDB "
-                            "(a folder holding data.mdb)")
-    if _looks_v1(source):
-        return "bigearthnet-v1"
-    if find_eurosat(source) is not None:
-        return "eurosat"
-    raise JeopardaError(f"{source}: not a known archive layout (BigEarthNet-v1.0 folder, {METADATA} with "
-                        f"{S2_DIR}/ or an LMDB, or EuroSAT class folders); see docs/convert.md")
+def _no_metadata(source: Path) -> str | None:
+    return None if (source / METADATA).is_file() else f"there is no {METADATA}"
 
 
-def _check_format(opts: SourceOptions, kind: str) -> None:
-    source = Path(opts.source)
-    if kind == "bigearthnet-v1" and not _looks_v1(source):
-        raise JeopardaError(f"{source}: --format bigearthnet-v1 but no patch folders with labels JSON found")
-    if kind in ("bigearthnet-v2", "rico-lmdb") and not (source / METADATA).is_file():
-        raise JeopardaError(f"{source}: --format {kind} but there is no {METADATA}")
-    if kind == "bigearthnet-v2" and not (source / S2_DIR).is_dir():
-        raise JeopardaError(f"{source}: --format bigearthnet-v2 but there is no {S2_DIR}/ folder")
-    if kind == "rico-lmdb" and find_lmdb(source) is None:
-        raise JeopardaError(f"{source}: --format rico-lmdb but no LMDB (a folder holding data.mdb) found")
-    if kind == "eurosat" and find_eurosat(source) is None:
-        raise JeopardaError(f"{source}: --format eurosat but no EuroSAT class folders found")
+def v1_problem(source: Path) -> str | None:
+    return None if _looks_v1(source) else "no patch folders with labels JSON found"
 
 
-def open_source(opts: SourceOptions) -> Source:
-    """The reader for ``opts.source``, of the detected or the given format."""
-    if opts.format == "auto":
-        kind = detect_format(opts.source)
-    elif opts.format in FORMATS:
-        if not Path(opts.source).is_dir():
-            raise JeopardaError(f"{opts.source}: archive folder not found")
-        kind = opts.format
-        _check_format(opts, kind)
-    else:
-        raise JeopardaError(f"--format {opts.format!r}: choose one of auto, {', '.join(FORMATS)}")
-    if kind in ("bigearthnet-v1", "eurosat"):
-        for flag, given in (("--with-s1", opts.with_s1), ("--reference-maps", opts.reference_maps),
-                            ("--include-noisy", opts.include_noisy)):
-            if given:
-                raise JeopardaError(f"{opts.source}: {flag} applies to BigEarthNet v2.0; this is "
-                                    + ("a v1.0 archive" if kind == "bigearthnet-v1" else "EuroSAT"))
-    if kind == "bigearthnet-v1":
-        return BigEarthNetV1(opts.source, opts.splits_dir, opts.excludes)
-    if kind == "eurosat":
-        if opts.excludes:
-            raise JeopardaError("--exclude applies to BigEarthNet v1.0 archives")
-        return EuroSAT(opts.source, opts.splits_dir)
+def v2_problem(source: Path) -> str | None:
+    return _no_metadata(source) or (None if (source / S2_DIR).is_dir() else f"there is no {S2_DIR}/ folder")
+
+
+def rico_problem(source: Path) -> str | None:
+    return _no_metadata(source) or (None if find_lmdb(source) is not None
+                                    else "no LMDB (a folder holding data.mdb) found")
+
+
+def eurosat_problem(source: Path) -> str | None:
+    return None if find_eurosat(source) is not None else "no EuroSAT class folders found"
+
+
+def _refuse_v2_options(opts: SourceOptions, what: str) -> None:
+    for flag, given in (("--with-s1", opts.with_s1), ("--reference-maps", opts.reference_maps),
+                        ("--include-noisy", opts.include_noisy)):
+        if given:
+            raise JeopardaError(f"{opts.source}: {flag} applies to BigEarthNet v2.0; this is {what}")
+
+
+def _v2_options(opts: SourceOptions) -> dict[str, Any]:
     if opts.excludes:
         raise JeopardaError("--exclude applies to v1.0 archives; v2.0 leaves out the patches of "
                             "metadata_for_patches_with_snow_cloud_or_shadow.parquet (keep them with --include-noisy)")
@@ -103,8 +78,86 @@ def open_source(opts: SourceOptions) -> Source:
         maps = Path(opts.source) / MAPS_DIR
     if maps is not None and not Path(maps).is_dir():
         raise JeopardaError(f"{maps}: reference-map folder not found")
-    kw: dict[str, Any] = {"with_s1": opts.with_s1, "maps": maps, "include_noisy": opts.include_noisy,
-          "splits_dir": opts.splits_dir}
-    if kind == "rico-lmdb":
-        return RicoLMDB(opts.source, **kw)
-    return BigEarthNetV2(opts.source, **kw)
+    return {"with_s1": opts.with_s1, "maps": maps, "include_noisy": opts.include_noisy, "splits_dir": opts.splits_dir}
+
+
+def open_v1(opts: SourceOptions) -> Source:
+    _refuse_v2_options(opts, "a v1.0 archive")
+    return BigEarthNetV1(opts.source, opts.splits_dir, opts.excludes)
+
+
+def open_eurosat(opts: SourceOptions) -> Source:
+    _refuse_v2_options(opts, "EuroSAT")
+    if opts.excludes:
+        raise JeopardaError("--exclude applies to BigEarthNet v1.0 archives")
+    return EuroSAT(opts.source, opts.splits_dir)
+
+
+def _splits_line(out: Path, request: SynthRequest, splits: dict[str, list[str]]) -> str:
+    return (f"wrote {request.patches} patches to {out} "
+            f"(train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])})")
+
+
+def synth_v1(out: Path, request: SynthRequest) -> str:
+    from jeoparda.sources.synth import synthesize
+
+    return _splits_line(out, request, synthesize(out, request.patches, request.seed, progress=request.progress,
+                                                 truth=request.sr_truth))
+
+
+def synth_v2(out: Path, request: SynthRequest, lmdb: bool = False) -> str:
+    from jeoparda.sources.synth_v2 import synthesize_v2
+
+    return _splits_line(out, request, synthesize_v2(out, request.patches, request.seed, lmdb=lmdb,
+                                                    progress=request.progress, block=request.block))
+
+
+def open_v2(opts: SourceOptions) -> Source:
+    return BigEarthNetV2(opts.source, **_v2_options(opts))
+
+
+def open_rico(opts: SourceOptions) -> Source:
+    return RicoLMDB(opts.source, **_v2_options(opts))
+
+
+def synth_lmdb(out: Path, request: SynthRequest) -> str:
+    return synth_v2(out, request, lmdb=True)
+
+
+def synth_eurosat(out: Path, request: SynthRequest) -> str:
+    from jeoparda.sources.synth_eurosat import synthesize_eurosat
+
+    written = synthesize_eurosat(out, request.patches, request.seed, progress=request.progress)["all"]
+    return f"wrote {len(written)} images to {out}/EuroSAT_MS (splits: convert's class-stratified 70/20/10)"
+
+
+def detect_format(source: Path) -> str:
+    """The name of the archive kind that lies in ``source`` (see ARCHIVE_KINDS)."""
+    source = Path(source)
+    if not source.is_dir():
+        raise JeopardaError(f"{source}: archive folder not found")
+    for kind in sorted(ARCHIVE_KINDS.values(), key=lambda k: -k.priority):
+        if kind.load("problem")(source) is None:
+            return kind.name
+    if (source / METADATA).is_file():
+        raise JeopardaError(f"{source}: has {METADATA} but neither a {S2_DIR}/ folder nor an LMDB "
+                            "(a folder holding data.mdb)")
+    raise JeopardaError(f"{source}: not a known archive layout (BigEarthNet-v1.0 folder, {METADATA} with "
+                        f"{S2_DIR}/ or an LMDB, or EuroSAT class folders); see docs/convert.md")
+
+
+def open_source(opts: SourceOptions) -> Source:
+    """The reader for ``opts.source``, of the detected or the given format."""
+    if opts.format == "auto":
+        kind = ARCHIVE_KINDS[detect_format(opts.source)]
+    elif opts.format in ARCHIVE_KINDS:
+        if not Path(opts.source).is_dir():
+            raise JeopardaError(f"{opts.source}: archive folder not found")
+        kind = ARCHIVE_KINDS[opts.format]
+        problem = kind.load("problem")(Path(opts.source))
+        if problem is not None:
+            raise JeopardaError(f"{opts.source}: --format {kind.name} but {problem}")
+    else:
+        raise JeopardaError(f"--format {opts.format!r}: choose one of auto, {', '.join(ARCHIVE_KINDS)}")
+    source: Source = kind.load("reader")(opts)
+    return source

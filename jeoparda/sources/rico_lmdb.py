@@ -86,9 +86,6 @@ class RicoLMDB(ReBENSource):
             self._env.close()
             self._env = None
 
-    def describe(self) -> str:
-        return f"{self.kind} at {self.lmdb_dir}, tables in {self.source}"
-
     def present(self) -> set[str]:
         with self._open().begin() as txn:
             keys = {bytes(k).decode("utf-8", "replace") for k in txn.cursor().iternext(keys=True, values=False)}

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from jeoparda.errors import JeopardaError
+from jeoparda.models.trained import read_checkpoint
 
 PATTERN = "checkpoint-e{epoch:04d}-s{step:06d}.pt"
 
@@ -35,7 +35,5 @@ def newest(run_dir: Path) -> Path | None:
 
 
 def load(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a damaged file raises many kinds
-        raise JeopardaError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+    """The checkpoint's contents (jeoparda.models.trained reads the format; load_trained rebuilds the model)."""
+    return read_checkpoint(path)

@@ -25,6 +25,19 @@ with open(os.environ["RECORD"], "a") as fh:
     print(fh.tell())  # a distinct job id, for the stand-in sbatch
 sys.exit(int(os.environ.get("{var}", "0")))
 """
+# The jobs ask jeoparda questions on the batch host (jeoparda config get): this checkout answers, directly
+# or as if inside the image (apptainer exec [OPTIONS] IMAGE jeoparda ARGS...).
+JEOPARDA = """#!{python}
+import sys
+sys.path.insert(0, {repo!r})
+from jeoparda.cli import main
+sys.exit(main())
+"""
+APPTAINER = """#!/bin/bash
+while [ "$#" -gt 0 ] && [ "$1" != jeoparda ]; do shift; done
+shift
+exec jeoparda "$@"
+"""
 
 
 def run_script(tmp_path, argv, srun_exit=0, **env_extra):
@@ -33,6 +46,10 @@ def run_script(tmp_path, argv, srun_exit=0, **env_extra):
     bin_dir.mkdir(exist_ok=True)
     for name, var in (("srun", "SRUN_EXIT"), ("sbatch", "SBATCH_EXIT"), ("scontrol", "SCONTROL_EXIT")):
         (bin_dir / name).write_text(RECORDER.format(python=sys.executable, name=name, var=var))
+        (bin_dir / name).chmod(0o755)
+    (bin_dir / "jeoparda").write_text(JEOPARDA.format(python=sys.executable, repo=str(REPO)))
+    (bin_dir / "apptainer").write_text(APPTAINER)
+    for name in ("jeoparda", "apptainer"):
         (bin_dir / name).chmod(0o755)
     record = tmp_path / "calls.jsonl"
     record.unlink(missing_ok=True)
@@ -217,3 +234,23 @@ def test_every_launched_srun_kills_the_step_when_a_rank_stops(tmp_path, argv, co
     for call in sruns:
         command = call.index("apptainer" if container else "jeoparda")
         assert "--kill-on-bad-exit=1" in call[1:command], call
+
+
+def test_mpi_plugin_follows_the_resolved_configuration(tmp_path):
+    """The train scripts ask `jeoparda config get dist.backend` (no YAML read by the shell): a config
+    file, --set=KEY=VALUE and a later --set all count, inside the image too; an invalid one gives none."""
+    horovod = tmp_path / "hvd.yaml"
+    horovod.write_text("dist:\n  backend: horovod   # Horovod\n")
+    image = tmp_path / "img.sif"
+    image.write_bytes(b"x")
+    for argv, extra, plugin in [
+        (["--config", str(horovod)], {}, "pmix"),
+        (["--config", str(horovod), "--set", "dist.backend=ddp"], {}, "none"),
+        (["--set=dist.backend=horovod"], {}, "pmix"),
+        (["--set", "dist.backend=horovod"], {"JEOPARDA_CONTAINER": str(image)}, "pmix"),
+        (["--set", "dist.nope=1"], {}, "none"),
+    ]:
+        proc, calls = run_script(tmp_path, ["slurm/train_resnet18.sh", *argv], **extra)
+        assert proc.returncode == 0, proc.stderr
+        assert calls[0][1] == f"--mpi={plugin}", argv
+    assert "grep" not in (REPO / "slurm" / "common.sh").read_text()
