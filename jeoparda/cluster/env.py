@@ -22,6 +22,7 @@ _SLURM_NODES: Keys = ("SLURM_STEP_NUM_NODES", "SLURM_NNODES", "SLURM_JOB_NUM_NOD
 #: (node 0) to ranks on every node.
 _SLURM_NODE: Keys = ("SLURM_NODEID",)
 _SLURM_TASK: tuple[str, str] = ("SLURM_PROCID", "SLURM_NTASKS")
+_SLURM_CPUS = "SLURM_CPUS_PER_TASK"
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class ClusterEnv:
     hostname: str = ""
     job_id: str | None = None
     node: int = -1  # this rank's node index, 0 .. nodes-1; -1: rank // local_size (block placement)
+    cpus_per_task: int = 0  # the CPUs Slurm gives each task (--cpus-per-task); 0: not set
 
     def __post_init__(self) -> None:
         if self.node < 0:
@@ -110,6 +112,8 @@ def detect(environ: Mapping[str, str] | None = None) -> ClusterEnv:
     env = os.environ if environ is None else environ
     hostname = socket.gethostname()
     job_id = env.get("SLURM_JOB_ID")
+    per_task = env.get(_SLURM_CPUS, "")
+    cpus = int(per_task) if per_task.isdigit() else 0  # anything else: not a count, not a limit
     for row in LAUNCHERS:
         if row.marker not in env:
             continue
@@ -119,8 +123,8 @@ def detect(environ: Mapping[str, str] | None = None) -> ClusterEnv:
         rank = _int(env, row.rank, 0)
         return ClusterEnv(rank=rank, world_size=world, local_rank=_int(env, row.local_rank, 0),
                           local_size=local_size, nodes=nodes, launcher=row.name, hostname=hostname,
-                          job_id=job_id, node=_node(env, row, rank, world, nodes))
-    return ClusterEnv(hostname=hostname, job_id=job_id)
+                          job_id=job_id, node=_node(env, row, rank, world, nodes), cpus_per_task=cpus)
+    return ClusterEnv(hostname=hostname, job_id=job_id, cpus_per_task=cpus)
 
 
 def first_slurm_host(nodelist: str) -> str:

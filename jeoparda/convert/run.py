@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jeoparda.cluster.env import ClusterEnv
+from jeoparda.cluster.session import agree, mpi_world, root_decides
 from jeoparda.cluster.slots import set_slot
 from jeoparda.convert.assemble import Upsampler, shard_arrays
 from jeoparda.convert.plan import Chunk, ConvertOptions, Plan, make_plan
@@ -37,10 +38,6 @@ Tick = Callable[[int], None]
 
 class StrictStop(Exception):
     """First damaged patch under --strict; the message names the file."""
-
-
-class QuietExit(JeopardaError):
-    """Non-zero exit on ranks other than 0, whose message rank 0 already printed."""
 
 
 def _records_dir(out: Path) -> Path:
@@ -218,40 +215,12 @@ def convert_local(chunks: list[Chunk], plan: Plan, opts: ConvertOptions,
     return records
 
 
-def _mpi_comm(env: ClusterEnv) -> Any:
-    if not env.is_distributed:
-        return None
-    try:
-        from mpi4py import MPI
-    except ImportError:
-        raise JeopardaError(f"running as rank {env.rank} of {env.world_size} ({env.launcher}) needs "
-                            "mpi4py: pip install 'jeoparda[mpi]'") from None
-    comm = MPI.COMM_WORLD
-    if comm.Get_size() != env.world_size:
-        raise JeopardaError(f"MPI sees {comm.Get_size()} ranks but the launcher says "
-                            f"{env.world_size}; with srun use --mpi=pmix")
-    return comm
-
-
-def _collective(comm: Any, value: Any) -> Any:
-    """Rank 0's ``value`` on every rank (identity without MPI)."""
-    return value if comm is None else comm.bcast(value, root=0)
-
-
 def run_conversion(opts: ConvertOptions, env: ClusterEnv,
                    make_tick: Callable[[int], Tick]) -> tuple[dict[str, Any], str]:
     """Convert (or resume) and return (manifest, state) on every rank."""
-    comm = _mpi_comm(env)
+    comm = mpi_world(env)
     plan = make_plan(opts)
-    state = error = None
-    if env.is_root:
-        try:
-            state = prepare_out(opts, plan)
-        except JeopardaError as exc:
-            error = str(exc)
-    state, error = _collective(comm, (state, error))
-    if error:
-        raise JeopardaError(error) if env.is_root else QuietExit("")
+    state = root_decides(comm, lambda: prepare_out(opts, plan))
     out = Path(opts.out)
     if state == "complete":
         return json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8")), state
@@ -262,14 +231,10 @@ def run_conversion(opts: ConvertOptions, env: ClusterEnv,
         records = convert_local(mine, plan, opts, tick, env.local_rank)
     except StrictStop as exc:
         failure = str(exc)
-    gathered = [(records, failure)] if comm is None else comm.allgather((records, failure))
-    failures = [f for _, f in gathered if f]
-    if failures:
-        raise JeopardaError(failures[0]) if env.is_root else QuietExit("")
-    manifest = build_manifest(plan, opts, [r for recs, _ in gathered for r in recs])
+    agree(comm, failure)
+    manifest = build_manifest(plan, opts, [r for recs in comm.gather_objects(records) for r in recs])
     if env.is_root:
         write_json_atomic(out / MANIFEST_NAME, manifest)
         shutil.rmtree(out / WORK_DIR, ignore_errors=True)
-    if comm is not None:
-        comm.Barrier()
+    comm.barrier()
     return manifest, state

@@ -7,12 +7,12 @@ file with those figures in it.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import torch
 from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.backends import create_backend
 from jeoparda.cluster.env import ClusterEnv, detect
+from jeoparda.cluster.session import agree, prepare_run_dir, replica_digests, root_decides, run_folder
 from jeoparda.config import DistConfig
 from jeoparda.devices import bind_gpu, collectives
 from jeoparda.errors import JeopardaError
@@ -33,7 +34,6 @@ from jeoparda.superres.model_file import SRModel, save_model
 from jeoparda.superres.network import SRPair
 from jeoparda.superres.pairs import GROUPS
 from jeoparda.superres.windows import WindowPool
-from jeoparda.training.launch import default_run_dir
 from jeoparda.training.loop import auto_threads
 from jeoparda.training.results import RESULTS_NAME, ResultsLog, git_sha, versions
 
@@ -80,21 +80,6 @@ def _cosine(steps: int) -> Callable[[int], float]:
     return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
 
 
-def _state_sha(pair: SRPair) -> str:
-    h = hashlib.sha256()
-    for key, value in pair.state_dict().items():
-        h.update(key.encode())
-        h.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def _agree(backend: Any, problem: str | None) -> None:
-    """A collective check: every rank raises the first rank's problem, if any rank has one."""
-    problems = [p for p in backend.gather_objects(problem) if p]
-    if problems:
-        raise JeopardaError(problems[0] if backend.rank == 0 else "")
-
-
 def _held_out(opts: SRTrainOptions) -> tuple[str, list]:
     """Evaluation patches: the eval split, else (with a warning) the training patches."""
     patches = [bands for _, bands in native_patches(opts.data, opts.eval_split, opts.eval_patches)]
@@ -123,12 +108,9 @@ def train_sr(opts: SRTrainOptions, say: Say = print) -> dict[str, Any]:
 def _train(opts: SRTrainOptions, env: ClusterEnv, backend: Any, accel: Accelerator, say: Say) -> dict[str, Any]:
     device = accel.device
     root = backend.rank == 0
-    run_dir = Path(backend.broadcast_object(str(opts.run_dir or default_run_dir("sr", env))))
+    run_dir = run_folder(backend, opts.run_dir, "sr", env)
+    root_decides(backend, partial(prepare_run_dir, run_dir, RESULTS_NAME, "choose another --run-dir"))
     log = ResultsLog(run_dir, root)
-    taken = root and log.path.exists()
-    _agree(backend, f"{run_dir}: already holds a run; choose another --run-dir" if taken else None)
-    if root:
-        run_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     pools, count = _pools(opts, backend)
     torch.manual_seed(opts.seed)
@@ -145,7 +127,7 @@ def _train(opts: SRTrainOptions, env: ClusterEnv, backend: Any, accel: Accelerat
     train_start = time.perf_counter()
     _steps(opts, backend, accel, pair, pools, log)
     train_s = time.perf_counter() - train_start
-    replica = backend.gather_objects(_state_sha(pair))
+    replica = replica_digests(backend, pair)
     if len(set(replica)) != 1:
         raise JeopardaError(f"ranks disagree on the trained weights ({len(set(replica))} versions)")
     patches = sum(backend.gather_objects(count))
@@ -163,9 +145,10 @@ def _pools(opts: SRTrainOptions, backend: Any) -> tuple[dict[str, WindowPool], i
     patches: list = []
     try:
         patches = load_split(opts.data, opts.split, opts.patches, (backend.rank, backend.world_size))
-        _agree(backend, None)
     except JeopardaError as exc:
-        _agree(backend, str(exc))
+        agree(backend, str(exc))
+    else:  # outside the try: the error agree() raises here must not enter a second round
+        agree(backend, None)
     bar = Progress(len(patches) * len(GROUPS), "sr pairs", enabled=backend.rank == 0)
     pools = {name: WindowPool(g, patches, opts.mtf, bar.update) for name, g in GROUPS.items()}
     bar.close()

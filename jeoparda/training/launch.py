@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import contextlib
-import time
-import warnings
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -12,6 +11,8 @@ import torch
 from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.backends import Backend, create_backend
 from jeoparda.cluster.env import ClusterEnv, detect
+from jeoparda.cluster.session import prepare_run_dir as prepare_folder
+from jeoparda.cluster.session import root_decides, run_folder
 from jeoparda.config import RunConfig, dump_config
 from jeoparda.devices import bind_gpu, collectives
 from jeoparda.errors import JeopardaError
@@ -21,25 +22,10 @@ from jeoparda.training.loop import Say, Trainer, configure_threads
 from jeoparda.training.results import RESULTS_NAME
 
 
-def default_run_dir(name: str, env: ClusterEnv) -> Path:
-    """runs/<name>-<Slurm job id, or a time stamp> (name: the model, or ``sr``)."""
-    return Path("runs") / f"{name}-{env.job_id or time.strftime('%Y%m%d-%H%M%S')}"
-
-
 def prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, restart: bool = False) -> None:
-    """Create or check the run folder. ``restart`` (--resume-if-checkpoint without a checkpoint):
-    an earlier attempt that died before its first checkpoint keeps its log under another name."""
-    log = run_dir / RESULTS_NAME
-    if resume and not run_dir.is_dir():
-        raise JeopardaError(f"{run_dir}: --resume but no such run folder")
-    if not resume and log.exists():
-        if not restart:
-            raise JeopardaError(f"{run_dir}: already holds a run; use --resume to continue it or another --out")
-        kept = log.with_name(f"results-attempt-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
-        log.rename(kept)
-        warnings.warn(f"{run_dir}: no checkpoint to resume from; starting again (the earlier attempt's log "
-                      f"is {kept.name})", stacklevel=2)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Create or check the run folder (see :func:`jeoparda.cluster.session.prepare_run_dir`) and
+    write the run's configuration into it."""
+    prepare_folder(run_dir, RESULTS_NAME, "use --resume to continue it or another --out", resume, restart)
     dump_config(cfg, run_dir / "config.yaml")
 
 
@@ -53,6 +39,13 @@ def is_collective_failure(exc: BaseException) -> bool:
 def wants_resume(run_dir: Path, resume: bool, if_checkpoint: bool) -> bool:
     """--resume always continues; --resume-if-checkpoint continues only when a checkpoint exists."""
     return resume or (if_checkpoint and checkpoint.newest(run_dir) is not None)
+
+
+def _open_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, if_checkpoint: bool) -> bool:
+    """Rank 0's decision: whether the run resumes, with its folder created or checked."""
+    resume = wants_resume(run_dir, resume, if_checkpoint)
+    prepare_run_dir(run_dir, cfg, resume, restart=if_checkpoint)
+    return resume
 
 
 @contextlib.contextmanager
@@ -70,17 +63,8 @@ def session(cfg: RunConfig, out: Path | None, resume: bool, if_checkpoint: bool 
         accel = bind_gpu(env, backend.gather_objects, share=cfg.dist.share_gpus)
         backend.bind(accel.device)
         configure_threads(cfg, env, accel)
-        run_dir = Path(backend.broadcast_object(str(out or default_run_dir(cfg.model, env))))
-        problem = None
-        if backend.rank == 0:
-            resume = wants_resume(run_dir, resume, if_checkpoint)
-            try:
-                prepare_run_dir(run_dir, cfg, resume, restart=if_checkpoint)
-            except JeopardaError as exc:
-                problem = str(exc)
-        problem, resume = backend.broadcast_object((problem, resume))
-        if problem:
-            raise JeopardaError(problem if backend.rank == 0 else "")
+        run_dir = run_folder(backend, out, cfg.model, env)
+        resume = root_decides(backend, partial(_open_run_dir, run_dir, cfg, resume, if_checkpoint))
         yield env, backend, accel, run_dir, resume
     except RuntimeError as exc:
         if not is_collective_failure(exc):

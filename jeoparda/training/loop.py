@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import os
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import torch
 from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.backends import Backend
 from jeoparda.cluster.env import ClusterEnv
+from jeoparda.cluster.session import replica_digests
 from jeoparda.config import RunConfig, to_dict
 from jeoparda.devices import amp_precision, rng_states, set_rng_states
 from jeoparda.errors import JeopardaError
@@ -35,15 +35,6 @@ from jeoparda.training.preempt import EXIT_PREEMPTED, PreemptFlag
 from jeoparda.training.results import ResultsLog, git_sha, versions
 
 Say = Callable[[str], None]
-
-
-def parameter_digest(model: torch.nn.Module) -> str:
-    """SHA-256 of every parameter and buffer, to prove the replicas of all ranks agree."""
-    h = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def per_worker_batch(cfg: RunConfig, world: int) -> tuple[int, str]:
@@ -63,12 +54,11 @@ def per_worker_batch(cfg: RunConfig, world: int) -> tuple[int, str]:
                  f"global batch {per * world}")
 
 
-def auto_threads(env: ClusterEnv, environ: Mapping[str, str] = os.environ) -> int:
+def auto_threads(env: ClusterEnv) -> int:
     """The cores this process may use shared by the node's ranks, at most Slurm's CPUs per task."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     share = max(1, cores // env.local_size)
-    per_task = environ.get("SLURM_CPUS_PER_TASK", "")
-    return min(share, int(per_task)) if per_task.isdigit() and int(per_task) > 0 else share
+    return min(share, env.cpus_per_task) if env.cpus_per_task > 0 else share
 
 
 def configure_threads(cfg: RunConfig, env: ClusterEnv, accel: Accelerator) -> None:
@@ -282,7 +272,7 @@ class Trainer:
                     self.save(done, 0)
         test = self._test()
         self.backend.average_buffers(self.model)
-        replicas = self.backend.gather_objects(parameter_digest(self.model))
+        replicas = replica_digests(self.backend, self.model)
         self._log_end(start, done, "completed", last_val, test, replicas)
         if len(set(replicas)) != 1:
             raise JeopardaError(f"model replicas differ across ranks at the end of the run: {replicas}")

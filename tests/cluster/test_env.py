@@ -153,3 +153,12 @@ def test_torchrun_node_is_its_group_rank():
 def test_a_node_index_outside_the_job_is_a_clear_error():
     with pytest.raises(ValueError, match="SLURM_NODEID='2' is not a node index of a 2-node job"):
         detect({**srun_cyclic(1), "SLURM_NODEID": "2"})
+
+
+def test_slurm_cpus_per_task_with_any_launcher_or_none():
+    """The CPUs per task come from Slurm whoever started the rank; what is not a count is no limit."""
+    assert detect({"SLURM_CPUS_PER_TASK": "8"}).cpus_per_task == 8
+    assert detect({"SLURM_CPUS_PER_TASK": "8", "OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "2"}
+                  ).cpus_per_task == 8
+    assert detect({}).cpus_per_task == 0
+    assert detect({"SLURM_CPUS_PER_TASK": "junk"}).cpus_per_task == 0

@@ -77,3 +77,25 @@ def test_two_ranks_train_one_model(archive_master, tmp_path, launcher, backend):
     assert proc.stdout.count("model: ") == 1
     training = load_model(tmp_path / "sr.pt").training
     assert (training["world_size"], training["patches"]) == (2, 10)
+
+
+def test_one_ranks_bad_data_ends_every_rank_after_one_check(monkeypatch, tmp_path):
+    """Rank 1 cannot read its patches: rank 0 raises its message, rank 1 an empty error, and neither
+    waits on a second check (two ranks as threads over an in-memory comm)."""
+    from jeoparda.superres import train as sr_train
+    from tests.cluster.test_session import on_ranks
+
+    def load_split(data, split, count, share):
+        if share[0] == 1:
+            raise JeopardaError(f"{data}: rank 1 cannot read")
+        return []
+
+    monkeypatch.setattr(sr_train, "load_split", load_split)
+
+    def pools(comm):
+        comm.world_size = 2
+        return sr_train._pools(SRTrainOptions(data=tmp_path, out=tmp_path / "x.pt"), comm)
+
+    results, log = on_ranks(2, pools)
+    assert [str(r) for r in results] == [f"{tmp_path}: rank 1 cannot read", ""]
+    assert all(isinstance(r, JeopardaError) for r in results) and sorted(log) == ["gather 0", "gather 1"]

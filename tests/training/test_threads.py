@@ -2,14 +2,14 @@
 never more than Slurm's CPUs per task."""
 import os
 
-from jeoparda.cluster.env import ClusterEnv
+from jeoparda.cluster.env import ClusterEnv, detect
 from jeoparda.training.loop import auto_threads
 
 
 def test_auto_threads_share_the_cores_and_respect_slurm():
     cores = len(os.sched_getaffinity(0))
-    assert auto_threads(ClusterEnv(), {}) == cores
-    assert auto_threads(ClusterEnv(world_size=cores * 4, local_size=cores * 4), {}) == 1
-    assert auto_threads(ClusterEnv(), {"SLURM_CPUS_PER_TASK": "1"}) == 1
-    assert auto_threads(ClusterEnv(), {"SLURM_CPUS_PER_TASK": str(cores + 8)}) == cores
-    assert auto_threads(ClusterEnv(), {"SLURM_CPUS_PER_TASK": "junk"}) == cores
+    assert auto_threads(detect({})) == cores
+    assert auto_threads(ClusterEnv(world_size=cores * 4, local_size=cores * 4)) == 1
+    assert auto_threads(detect({"SLURM_CPUS_PER_TASK": "1"})) == 1
+    assert auto_threads(detect({"SLURM_CPUS_PER_TASK": str(cores + 8)})) == cores
+    assert auto_threads(detect({"SLURM_CPUS_PER_TASK": "junk"})) == cores
