@@ -15,6 +15,8 @@ class Task(ABC):
     name: str
     #: The validation metric that stands for quality in logs and reports.
     quality_key: str
+    #: What reports call that metric ("F1 (samples)", "accuracy", ...).
+    quality_label: str
     #: Dense tasks are evaluated from counts each rank sums (see :meth:`counts`), not by gathering
     #: every prediction: a map per patch is too much to gather.
     dense: bool = False

@@ -14,6 +14,7 @@ from jeoparda.tasks.metrics import multilabel_scores
 class MultiLabel(Task):
     name = "multilabel"
     quality_key = "f1_samples"
+    quality_label = "F1 (samples)"
 
     def __init__(self, threshold: float = 0.5) -> None:
         self.threshold = threshold

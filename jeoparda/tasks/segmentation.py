@@ -119,6 +119,7 @@ class Segmentation(Task):
 
     name = "segmentation"
     quality_key = "miou"
+    quality_label = "mIoU"
     dense = True
 
     def loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:

@@ -45,6 +45,7 @@ def singlelabel_scores(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, Any
 class SingleLabel(Task):
     name = "singlelabel"
     quality_key = "accuracy"
+    quality_label = "accuracy"
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
         self.label_smoothing = label_smoothing
