@@ -66,7 +66,7 @@ class Record:
             if f.name != self.OPEN and (value is not None or f.metadata.get("null")):
                 line[f.name] = value
         flat: dict[str, Any] = getattr(self, self.OPEN)
-        clash = sorted(line.keys() & flat.keys())
+        clash = sorted({"event", *(f.name for f in fields(self))} & flat.keys())
         if clash:
             raise ValueError(f"{self.EVENT}: {self.OPEN} repeats declared fields {', '.join(clash)}")
         return {**line, **flat}
