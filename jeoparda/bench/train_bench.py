@@ -18,6 +18,7 @@ import torch
 
 from jeoparda.bench.loader_bench import endless
 from jeoparda.training.loop import Trainer
+from jeoparda.training.records import Epoch, RunEnd
 
 
 def _steps(trainer: Trainer, batches, count: int, sync_grads: bool = True) -> tuple[float, float, float]:
@@ -46,8 +47,8 @@ def run(trainer: Trainer, warmup: int, steps: int, blocks: int) -> dict[str, Any
         rates.append(rate)
         waits.append(wait)
         totals.append(seconds)
-        trainer.log.write("epoch", epoch=block + 1, epoch_time_s=seconds, train_images=steps * batch * world,
-                          images_per_s=rate, data_wait_s=wait, loss=loss)
+        trainer.recorder.write(Epoch(epoch=block + 1, epoch_time_s=seconds, train_images=steps * batch * world,
+                                     images_per_s=rate, data_wait_s=wait, loss=loss))
     compute = None
     if trainer.backend.without_gradient_sync(trainer.net) is not None:
         seconds, wait, _ = _steps(trainer, batches, steps, sync_grads=False)
@@ -70,9 +71,10 @@ def bench_train(cfg: Any, out: Any, warmup: int, steps: int, blocks: int, say=pr
 
     with session(cfg, out, resume=False) as (env, backend, accel, run_dir, _):
         trainer = Trainer(cfg, env, backend, accel, run_dir, say)
-        trainer._log_start(resumed_from=None)
+        trainer.recorder.start(trainer.task, trainer.train_loader, trainer.precision, trainer.global_batch,
+                               job="bench")
         start = _time.perf_counter()
         summary = run(trainer, warmup, steps, blocks)
-        trainer.log.write("run_end", total_time_s=_time.perf_counter() - start, epochs=blocks, status="completed",
-                          bench=summary, val={}, test={})
+        trainer.recorder.write(RunEnd(total_time_s=_time.perf_counter() - start, epochs=blocks, status="completed",
+                                      bench=summary, val={}, test={}))
         return {**summary, "run_dir": str(run_dir)}

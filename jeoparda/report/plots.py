@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jeoparda.report.scaling import QUALITY_NAMES, Row, Run  # noqa: E402
+from jeoparda.report.scaling import Row, Run  # noqa: E402
 
 PLOTS = {
     "throughput.png": "Throughput vs workers",
@@ -83,7 +83,7 @@ def write_plots(rows: list[Row], out: Path) -> list[Path]:
     for name, rs in groups.items():
         pts = sorted((r.global_batch_size, r.quality) for r in rs if r.quality is not None)
         if pts:
-            metric = QUALITY_NAMES.get(rs[0].quality_key, rs[0].quality_key)
+            metric = rs[0].quality_label
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{name}: {metric}")
     _save(fig, ax, out / "quality_vs_batch.png", [r.global_batch_size for r in rows if r.quality is not None])
     paths = [out / name for name in PLOTS]
@@ -106,11 +106,11 @@ def confusion_plot(runs: list[Run], out: Path) -> list[Path]:
     best = max(done, key=lambda r: (r.world_size, str(r.path)), default=None)
     if best is None:
         return []
-    scores = (best.end or {}).get("test") or (best.epochs[-1] if best.epochs else {})
+    scores = (best.end.test if best.end else None) or (best.epochs[-1].metrics if best.epochs else {})
     if "confusion_matrix" not in scores:
         return []
     cm = np.array(scores["confusion_matrix"], dtype=float)
-    classes = best.start.get("classes") or [str(i) for i in range(len(cm))]
+    classes = best.start.classes or [str(i) for i in range(len(cm))]
     fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100)
     shown = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
@@ -123,7 +123,7 @@ def confusion_plot(runs: list[Run], out: Path) -> list[Path]:
                         color="white" if shown[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"Confusion matrix (counts; shade: row share): {best.start['model']}, "
+    ax.set_title(f"Confusion matrix (counts; shade: row share): {best.start.model}, "
                  f"{best.world_size} workers ({best.path.parent.name})", fontsize=9)
     fig.tight_layout()
     path = out / "confusion_matrix.png"

@@ -119,24 +119,24 @@ def workload_from_run(path: Path) -> Workload:
         raise JeopardaError(f"{path}: not a readable results log")
     if run.status != "completed" or not run.epochs:
         raise JeopardaError(f"{run.path}: run is {run.status}, not a completed run with timed epochs")
-    batch = int(run.start.get("batch_size_per_worker", 0))
+    batch = int(run.start.batch_size_per_worker or 0)
     if batch < 1:
         raise JeopardaError(f"{run.path}: run_start lacks batch_size_per_worker")
     from jeoparda.models.complexity import gradient_bytes
 
-    bench = (run.end or {}).get("bench") or {}
+    bench = (run.end.bench if run.end else None) or {}
     if bench.get("compute_s") is not None:
         compute, wait = float(bench["compute_s"]), float(bench["data_wait_s"])
     else:
         steps = run.steady("train_images") / (batch * run.world_size)
         step = run.steady("epoch_time_s") / steps
-        wait = run.steady("data_wait_s") / steps if all("data_wait_s" in e for e in run.epochs) else 0.0
+        wait = run.steady("data_wait_s") / steps if all(e.data_wait_s is not None for e in run.epochs) else 0.0
         compute = step - wait
         if run.world_size > 1:
             warnings.warn(f"{run.path}: measured on {run.world_size} workers without a compute/communication "
                           "split; its communication counts as compute (use a 1-worker run or bench train)",
                           stacklevel=2)
-    return Workload(run.start["model"], batch, compute, wait, gradient_bytes(run.start["model"]), str(run.path))
+    return Workload(run.start.model, batch, compute, wait, gradient_bytes(run.start.model), str(run.path))
 
 
 def write_projection(out: Path, work: Workload, system: System, opts: ModelOptions,

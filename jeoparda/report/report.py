@@ -12,7 +12,7 @@ from typing import Any
 from jeoparda.errors import JeopardaError
 from jeoparda.report.plots import confusion_plot, write_plots
 from jeoparda.report.projection import attach_projection, read_projection
-from jeoparda.report.scaling import QUALITY_NAMES, Row, Run, read_run, scaling_rows
+from jeoparda.report.scaling import Row, Run, read_run, scaling_rows
 
 CSV_COLUMNS = ("model", "mode", "data_backend", "task", "dataset", "world_size", "nodes", "global_batch_size",
                "images_per_s", "epoch_time_s", "speedup", "efficiency", "quality_key", "quality", "f1_samples",
@@ -90,7 +90,7 @@ def markdown(rows: list[Row], runs: list[Run], skipped: list[str]) -> str:
         on = f" on {dataset}" if dataset else ""
         timed = any(r.target is not None for r in mine)
         metered = any(r.energy_per_image_j is not None for r in mine)
-        metric = QUALITY_NAMES.get(mine[0].quality_key, mine[0].quality_key)
+        metric = mine[0].quality_label
         lines += [f"## {model}{on} ({task}), {mode} scaling, {backend} data", "",
                   "| workers | nodes | global batch | images/s | epoch time (s) | speed-up | efficiency "
                   f"| {metric} |" + (f" time to {metric} {_fmt(mine[0].target, 2)} (s) |" if timed else "")
@@ -112,10 +112,11 @@ def markdown(rows: list[Row], runs: list[Run], skipped: list[str]) -> str:
               "| run | world size | nodes | device | GPUs/node | hosts | torch | cuda | mpi | dali | horovod |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
-        v, st = run.start.get("versions", {}), run.start
-        device = st.get("device_name") or st.get("device", "")
-        lines.append(f"| {run.path.parent.name} | {run.world_size} | {st.get('nodes', '')} | {device} | "
-                     f"{st.get('gpus_per_node', '')} | {', '.join(st.get('hosts', []))} | {v.get('torch')} | "
+        v, st = run.start.versions or {}, run.start
+        device = st.device_name or st.device or ""
+        gpus = "" if st.gpus_per_node is None else st.gpus_per_node
+        lines.append(f"| {run.path.parent.name} | {run.world_size} | {st.nodes} | {device} | "
+                     f"{gpus} | {', '.join(st.hosts or [])} | {v.get('torch')} | "
                      f"{v.get('cuda')} | {v.get('mpi')} | {v.get('dali')} | {v.get('horovod')} |")
     return "\n".join(lines) + "\n"
 

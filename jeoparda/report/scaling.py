@@ -8,14 +8,16 @@ Several completed runs at the same group and N are combined by the median of the
 """
 from __future__ import annotations
 
-import json
 import statistics
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jeoparda.training.results import RESULTS_NAME
+from jeoparda.training.records import JOBS, Epoch, LogError, RunEnd, RunStart, read_log
+
+#: The jobs whose epochs time training steps (records.JOBS): the runs a scaling report counts.
+SCALED_JOBS = ("train", "bench")
 
 
 @dataclass
@@ -23,67 +25,53 @@ class Run:
     """One results log, read and checked."""
 
     path: Path
-    start: dict[str, Any]
-    epochs: list[dict[str, Any]]
-    end: dict[str, Any] | None
+    start: RunStart
+    epochs: list[Epoch]
+    end: RunEnd | None
 
     @property
     def status(self) -> str:
-        return self.end["status"] if self.end else "incomplete"
+        return self.end.status if self.end else "incomplete"
 
     @property
     def task(self) -> str:
-        return str(self.start.get("task", "multilabel"))  # logs before tasks were multi-label
+        return self.start.task
 
     @property
     def dataset(self) -> str:
-        return str(self.start.get("dataset", ""))
+        return self.start.dataset
 
     @property
     def group(self) -> tuple[str, str, str, str, str]:
-        return (self.start["model"], self.start.get("mode", "none"), self.start["data_backend"], self.task,
-                self.dataset)
+        return self.start.model, self.start.mode, self.start.data_backend, self.task, self.dataset
 
     @property
     def world_size(self) -> int:
-        return int(self.start["world_size"])
+        return int(self.start.world_size)
 
     def steady(self, key: str) -> float:
-        values = [float(e[key]) for e in self.epochs]
+        values = [float(getattr(e, key)) for e in self.epochs]
         return statistics.median(values[1:] if len(values) > 1 else values)
+
+    def final(self, key: str) -> float | None:
+        """A metric of run_end (the test split's, else the last validation's); None where absent."""
+        value = self.end.metrics.get(key) if self.end else None
+        return float(value) if value is not None else None
 
 
 def read_run(path: Path) -> Run | None:
-    """A run from a run folder or a results.jsonl; None (with a warning naming it) if damaged."""
-    path = Path(path)
-    log = path / RESULTS_NAME if path.is_dir() else path
+    """A training run from a run folder or a results.jsonl; None (with a warning naming it) if the
+    log is damaged or its job is not one that times training (``jeoparda sr train``)."""
     try:
-        lines = log.read_text(encoding="utf-8").splitlines()
-        events = [json.loads(line) for line in lines if line.strip()]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        warnings.warn(f"{log}: skipped, unreadable results log ({exc})", stacklevel=2)
+        log = read_log(Path(path))
+    except LogError as exc:
+        warnings.warn(f"{exc.path}: skipped, {exc.why}", stacklevel=2)
         return None
-    starts = [e for e in events if e.get("event") == "run_start"]
-    epochs = [e for e in events if e.get("event") == "epoch"]
-    ends = [e for e in events if e.get("event") == "run_end"]
-    if not starts:
-        warnings.warn(f"{log}: skipped, no run_start event", stacklevel=2)
+    if log.start.job not in SCALED_JOBS:
+        warnings.warn(f"{log.path}: skipped, a {JOBS.get(log.start.job, log.start.job)}, not a training run "
+                      "to scale", stacklevel=2)
         return None
-    if starts[0].get("task") == "superres":
-        warnings.warn(f"{log}: skipped, a super-resolution run (jeoparda sr train), not a training run to scale",
-                      stacklevel=2)
-        return None
-    needed = ("model", "data_backend", "world_size")
-    if any(k not in starts[0] for k in needed) or any("images_per_s" not in e or "epoch_time_s" not in e
-                                                       for e in epochs):
-        warnings.warn(f"{log}: skipped, events lack {', '.join(needed)} or epoch timings", stacklevel=2)
-        return None
-    return Run(log, starts[0], epochs, ends[-1] if ends else None)
-
-
-#: The metric that stands for a run's quality, per task (what tasks/*.py call quality_key).
-QUALITY_KEYS = {"multilabel": "f1_samples", "singlelabel": "accuracy", "segmentation": "miou"}
-QUALITY_NAMES = {"f1_samples": "F1 (samples)", "accuracy": "accuracy", "miou": "mIoU"}
+    return Run(log.path, log.start, log.epochs, log.end)
 
 
 @dataclass
@@ -104,6 +92,7 @@ class Row:
     task: str = "multilabel"
     dataset: str = ""
     quality_key: str = "f1_samples"
+    quality_label: str = "F1 (samples)"
     quality: float | None = None
     target: float | None = None              # the runs' train.target (None: no target set)
     time_to_target_s: float | None = None    # median over the runs that reached it
@@ -115,24 +104,19 @@ class Row:
 
 
 def _energy(members: list[Run]) -> float | None:
-    values = [float(e["energy_per_image_j"]) for r in members for e in (r.epochs[1:] or r.epochs)
-              if e.get("energy_per_image_j") is not None]
+    values = [float(e.energy_per_image_j) for r in members for e in (r.epochs[1:] or r.epochs)
+              if e.energy_per_image_j is not None]
     return statistics.median(values) if values else None
 
 
 def _time_to_target(members: list[Run]) -> dict[str, Any]:
-    goals = [(r.end or {}).get("target") for r in members]
+    goals = [r.end.target if r.end else None for r in members]
     if not any(goals):
         return {}
-    times = [float(t) for t in ((r.end or {}).get("time_to_target_s") for r in members) if t is not None]
+    times = [float(r.end.time_to_target_s) for r in members if r.end and r.end.time_to_target_s is not None]
     value = next(g["value"] for g in goals if g)
     return {"target": float(value), "time_to_target_s": statistics.median(times) if times else None,
             "target_reached": f"{len(times)}/{len(members)}"}
-
-
-def _final(run: Run, key: str) -> float | None:
-    value = (run.end or {}).get(key)
-    return float(value) if value is not None else None
 
 
 def speedup_efficiency(mode: str, n0: int, x0: float, t0: float, n: int, x: float, t: float) -> tuple[float, float]:
@@ -156,18 +140,19 @@ def scaling_rows(runs: list[Run]) -> list[Row]:
     for (model, mode, backend, task, dataset), by_n in sorted(groups.items()):
         n0 = min(by_n)
         cells = {}
-        key = QUALITY_KEYS.get(task, "f1_samples")
+        first = next(iter(by_n.values()))[0].start  # the task's quality, as the log names it
+        key, label = first.quality_key or "", first.quality_label or first.quality_key or ""
         for n, members in sorted(by_n.items()):
-            final = {k: [v for v in (_final(r, k) for r in members) if v is not None]
+            final = {k: [v for v in (r.final(k) for r in members) if v is not None]
                      for k in ("f1_samples", "accuracy", key)}
             med = {k: statistics.median(v) if v else None for k, v in final.items()}
-            cells[n] = Row(model, mode, backend, n, int(members[0].start.get("nodes", 1)),
-                           int(members[0].start.get("global_batch_size", 0)),
+            cells[n] = Row(model, mode, backend, n, int(members[0].start.nodes),
+                           int(members[0].start.global_batch_size),
                            statistics.median(r.steady("images_per_s") for r in members),
                            statistics.median(r.steady("epoch_time_s") for r in members),
                            f1_samples=med["f1_samples"], accuracy=med["accuracy"],
                            runs=[str(r.path) for r in members], task=task, dataset=dataset,
-                           quality_key=key, quality=med[key], **_time_to_target(members),
+                           quality_key=key, quality_label=label, quality=med[key], **_time_to_target(members),
                            energy_per_image_j=_energy(members))
         base = cells[n0]
         for n, row in cells.items():

@@ -35,6 +35,7 @@ from jeoparda.superres.network import SRPair
 from jeoparda.superres.pairs import GROUPS
 from jeoparda.superres.windows import WindowPool
 from jeoparda.training.loop import auto_threads
+from jeoparda.training.records import RunEnd, RunStart, SRSteps
 from jeoparda.training.results import RESULTS_NAME, ResultsLog, git_sha, versions
 
 Say = Callable[[str], object]
@@ -115,15 +116,15 @@ def _train(opts: SRTrainOptions, env: ClusterEnv, backend: Any, accel: Accelerat
     pools, count = _pools(opts, backend)
     torch.manual_seed(opts.seed)
     pair = SRPair(opts.features, opts.blocks).to(device)
-    log.write("run_start", run_id=run_dir.name, model="sr-dsen2", task="superres", dataset=str(opts.data),
-              backend=backend.name, data_backend="memory", world_size=backend.world_size, nodes=env.nodes,
-              gpus_per_node=env.local_size if accel.gpu else 0, device=accel.kind,
-              device_name=accel.name, batch_size_per_worker=opts.batch,
-              global_batch_size=opts.batch * backend.world_size, mode="weak", steps=opts.steps,
-              stage_time_s=time.perf_counter() - start, train_patches=count,
-              windows={k: len(p) for k, p in pools.items()},
-              config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
-              versions=versions(), git_sha=git_sha())
+    log.write(RunStart(job="sr", run_id=run_dir.name, model="sr-dsen2", task="superres", dataset=str(opts.data),
+                       backend=backend.name, data_backend="memory", world_size=backend.world_size, nodes=env.nodes,
+                       gpus_per_node=env.local_size if accel.gpu else 0, device=accel.kind,
+                       device_name=accel.name, batch_size_per_worker=opts.batch,
+                       global_batch_size=opts.batch * backend.world_size, mode="weak", steps=opts.steps,
+                       stage_time_s=time.perf_counter() - start, train_patches=count,
+                       windows={k: len(p) for k, p in pools.items()},
+                       config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+                       versions=versions(), git_sha=git_sha()))
     train_start = time.perf_counter()
     _steps(opts, backend, accel, pair, pools, log)
     train_s = time.perf_counter() - train_start
@@ -186,8 +187,8 @@ def _steps(opts: SRTrainOptions, backend: Any, accel: Accelerator, pair: SRPair,
             mean = (backend.all_reduce(losses.clone()) / (n * backend.world_size)).tolist()
             accel.synchronize()
             elapsed = time.perf_counter() - t0
-            log.write("sr_steps", step=step, loss_20m=mean[0], loss_60m=mean[1], lr=schedule.get_last_lr()[0],
-                      steps_time_s=elapsed, windows_per_s=2 * n * opts.batch * backend.world_size / elapsed)
+            log.write(SRSteps(step=step, loss_20m=mean[0], loss_60m=mean[1], lr=float(schedule.get_last_lr()[0]),
+                              steps_time_s=elapsed, windows_per_s=2 * n * opts.batch * backend.world_size / elapsed))
             losses.zero_()
             t0 = time.perf_counter()
     bar.close()
@@ -208,9 +209,9 @@ def _finish(opts: SRTrainOptions, pair: SRPair, log: ResultsLog, facts: dict[str
                 "batch": opts.batch, "window": opts.window, "lr": opts.lr, "loss": opts.loss,
                 "world_size": facts["world_size"], "seed": opts.seed, "train_time_s": facts["train_time_s"]}
     sha = save_model(SRModel(pair, opts.features, opts.blocks, opts.mtf, training=training, eval=figures), opts.out)
-    log.write("run_end", total_time_s=facts["total_time_s"], train_time_s=facts["train_time_s"], steps=opts.steps,
-              eval=figures, model=str(opts.out), model_sha256=sha, replica_sha256=facts["replica_sha256"],
-              status="completed")
+    log.write(RunEnd(total_time_s=facts["total_time_s"], train_time_s=facts["train_time_s"], steps=opts.steps,
+                     eval=figures, model=str(opts.out), model_sha256=sha, replica_sha256=facts["replica_sha256"],
+                     status="completed"))
     say(f"model: {opts.out} (sha256 {sha[:12]}); results: {run_dir / RESULTS_NAME}")
     say(f"{split} ({figures['patches']} patches, reduced scale): RMSE 20 m {figures['rmse_20m']:.1f} vs "
         f"bicubic {figures['bicubic_rmse_20m']:.1f} ({_change(figures['rmse_20m_reduction'])}); "

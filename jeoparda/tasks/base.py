@@ -18,6 +18,8 @@ class Task(ABC):
     name: str
     #: The validation metric that stands for quality in logs and reports.
     quality_key: str
+    #: What reports call that metric ("F1 (samples)", "accuracy", ...).
+    quality_label: str
     #: The data set's task (an entry of the manifest's ``tasks``) whose targets this task trains
     #: on: a data set offers this task when it offers that one.
     targets: str

@@ -19,6 +19,7 @@ class MultiLabel(Task):
     name = "multilabel"
     quality_key = "f1_samples"
     targets = "multilabel"
+    quality_label = "F1 (samples)"
 
     def __init__(self, threshold: float = 0.5) -> None:
         self.threshold = threshold

@@ -123,6 +123,7 @@ class Segmentation(Task):
     name = "segmentation"
     quality_key = "miou"
     targets = "segmentation"
+    quality_label = "mIoU"
     dense = True
 
     @classmethod

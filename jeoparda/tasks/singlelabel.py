@@ -51,6 +51,7 @@ class SingleLabel(Task):
     name = "singlelabel"
     quality_key = "accuracy"
     targets = "singlelabel"
+    quality_label = "accuracy"
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
         self.label_smoothing = label_smoothing

@@ -1,20 +1,19 @@
-"""``results.jsonl``: one JSON object per line with ``event`` and ``time`` (DESIGN.md).
+"""``results.jsonl``: one typed record per line (jeoparda/training/records.py, docs/results-log.md).
 
-Events: ``run_start``, ``epoch``, ``run_end``. Only rank 0 writes; lines are flushed as written so
-a run that dies still leaves a readable log.
+Only rank 0 writes; lines are flushed as written so a run that dies still leaves a readable log.
 """
 from __future__ import annotations
 
 import json
 import platform
 import subprocess
-import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
-RESULTS_NAME = "results.jsonl"
+from jeoparda.training.records import RESULTS_NAME, Record
+
+__all__ = ["RESULTS_NAME", "ResultsLog", "git_sha", "versions"]
 
 
 class ResultsLog:
@@ -22,11 +21,11 @@ class ResultsLog:
         self.path = Path(run_dir) / RESULTS_NAME
         self.enabled = enabled
 
-    def write(self, event: str, **fields: Any) -> None:
+    def write(self, record: Record) -> None:
         if not self.enabled:
             return
         with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
+            fh.write(json.dumps(record.to_json()) + "\n")
 
 
 def versions() -> dict[str, str | None]:

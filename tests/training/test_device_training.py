@@ -116,6 +116,7 @@ def test_preempted_ranks_leave_only_after_rank_0_has_written(dataset, tmp_path, 
     from jeoparda.cluster.backends import Backend
     from jeoparda.training import loop
     from jeoparda.training.preempt import EXIT_PREEMPTED, PreemptFlag
+    from jeoparda.training.recorder import Recorder
 
     order = []
 
@@ -124,11 +125,10 @@ def test_preempted_ranks_leave_only_after_rank_0_has_written(dataset, tmp_path, 
             self.signal = 15  # SIGTERM arrived
             return self
 
-    real_save, real_end = loop.Trainer.save, loop.Trainer._log_end
+    real_save, real_end = loop.Trainer.save, Recorder.end
     monkeypatch.setattr(loop, "PreemptFlag", Raised)
     monkeypatch.setattr(loop.Trainer, "save", lambda self, *a: (real_save(self, *a), order.append("save")))
-    monkeypatch.setattr(loop.Trainer, "_log_end", lambda self, *a, **k: (real_end(self, *a, **k),
-                                                                         order.append("run_end")))
+    monkeypatch.setattr(Recorder, "end", lambda self, *a, **k: (real_end(self, *a, **k), order.append("run_end")))
     monkeypatch.setattr(Backend, "barrier", lambda self: order.append("barrier"))
     status, events, _ = run(dataset, tmp_path / "run", "train.preempt_check_every=1")
     assert status == EXIT_PREEMPTED and events[-1]["status"] == "preempted"
