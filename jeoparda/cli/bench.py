@@ -135,7 +135,7 @@ def _run_bench_train(args: argparse.Namespace) -> int:
     from jeoparda.bench.train_bench import bench_train
     from jeoparda.cluster.env import detect
     from jeoparda.config import load_config
-    from jeoparda.training.loop import perf_line
+    from jeoparda.training.recorder import perf_line
 
     cfg = load_config(args.config, args.overrides)
     result = bench_train(cfg, args.out, args.warmup_steps, args.steps, args.blocks)

@@ -13,7 +13,7 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         "predict", help="label a whole tile with a trained FCN: a georeferenced class map (GeoTIFF)",
         description="Mosaic the patches of one BigEarthNet v2.0 tile (patch names <tile>_<col>_<row>) from a "
         "converted data set, label every pixel with the dense model of a jeoparda checkpoint, and write "
-        "OUT as a uint8 GeoTIFF of class indices (DESIGN.md's 19-class order; 255 where no patch lies), "
+        "OUT as a uint8 GeoTIFF of class indices (the 19-class order of docs/labels.md; 255 where no patch lies), "
         "with the CRS and origin read from the source archive's GeoTIFFs, plus OUT with .png: a quick look "
         "with a legend. The checkpoint's data.bands choose the channels, normalised as in training. "
         "A tile larger than --max-pixels needs --window: overlapping windows, each window's border of "

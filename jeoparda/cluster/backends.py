@@ -1,4 +1,4 @@
-"""Distributed backends behind one small interface (DESIGN.md rule 4): the loop never asks which.
+"""Distributed backends behind one small interface (docs/architecture.md, house rule 4): the loop never asks which.
 
 ``single`` (one process), ``ddp`` (torch.distributed: NCCL with GPUs, gloo without) and ``horovod``
 (when installed). Each offers: init, wrap_model, wrap_optimizer, sync_initial_state, all_reduce,

@@ -1,4 +1,4 @@
-"""Launcher detection: the one place that reads launcher environment variables (DESIGN.md rule 3).
+"""Launcher detection: the one place that reads launcher environment variables (docs/architecture.md, house rule 3).
 
 Each launcher is a row of :data:`LAUNCHERS`: the variable that proves it is present and the
 variables holding rank, world size, local rank, local size and node index. Rows are tried in order: torchrun

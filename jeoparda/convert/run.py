@@ -1,4 +1,4 @@
-"""``jeoparda convert``: an archive (any source kind) -> sharded 12-band HDF5 (DESIGN.md, shard format v2).
+"""``jeoparda convert``: an archive (any source kind) -> sharded 12-band HDF5 (docs/data-format.md).
 
 Work is cut into chunks, one per shard. A chunk is converted into ``<shard>.tmp-<pid>``, renamed when
 complete, and then a small record (checksum, rejected patches, exact integer band sums) is written

@@ -1,6 +1,7 @@
 """The input pipeline: partition, augmentation, torch / dali / synthetic backends, staging.
 
-``build_loader(cfg, env, split)`` (jeoparda.loaders.build) returns the loader of one rank.
+``build_loader(cfg, env, split, accel, task)`` (jeoparda.loaders.build) returns the loader of one rank;
+``run_task(cfg)`` there decides the run's task once, before any loader is built.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scaling maths over results logs (DESIGN.md "Scaling efficiency").
+"""Scaling maths over results logs (docs/benchmarking.md, "Formulas").
 
 Throughput X(N): median ``images_per_s`` of the epochs after the first (the only epoch when there
 is one); epoch time T(N) likewise. N0 is the smallest worker count of a group.

@@ -78,7 +78,7 @@ class Source(ABC):
 
     @property
     def tasks(self) -> list[str]:
-        """What shards of this source can train (DESIGN.md, Tasks)."""
+        """What shards of this source can train (the manifest's ``tasks``, docs/data-format.md)."""
         f = self.fields
         return (["multilabel"] if f.labels else []) + (["singlelabel"] if f.label else []) \
             + (["segmentation"] if f.masks else [])

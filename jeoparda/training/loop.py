@@ -1,7 +1,7 @@
 """The training loop: epochs of steps, validation, test, checkpoints, preemption.
 
 It receives the configuration, the cluster environment and a backend; it never asks which
-backend or data backend it runs with (DESIGN.md rules 4 and 5). What it reports (results log,
+backend or data backend it runs with (docs/architecture.md, house rules 4 and 5). What it reports (results log,
 MLPerf log, perf lines, time to target) goes through its :class:`Recorder`.
 """
 from __future__ import annotations
@@ -32,7 +32,6 @@ from jeoparda.training.evaluate import evaluate
 from jeoparda.training.optim import build_optimizer, build_schedule
 from jeoparda.training.preempt import EXIT_PREEMPTED, PreemptFlag
 from jeoparda.training.recorder import Recorder
-from jeoparda.training.recorder import perf_line as perf_line  # cli/bench.py imports it from here
 
 Say = Callable[[str], None]
 
