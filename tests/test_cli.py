@@ -146,3 +146,13 @@ def test_bench_loader_takes_config_and_set_and_its_flags_win(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["batch_size"] == 3
     assert main([*base, "--set", "data.backnd=torch"]) == 1
     assert "did you mean data.backend?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["train", "--out", "RUN"], ["bench", "train", "--out", "RUN"],
+                                     ["bench", "loader"], ["config", "get", "train.task"]])
+def test_an_unknown_task_is_refused_before_anything_starts(command, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "--set", "train.task=nothing", "--set", "data.backend=synthetic"]) == 1
+    err = capsys.readouterr().err
+    assert "train.task: 'nothing' is not one of multilabel, singlelabel, segmentation" in err
+    assert list(tmp_path.iterdir()) == []  # no run folder, no log

@@ -1,1 +1,1 @@
-"""Benchmark harness: loader, training throughput, all-reduce; scaling maths and reports."""
+"""Micro-benchmarks: loader, training throughput, all-reduce, inference (analysis of runs is in jeoparda.report)."""

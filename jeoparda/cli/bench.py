@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jeoparda.backend_tables import DATA_BACKENDS, DIST_BACKENDS
-from jeoparda.cli.common import add_config_args, positive_int
+from jeoparda.cli.common import add_config_args, positive_int, run_config
 
 if TYPE_CHECKING:
     from jeoparda.config import RunConfig
@@ -96,9 +96,8 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
 
 def loader_config(args: argparse.Namespace) -> RunConfig:
     """The configuration of ``bench loader``: --config/--set, then the flags that were given."""
-    from jeoparda.config import load_config
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = run_config(args)
     data: dict[str, Any] = {key: value for key, value in (("path", args.data and str(args.data)),
                                                           ("backend", args.backend), ("workers", args.workers))
                             if value is not None}
@@ -134,10 +133,9 @@ def _run_bench_train(args: argparse.Namespace) -> int:
 
     from jeoparda.bench.train_bench import bench_train
     from jeoparda.cluster.env import detect
-    from jeoparda.config import load_config
     from jeoparda.training.recorder import perf_line
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = run_config(args)
     result = bench_train(cfg, args.out, args.warmup_steps, args.steps, args.blocks)
     if detect().is_root:
         low, high = result["images_per_s_95"]

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jeoparda.config import RunConfig
 
 
 def positive_int(text: str) -> int:
@@ -19,3 +23,16 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
                    help="YAML configuration (repeatable; later files override earlier ones)")
     p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                    help="override one key, e.g. train.batch_size=32 (repeatable)")
+
+
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The configuration ``--config``/``--set`` resolve to, checked against the registries the
+    configuration module cannot see (it sits below them): a ``train.task`` that names no task is
+    refused here, before any rank starts, folder is made or log is written."""
+    from jeoparda.config import load_config
+    from jeoparda.tasks import task_class
+
+    cfg = load_config(args.config, args.overrides)
+    if cfg.train.task:
+        task_class(cfg.train.task)
+    return cfg

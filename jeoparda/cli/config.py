@@ -5,7 +5,7 @@ import argparse
 import difflib
 from typing import Any
 
-from jeoparda.cli.common import add_config_args
+from jeoparda.cli.common import add_config_args, run_config
 from jeoparda.errors import JeopardaError
 
 
@@ -62,7 +62,7 @@ def format_value(value: Any) -> str:
 
 
 def _run_get(args: argparse.Namespace) -> int:
-    from jeoparda.config import load_config, to_dict
+    from jeoparda.config import to_dict
 
-    print(format_value(lookup(to_dict(load_config(args.config, args.overrides)), args.key)))
+    print(format_value(lookup(to_dict(run_config(args)), args.key)))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jeoparda.cli.common import add_config_args, positive_int
+from jeoparda.cli.common import add_config_args, positive_int, run_config
 
 #: The recipes in benchmarks/configs/ (a test keeps this list and the folder the same).
 RECIPES = ("resnet18.yaml", "resnet18_jeoparda.yaml", "resnet50.yaml", "bwms.yaml", "fcn_bigearthnet.yaml",
@@ -34,10 +34,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from jeoparda.config import load_config
     from jeoparda.training.launch import train
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = run_config(args)
     return train(cfg, args.out, args.resume, if_checkpoint=args.resume_if_checkpoint)
 
 

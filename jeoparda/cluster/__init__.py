@@ -1,1 +1,2 @@
-"""Launcher environment detection (Slurm, Open MPI, MPICH, torchrun) and communication backends."""
+"""Launcher environment detection (Slurm, Open MPI, MPICH, torchrun), communication backends, and the
+distributed shell every command shares (rank 0 decides, run folders, replica digests)."""

@@ -100,15 +100,16 @@ def write_plots(rows: list[Row], out: Path) -> list[Path]:
 
 
 def confusion_plot(runs: list[Run], out: Path) -> list[Path]:
-    """The confusion matrix of the largest completed single-label run (test split, else the last
-    validation), as confusion_matrix.png; nothing when there is no such run."""
-    done = [r for r in runs if r.status == "completed" and r.task == "singlelabel"]
+    """The confusion matrix of the largest completed run whose task reports one (test split, else
+    the last validation), as confusion_matrix.png; nothing when there is no such run."""
+    def final(r: Run) -> dict:
+        return (r.end.test if r.end else None) or (r.epochs[-1].metrics if r.epochs else {})
+
+    done = [r for r in runs if r.status == "completed" and "confusion_matrix" in final(r)]
     best = max(done, key=lambda r: (r.world_size, str(r.path)), default=None)
     if best is None:
         return []
-    scores = (best.end.test if best.end else None) or (best.epochs[-1].metrics if best.epochs else {})
-    if "confusion_matrix" not in scores:
-        return []
+    scores = final(best)
     cm = np.array(scores["confusion_matrix"], dtype=float)
     classes = best.start.classes or [str(i) for i in range(len(cm))]
     fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100)

@@ -136,10 +136,12 @@ def detect_format(source: Path) -> str:
     source = Path(source)
     if not source.is_dir():
         raise JeopardaError(f"{source}: archive folder not found")
-    for kind in sorted(ARCHIVE_KINDS.values(), key=lambda k: -k.priority):
+    ordered = sorted(ARCHIVE_KINDS.values(), key=lambda k: -k.priority)
+    claimed = [k for k in ordered if k.marker and (source / k.marker).is_file()]
+    for kind in claimed or ordered:
         if kind.load("problem")(source) is None:
             return kind.name
-    if (source / METADATA).is_file():
+    if claimed:
         raise JeopardaError(f"{source}: has {METADATA} but neither a {S2_DIR}/ folder nor an LMDB "
                             "(a folder holding data.mdb)")
     raise JeopardaError(f"{source}: not a known archive layout (BigEarthNet-v1.0 folder, {METADATA} with "

@@ -39,6 +39,8 @@ class ArchiveKind:
     writer: str                 # "module:function" (out, SynthRequest) -> the line synth prints
     synth_options: frozenset[str] = frozenset()  # SynthRequest flags the writer honours: block, sr_truth
     priority: int = 0           # detection tries higher first where several kinds fit
+    marker: str = ""            # a file that claims a folder for the kinds naming it: detection then tries
+                                # only those (a folder with metadata.parquet is BigEarthNet v2.0 or nothing)
 
     def load(self, which: str) -> Any:
         """The function named by the field ``which`` (problem, reader, writer), imported now."""
@@ -71,13 +73,13 @@ register_kind(ArchiveKind(
     "BigEarthNet v2.0 GeoTIFF trees: BigEarthNet-S2/, BigEarthNet-S1/ (VV, VH in dB),\n"
     "Reference_Maps/ (CORINE codes; a patch's labels are the classes its map covers),\n"
     "metadata.parquet and the snow/cloud/shadow table.",
-    _D + "v2_problem", _D + "open_v2", _D + "synth_v2", frozenset({"block"})))
+    _D + "v2_problem", _D + "open_v2", _D + "synth_v2", frozenset({"block"}), marker="metadata.parquet"))
 register_kind(ArchiveKind(
     "rico-lmdb", "lmdb", "metadata.parquet + an LMDB folder holding data.mdb (+ Reference_Maps/)",
     "BigEarthNet v2.0 as rico-hdl encodes it: one LMDB of safetensors blobs (S2 and S1)\n"
     "in OUT/BigEarthNet-lmdb/, the two parquet tables and Reference_Maps/.",
     _D + "rico_problem", _D + "open_rico", _D + "synth_lmdb", frozenset({"block"}),
-    priority=1))  # faster to read than the GeoTIFF tree when both are there
+    priority=1, marker="metadata.parquet"))  # faster to read than the GeoTIFF tree when both are there
 register_kind(ArchiveKind(
     "eurosat", "eurosat", "EuroSAT_MS/<Class>/*.tif (13 bands, 64x64, one class each; task singlelabel)",
     "EuroSAT_MS/<Class>/<Class>_<n>.tif: 64x64, 13 bands (B8A last, as distributed),\n"

@@ -1,1 +1,1 @@
-"""Training: the loop, optimisers and schedules, checkpoints, metrics."""
+"""Training: the loop, optimisers and schedules, checkpoints, evaluation, the results records and their recorder."""

@@ -11,8 +11,7 @@ import torch
 from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.backends import Backend, create_backend
 from jeoparda.cluster.env import ClusterEnv, detect
-from jeoparda.cluster.session import prepare_run_dir as prepare_folder
-from jeoparda.cluster.session import root_decides, run_folder
+from jeoparda.cluster.session import prepare_run_dir, root_decides, run_folder
 from jeoparda.config import RunConfig, dump_config
 from jeoparda.devices import bind_gpu, collectives
 from jeoparda.errors import JeopardaError
@@ -22,10 +21,10 @@ from jeoparda.training.loop import Say, Trainer, configure_threads
 from jeoparda.training.results import RESULTS_NAME
 
 
-def prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, restart: bool = False) -> None:
+def prepare_train_dir(run_dir: Path, cfg: RunConfig, resume: bool, restart: bool = False) -> None:
     """Create or check the run folder (see :func:`jeoparda.cluster.session.prepare_run_dir`) and
     write the run's configuration into it."""
-    prepare_folder(run_dir, RESULTS_NAME, "use --resume to continue it or another --out", resume, restart)
+    prepare_run_dir(run_dir, RESULTS_NAME, "use --resume to continue it or another --out", resume, restart)
     dump_config(cfg, run_dir / "config.yaml")
 
 
@@ -44,7 +43,7 @@ def wants_resume(run_dir: Path, resume: bool, if_checkpoint: bool) -> bool:
 def _open_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, if_checkpoint: bool) -> bool:
     """Rank 0's decision: whether the run resumes, with its folder created or checked."""
     resume = wants_resume(run_dir, resume, if_checkpoint)
-    prepare_run_dir(run_dir, cfg, resume, restart=if_checkpoint)
+    prepare_train_dir(run_dir, cfg, resume, restart=if_checkpoint)
     return resume
 
 

@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +30,7 @@ from jeoparda.training.energy import combine as combine_energy
 from jeoparda.training.evaluate import evaluate
 from jeoparda.training.optim import build_optimizer, build_schedule
 from jeoparda.training.preempt import EXIT_PREEMPTED, PreemptFlag
-from jeoparda.training.recorder import Recorder
-
-Say = Callable[[str], None]
+from jeoparda.training.recorder import Recorder, Say
 
 
 def per_worker_batch(cfg: RunConfig, world: int) -> tuple[int, str]:

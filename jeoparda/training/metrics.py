@@ -1,4 +1,4 @@
 """Old import path of the multi-label metrics, which now live with their task (:mod:`jeoparda.tasks.metrics`)."""
-from jeoparda.tasks.metrics import METRIC_KEYS, multilabel_scores
+from jeoparda.tasks.metrics import METRIC_KEYS, multilabel_scores, ranking_loss
 
-__all__ = ["METRIC_KEYS", "multilabel_scores"]
+__all__ = ["METRIC_KEYS", "multilabel_scores", "ranking_loss"]

@@ -55,3 +55,18 @@ def test_a_registered_kind_is_offered_detected_opened_and_synthesised(monkeypatc
     (tmp_path / "c").mkdir()
     assert main(["convert", "--source", str(tmp_path / "c"), "--out", str(tmp_path / "d"), "--format", "toy"]) == 1
     assert "--format toy but no toy.txt" in capsys.readouterr().err
+
+
+def test_a_marker_file_claims_the_folder_for_its_kinds(tmp_path):
+    """metadata.parquet makes a folder BigEarthNet v2.0 (GeoTIFF tree or LMDB) or an error, even
+    where a v1.0 patch tree lies beside it; --format bigearthnet-v1 still opens the tree."""
+    import pytest
+
+    from jeoparda.errors import JeopardaError
+
+    assert main(["synth", "--out", str(tmp_path / "a"), "--patches", "4", "--layout", "v1"]) == 0
+    assert detect_format(tmp_path / "a") == "bigearthnet-v1"
+    (tmp_path / "a" / "metadata.parquet").write_bytes(b"")
+    with pytest.raises(JeopardaError, match="has metadata.parquet but neither a BigEarthNet-S2/ folder nor an LMDB"):
+        detect_format(tmp_path / "a")
+    assert open_source(SourceOptions(tmp_path / "a", format="bigearthnet-v1")) is not None

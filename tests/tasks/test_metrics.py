@@ -45,3 +45,12 @@ def test_perfect_and_threshold():
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="must be equal"):
         multilabel_scores(np.zeros((3, 19)), np.zeros((3, 18)))
+
+
+def test_the_old_import_path_still_answers():
+    """jeoparda.training.metrics was the public path (other code relies on it): the same functions."""
+    from jeoparda.tasks import metrics as new
+    from jeoparda.training import metrics as old
+
+    assert old.multilabel_scores is new.multilabel_scores and old.ranking_loss is new.ranking_loss
+    assert old.METRIC_KEYS == new.METRIC_KEYS

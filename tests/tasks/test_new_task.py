@@ -26,6 +26,7 @@ class ClassCount(MultiLabel):
 
     name = "class_count"
     quality_key = "count_within_one"
+    quality_label = "classes counted within one"
 
     def metrics(self, label: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
         off = np.abs(label.sum(1) - (scores >= self.threshold).sum(1))
@@ -40,6 +41,7 @@ class Labelled(Segmentation):
 
     name = "labelled_pixels"
     quality_key = "pixel_accuracy"
+    quality_label = "pixel accuracy"
 
 
 @pytest.fixture
@@ -60,6 +62,7 @@ def test_a_toy_task_trains_an_epoch_on_a_converted_set(toys, dataset, tmp_path):
     assert run.run(resume=False) == 0
     start, epoch, end = events(tmp_path / "run")
     assert start["task"] == "class_count" and end["status"] == "completed"
+    assert (start["quality_key"], start["quality_label"]) == ("count_within_one", "classes counted within one")
     assert 0 <= epoch["count_within_one"] <= 1 and end["test"]["samples"] == 7
     assert "count_within_one" in end["test"] and "f1_samples" not in epoch
 
@@ -71,6 +74,7 @@ def test_a_toy_dense_task_trains_on_the_synthetic_backend(toys, tmp_path):
     assert run.run(resume=False) == 0
     start, epoch, end = events(tmp_path / "run")
     assert start["task"] == "labelled_pixels" and 0 <= epoch["pixel_accuracy"] <= 1 and end["status"] == "completed"
+    assert (start["quality_key"], start["quality_label"]) == ("pixel_accuracy", "pixel accuracy")
 
 
 def test_the_loaders_deliver_the_targets_the_task_reads(toys, reben_dataset):
