@@ -139,9 +139,9 @@ class Loader:
     """Base of the backends: epochs, steps and mixup; subclasses implement ``_batches``."""
 
     def __init__(self, cfg: RunConfig, env: ClusterEnv, split: str, source: SplitSource | None,
-                 accel: Accelerator, task: Task | None = None) -> None:
+                 accel: Accelerator, task: Task) -> None:
         self.cfg, self.env, self.split, self.source, self.accel = cfg, env, split, source, accel
-        self.target_task = task  # the run's task (the source's, when there is a source)
+        self.target_task = task  # the run's task: whose targets the batches carry
         self.device = accel.device  # where the batches' tensors live
         self.batch_size = cfg.train.batch_size
         self.train = split == "train"
@@ -170,7 +170,7 @@ class Loader:
     @property
     def task(self) -> str:
         """The name of the task the targets are for."""
-        return self.src.task.name
+        return self.target_task.name
 
     @property
     def dataset(self) -> str:

@@ -90,7 +90,7 @@ class DaliLoader(Loader):
         # its shared-memory ring), not in the thread that feeds DALI; geometry stays DALI's.
         aug = self.cfg.data.augment
         plain = replace(self.cfg, data=replace(self.cfg.data, augment=replace(aug, flip=False, rot90=False)))
-        self._host = TorchLoader(plain, self.env, self.split, self.source, Accelerator())
+        self._host = TorchLoader(plain, self.env, self.split, self.source, Accelerator(), self.target_task)
         self._stream: Iterator[Any] | None = None
         self._iterator: Any = None
         self._finished = True  # the last iteration ran to the end of its epoch

@@ -8,15 +8,11 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from jeoparda.accelerator import Accelerator
-from jeoparda.cluster.env import ClusterEnv
-from jeoparda.config import RunConfig
 from jeoparda.labels import CLASSES19
 from jeoparda.loaders.bands import choose_bands
-from jeoparda.loaders.base import Batch, Loader, SplitSource
+from jeoparda.loaders.base import Batch, Loader
 from jeoparda.loaders.partition import EpochPlan
 from jeoparda.sentinel2 import BAND_NAMES, TARGET_SIZE
-from jeoparda.tasks import Task
 
 DEFAULT_PATCHES = 1024
 
@@ -25,11 +21,6 @@ class SyntheticLoader(Loader):
     """Steps per epoch follow the real split when ``data.path`` is set (so the two backends run
     the same number of steps), else ``data.synthetic_patches`` (default 1024 per rank). The
     targets are those of ``task``, drawn by the task."""
-
-    def __init__(self, cfg: RunConfig, env: ClusterEnv, split: str, source: SplitSource | None,
-                 accel: Accelerator, task: Task) -> None:
-        super().__init__(cfg, env, split, source, accel, task)
-        self.target_task: Task = task
 
     def plan(self) -> EpochPlan:
         if self.source is not None:
@@ -59,10 +50,6 @@ class SyntheticLoader(Loader):
     @property
     def num_classes(self) -> int:
         return self.source.layout.classes if self.source is not None else len(CLASSES19)
-
-    @property
-    def task(self) -> str:
-        return self.target_task.name
 
     @property
     def size(self) -> tuple[int, int]:
