@@ -7,7 +7,8 @@ under OUT/logs/, so one step's crash is recorded and the others still run:
   data       synthesise a BigEarthNet-S2 v1.0 archive and convert it (a few thousand patches)
   loader     `jeoparda bench loader --json`: the torch loader delivering batches on the GPU
   train      `jeoparda bench train`: ResNet-50 bf16 on synthetic data and on the shards; their ratio
-             (claim: shards >= 95 % of synthetic) and the design target, 13,500 images/s per GPU
+             (claim: shards >= 95 % of synthetic) and the design target, 13,500 images/s per GPU;
+             claim: the peaks table knows the GPU and 0 < MFU <= 1 (achieved TFLOP/s, docs/benchmarking.md)
   ddp        2 processes under torchrun (2 GPUs over NCCL, or one GPU shared, dist.share_gpus, gloo);
              claim: completes, replicas agree
   predict    a BigEarthNet v2.0 tile: convert, train an FCN a few steps, `jeoparda predict` on the GPU

@@ -103,9 +103,17 @@ def step_train(ch: Check, st: Step) -> None:
                                                           "step_s", "data_wait_s", "compute_s", "communication_s",
                                                           "batch_size_per_worker")},
                                "device": start.get("device"), "device_name": start.get("device_name"),
-                               "precision": start.get("precision"), "run_dir": res.get("run_dir")}
+                               "precision": start.get("precision"), "run_dir": res.get("run_dir"),
+                               **{k: res.get(k) for k in ("tflops_per_worker", "mfu", "bottleneck")},
+                               **{k: start.get(k) for k in ("system", "train_flops_per_image", "peak_flops_per_worker",
+                                                            "peak_source")}}
         ran, want = f"{start.get('device')} {start.get('precision')}", f"{ch.expect('cuda')} {s.precision}"
         st.claim(f"ResNet-50 on {what}: device and precision", ran, want, ran == want)
+        # the peaks table knows this GPU and the achieved FLOP/s are a plausible share of its peak
+        mfu = res.get("mfu")
+        st.claim(f"ResNet-50 on {what}: MFU against the {s.precision} dense peak", mfu, "0 < MFU <= 1",
+                 None if ch.dry else mfu is not None and 0 < mfu <= 1,
+                 DRY if ch.dry else str(start.get("peak_source") or ""))
     if errors:
         raise errors[0]
     syn, shards = results["synthetic"][0], results["torch"][0]

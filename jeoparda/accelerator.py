@@ -110,6 +110,11 @@ class Accelerator:
     def set_tf32(self, allowed: bool) -> None:
         """Whether float32 matrix products may round through TF32 (GPUs of compute capability >= 8)."""
 
+    def tf32_convolutions(self) -> bool:
+        """Whether float32 convolutions may run through TF32 now (cuDNN's default on a GPU): the
+        precision whose peak MFU is measured against."""
+        return False
+
     def configure(self, deterministic: bool) -> None:
         """The kernels' choice for a training run: deterministic algorithms only, or the fastest."""
         if deterministic:
@@ -171,6 +176,9 @@ class GpuAccelerator(Accelerator):
 
     def set_tf32(self, allowed: bool) -> None:
         self.runtime.set_tf32(allowed)
+
+    def tf32_convolutions(self) -> bool:
+        return self.runtime.tf32_convolutions()
 
     def configure(self, deterministic: bool) -> None:
         if deterministic:  # cuBLAS refuses deterministic mode without a fixed workspace

@@ -7,6 +7,8 @@ values of the wrong type are errors that name the key and where it came from.
 from __future__ import annotations
 
 import difflib
+import math
+import re
 import typing
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
@@ -28,6 +30,14 @@ def _check(ok: bool, key: str, message: str) -> None:
         raise JeopardaError(f"configuration: {key}: {message}")
 
 
+def _finite(section: Any, prefix: str) -> None:
+    """Every float field of ``section`` a finite number (``nan``, ``.inf`` refused, naming the key)."""
+    for f in fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, float):
+            _check(math.isfinite(value), f"{prefix}.{f.name}", f"must be a finite number, got {value}")
+
+
 # torch.compile's modes; reduce-overhead captures CUDA graphs (one launch per step, not per kernel)
 COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -44,6 +54,7 @@ class AugmentConfig:
     jitter: float = 0.0        # > 0: per-band brightness and contrast jitter of this strength
 
     def __post_init__(self) -> None:
+        _finite(self, "data.augment")
         _check(self.mixup_alpha >= 0, "data.augment.mixup_alpha", f"must be >= 0, got {self.mixup_alpha}")
         _check(self.preset in ("", "heavy"), "data.augment.preset", f"{self.preset!r} is not heavy (or empty)")
         _check(0 < self.crop_scale <= 1, "data.augment.crop_scale", "must be within 0..1 (0 excluded)")
@@ -77,6 +88,7 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
+        _finite(self, "data")
         _check(self.backend in DATA_BACKENDS, "data.backend",
                f"{self.backend!r} is not one of {', '.join(DATA_BACKENDS)}")
         _check(self.workers >= 0, "data.workers", f"must be >= 0, got {self.workers}")
@@ -121,6 +133,9 @@ class TrainConfig:
     preempt_check_every: int = 10    # steps between checks whether any rank got a preemption signal
 
     def __post_init__(self) -> None:
+        _finite(self, "train")
+        for key in ("seed", "val_every", "checkpoint_every", "max_steps"):
+            _check(getattr(self, key) >= 0, f"train.{key}", f"must be >= 0, got {getattr(self, key)}")
         _check(self.epochs >= 1, "train.epochs", f"must be >= 1, got {self.epochs}")
         _check(self.batch_size >= 1, "train.batch_size", f"must be >= 1, got {self.batch_size}")
         _check(self.global_batch_size >= 0, "train.global_batch_size", "must be >= 0")
@@ -131,7 +146,12 @@ class TrainConfig:
         _check(self.precision in PRECISIONS, "train.precision",
                f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
         _check(self.lr > 0, "train.lr", f"must be > 0, got {self.lr}")
-        _check(self.step_epochs >= 1 and self.lr_base_batch >= 1, "train.step_epochs", "must be >= 1")
+        _check(self.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {self.weight_decay}")
+        _check(0 <= self.momentum < 1, "train.momentum", f"must be within 0..1 (1 excluded), got {self.momentum}")
+        _check(self.step_gamma > 0, "train.step_gamma", f"must be > 0, got {self.step_gamma}")
+        _check(self.warmup_epochs >= 0, "train.warmup_epochs", f"must be >= 0, got {self.warmup_epochs}")
+        _check(self.step_epochs >= 1, "train.step_epochs", f"must be >= 1, got {self.step_epochs}")
+        _check(self.lr_base_batch >= 1, "train.lr_base_batch", f"must be >= 1, got {self.lr_base_batch}")
         _check(0 <= self.threshold <= 1, "train.threshold", "must be within 0..1")
         _check(0 <= self.label_smoothing < 1, "train.label_smoothing", "must be within 0..1 (excluded)")
         _check(0 <= self.target <= 1, "train.target", "must be within 0..1 (0: no target)")
@@ -153,6 +173,7 @@ class DistConfig:
     share_gpus: bool = False         # let ranks share a GPU (tests on a one-GPU machine); collectives over gloo
 
     def __post_init__(self) -> None:
+        _finite(self, "dist")
         _check(self.backend in DIST_BACKENDS, "dist.backend",
                f"{self.backend!r} is not one of {', '.join(DIST_BACKENDS)}")
         _check(0 <= self.port < 65536, "dist.port", f"must be a port number, got {self.port}")
@@ -178,6 +199,36 @@ class MLPerfConfig:
         _check(bool(self.org.strip()), "mlperf.org", "must not be empty")
 
 
+#: A system name as it may appear in file names (run folders, reports, ReFrame references).
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+NAME_RULE = "letters, digits, '.', '_' and '-', not starting with '.' or '-', at most 64 characters"
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` is not safe in a file name (the characters at fault), or None when it is."""
+    if SAFE_NAME.fullmatch(name):
+        return None
+    bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c in "._-"))})
+    if bad:
+        return f"{name!r} has characters unsafe in a file name: {' '.join(repr(c) for c in bad)} (use {NAME_RULE})"
+    if not name:
+        return "is empty"
+    if len(name) > 64:
+        return f"{name[:20]!r}... is {len(name)} characters long (at most 64)"
+    return f"{name!r} starts with {name[0]!r} (use {NAME_RULE})"
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """The machine a run measures; results of different systems are never mixed in a report."""
+
+    name: str = ""  # "": JEOPARDA_SYSTEM, else SLURM_CLUSTER_NAME, else the host name without its digits
+
+    def __post_init__(self) -> None:
+        problem = name_problem(self.name) if self.name else None
+        _check(problem is None, "system.name", problem or "")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     model: str = "resnet18"
@@ -185,6 +236,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     dist: DistConfig = field(default_factory=DistConfig)
     mlperf: MLPerfConfig = field(default_factory=MLPerfConfig)
+    system: SystemConfig = field(default_factory=SystemConfig)
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:
@@ -278,6 +330,6 @@ def load_config(files: Sequence[Path] = (), overrides: Sequence[str] = ()) -> Ru
                   (" + ".join(sources) or "defaults"))
 
 
-def dump_config(cfg: RunConfig, path: Path) -> None:
-    """Write the resolved configuration as YAML (loadable again with load_config)."""
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+def config_text(cfg: RunConfig) -> str:
+    """The resolved configuration as YAML (loadable again with load_config)."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

@@ -96,3 +96,6 @@ class CudaRuntime:
 
     def set_tf32(self, allowed: bool) -> None:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allowed
+
+    def tf32_convolutions(self) -> bool:
+        return bool(torch.backends.cudnn.allow_tf32)

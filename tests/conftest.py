@@ -28,6 +28,14 @@ def archive(archive_master, tmp_path) -> Path:
     return dest
 
 
+@pytest.fixture
+def copy(dataset, tmp_path) -> Path:
+    """A private copy of the converted data set that a test may damage."""
+    dest = tmp_path / "ds"
+    shutil.copytree(dataset, dest)
+    return dest
+
+
 def convert(source: Path, out: Path, **kw) -> dict:
     """Run a conversion in-process (single rank) and return the manifest."""
     kw.setdefault("shard_size", 8)

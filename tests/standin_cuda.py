@@ -218,6 +218,9 @@ class StandInCuda:
     def set_tf32(self, allowed: bool) -> None:
         self.tf32 = allowed
 
+    def tf32_convolutions(self) -> bool:
+        return True if self.tf32 is None else self.tf32  # torch's default until set_tf32
+
 
 def standin_nvml(runtime: StandInCuda) -> types.SimpleNamespace:
     """A ``pynvml`` over the stand-in's boards: handles by index (NVML's own numbering of the

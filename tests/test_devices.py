@@ -24,8 +24,18 @@ def test_auto_precision_follows_the_compute_capability(standin_gpu, capability, 
     assert amp_precision("bf16", Accelerator()) == "bf16"  # an explicit choice stays
 
 
+def test_tf32_convolutions_follow_set_tf32_on_a_gpu_and_never_happen_on_the_cpu(standin_gpu):
+    gpu = parse_device("cuda:0")
+    assert gpu.tf32_convolutions() is True  # cuDNN's default
+    gpu.set_tf32(False)
+    assert gpu.tf32_convolutions() is False
+    cpu = Accelerator()
+    cpu.set_tf32(True)  # a CPU has no TF32: asking for it changes nothing
+    assert cpu.tf32_convolutions() is False
+
+
 def test_deterministic_on_cuda_sets_the_cublas_workspace(standin_gpu, monkeypatch):
-    from jeoparda.training.loop import configure_threads
+    from jeoparda.training.setup import configure_threads
 
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     gpu = parse_device("cuda")
@@ -186,6 +196,9 @@ def test_the_real_cuda_runtime_on_a_machine_without_cuda():
     try:
         real.set_tf32(False)
         assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert real.tf32_convolutions() is False
+        real.set_tf32(True)
+        assert real.tf32_convolutions() is True
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
     raw = bytes(range(16))

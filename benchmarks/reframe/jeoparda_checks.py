@@ -11,9 +11,14 @@ dependency: that run goes first), and time to target (with a target in the recip
 Parameters come from the environment, so a site picks its sweep without editing this file:
 JEOPARDA_RFM_MODELS ("resnet50"), JEOPARDA_RFM_RANKS ("1 2 4 8"), JEOPARDA_RFM_BACKENDS
 ("torch"). Variables (-S name=value): data_path, config (default the model's recipe), epochs,
-extra (more `--set` words, space separated), launcher_opts. References: `SITE_REFERENCES` below,
-{system:partition: {variable: (value, lower, upper, unit)}} with relative tolerances, as ReFrame
-defines them; empty means "report, do not judge".
+extra (more `--set` words, space separated), launcher_opts.
+
+References: JEOPARDA_RFM_REFERENCES names a references file (or an earlier report's summary.json),
+the same file `jeoparda report --baseline` reads (docs/benchmarking.md, "Baselines and regressions"):
+each check takes the entry for its system (ReFrame's system name, or "*"), model and ranks, bounded
+on the worse side only, so ReFrame fails where `--fail-on-regression` would. Without it, or where
+no entry matches, `SITE_REFERENCES` below: {system:partition: {variable: (value, lower, upper,
+unit)}} with relative tolerances, as ReFrame defines them; empty means "report, do not judge".
 """
 from __future__ import annotations
 
@@ -70,6 +75,15 @@ class JeopardaTrain(rfm.RunOnlyRegressionTest):
         sets = [f"data.path={self.data_path}", f"data.backend={self.data_backend}", f"train.epochs={self.epochs}",
                 "train.test=false", f"dist.backend={'ddp' if self.ranks > 1 else 'single'}", *self.extra.split()]
         self.executable_opts = ["train", "--config", recipe, "--out", "run"] + [w for s in sets for w in ("--set", s)]
+
+    @run_before("performance")
+    def references_from_file(self) -> None:
+        path = os.environ.get("JEOPARDA_RFM_REFERENCES")
+        if path:  # jeoparda is imported only here: the check loads without it otherwise
+            from jeoparda.report.baseline_file import reframe_reference
+
+            found = reframe_reference(path, self.current_system.name, self.model, self.ranks, self.data_backend)
+            self.reference = found or SITE_REFERENCES
 
     @sanity_function
     def completed(self):

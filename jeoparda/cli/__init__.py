@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from jeoparda import __version__
 from jeoparda.cli import bench, config, data, predict, project, superres, train
-from jeoparda.errors import JeopardaError
+from jeoparda.errors import JeopardaError, os_error_line
 
 DESCRIPTION = """\
 jeoparda: distributed deep-learning benchmarks on Sentinel-2 (BigEarthNet) for HPC systems.
@@ -65,8 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"jeoparda: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:  # file-system trouble: permissions, a file where a folder should be, full disk
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"jeoparda: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"jeoparda: error: {os_error_line(exc, args.command)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("jeoparda: interrupted", file=sys.stderr)

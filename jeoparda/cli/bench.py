@@ -51,7 +51,9 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
         description="Training throughput of a configuration (same --config/--set as jeoparda train; "
         "data.backend=synthetic separates compute and communication from I/O): warm-up steps, then "
         "timed blocks of steps; images/s in total and per worker with a 95 % interval (+-1.96 std "
-        "over blocks), and time per step split into data wait, compute and exposed communication. "
+        "over blocks), and time per step split into data wait, compute and exposed communication, "
+        "with a verdict on the bottleneck (data, communication or compute) and what to try; achieved "
+        "TFLOP/s per worker and MFU where the device's peak is known (docs/benchmarking.md). "
         "Writes RUN_DIR/results.jsonl in the training schema (one epoch record per block).")
     add_config_args(tr)
     tr.add_argument("--out", type=Path, metavar="RUN_DIR", help="run folder (default runs/<model>-<id>)")
@@ -133,7 +135,8 @@ def _run_bench_train(args: argparse.Namespace) -> int:
 
     from jeoparda.bench.train_bench import bench_train
     from jeoparda.cluster.env import detect
-    from jeoparda.training.recorder import perf_line
+    from jeoparda.training.bottleneck import SPLIT_KEYS
+    from jeoparda.training.recorder import compute_line, perf_line
 
     cfg = run_config(args)
     result = bench_train(cfg, args.out, args.warmup_steps, args.steps, args.blocks)
@@ -148,6 +151,9 @@ def _run_bench_train(args: argparse.Namespace) -> int:
         print(perf_line("bench", images_per_s=float(result["images_per_s"]),
                         images_per_s_per_worker=float(result["images_per_s_per_worker"]),
                         step_time_s=float(result["step_s"])))
+        parts = {k: result[k] for k in SPLIT_KEYS}
+        print(f"bottleneck: {result['bottleneck_note']}")
+        print(compute_line(result, {"step_split": parts, "bottleneck": result["bottleneck"]}))
         if args.json:
             print(json.dumps(result))
     return 0

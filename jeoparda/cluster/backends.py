@@ -30,6 +30,9 @@ class Backend:
     #: Whether parameters may be in channels_last layout (non-contiguous): Horovod's collectives
     #: refuse non-contiguous tensors (horovod#3491, #3622).
     supports_channels_last = True
+    #: Whether every forward pass starts from rank 0's buffers (DDP's broadcast_buffers), so the
+    #: other ranks' own batch-norm statistics never matter once they take another step.
+    broadcasts_buffers = True
 
     def __init__(self, env: ClusterEnv, cfg: DistConfig, collectives: str = "gloo") -> None:
         self.env, self.cfg, self.collectives = env, cfg, collectives
@@ -201,6 +204,7 @@ class DDPBackend(Backend):
 class HorovodBackend(Backend):
     name = "horovod"
     supports_channels_last = False
+    broadcasts_buffers = False  # each rank keeps its own running statistics between averages
 
     def init(self) -> None:
         try:

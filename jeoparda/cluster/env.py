@@ -4,6 +4,10 @@ Each launcher is a row of :data:`LAUNCHERS`: the variable that proves it is pres
 variables holding rank, world size, local rank, local size and node index. Rows are tried in order: torchrun
 first (it may run inside an allocation), then Open MPI and MPICH/PMI (``mpirun`` inside a Slurm job
 also carries SLURM_* variables), then Slurm's ``srun``.
+
+The variables that describe the system rather than the launch (its name, the container, NCCL's
+network settings) come from :data:`SYSTEM_VARS`, :data:`CONTAINER_VARS` and :data:`NCCL_VARS`;
+``jeoparda.cluster.system`` turns them into the run's system name and description.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 Keys = tuple[str, ...]
 #: Where a Slurm step says how many of its tasks share this node, and how many nodes it spans:
@@ -23,6 +28,15 @@ _SLURM_NODES: Keys = ("SLURM_STEP_NUM_NODES", "SLURM_NNODES", "SLURM_JOB_NUM_NOD
 _SLURM_NODE: Keys = ("SLURM_NODEID",)
 _SLURM_TASK: tuple[str, str] = ("SLURM_PROCID", "SLURM_NTASKS")
 _SLURM_CPUS = "SLURM_CPUS_PER_TASK"
+#: ClusterEnv field -> the variable naming it (docs/training.md, "Configuration": system.name).
+SYSTEM_VARS: dict[str, str] = {"system_var": "JEOPARDA_SYSTEM", "cluster_name": "SLURM_CLUSTER_NAME"}
+#: What container runtimes set inside the container: Apptainer and Singularity (the image file and
+#: its name), pyxis (the image asked for with srun --container-image, when given as a variable).
+#: Docker, Podman and enroot set none: their marks are files (cluster/system.py).
+CONTAINER_VARS: Keys = ("APPTAINER_CONTAINER", "APPTAINER_NAME", "SINGULARITY_CONTAINER", "SINGULARITY_NAME",
+                        "PYXIS_CONTAINER_IMAGE")
+#: NCCL's settings that choose or restrict the network between nodes.
+NCCL_VARS: Keys = ("NCCL_NET", "NCCL_IB_HCA", "NCCL_SOCKET_IFNAME", "NCCL_IB_DISABLE")
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,10 @@ class ClusterEnv:
     job_id: str | None = None
     node: int = -1  # this rank's node index, 0 .. nodes-1; -1: rank // local_size (block placement)
     cpus_per_task: int = 0  # the CPUs Slurm gives each task (--cpus-per-task); 0: not set
+    system_var: str = ""  # JEOPARDA_SYSTEM: the system's name, where the user gives it so
+    cluster_name: str = ""  # SLURM_CLUSTER_NAME
+    container: tuple[tuple[str, str], ...] = ()  # the CONTAINER_VARS set, (name, value) in table order
+    nccl: tuple[tuple[str, str], ...] = ()  # the NCCL_VARS set, (name, value) in table order
 
     def __post_init__(self) -> None:
         if self.node < 0:
@@ -107,6 +125,14 @@ def _node(env: Mapping[str, str], row: Launcher, rank: int, world: int, nodes: i
     return node
 
 
+def _system(env: Mapping[str, str]) -> dict[str, Any]:
+    """The ClusterEnv fields of the system's variables (SYSTEM_VARS, CONTAINER_VARS, NCCL_VARS)."""
+    out: dict[str, Any] = {field: env.get(var, "").strip() for field, var in SYSTEM_VARS.items()}
+    out["container"] = tuple((k, env[k]) for k in CONTAINER_VARS if env.get(k))
+    out["nccl"] = tuple((k, env[k]) for k in NCCL_VARS if env.get(k))
+    return out
+
+
 def detect(environ: Mapping[str, str] | None = None) -> ClusterEnv:
     """Detect the launcher from ``environ`` (default: ``os.environ``)."""
     env = os.environ if environ is None else environ
@@ -114,6 +140,7 @@ def detect(environ: Mapping[str, str] | None = None) -> ClusterEnv:
     job_id = env.get("SLURM_JOB_ID")
     per_task = env.get(_SLURM_CPUS, "")
     cpus = int(per_task) if per_task.isdigit() else 0  # anything else: not a count, not a limit
+    system = _system(env)
     for row in LAUNCHERS:
         if row.marker not in env:
             continue
@@ -123,8 +150,9 @@ def detect(environ: Mapping[str, str] | None = None) -> ClusterEnv:
         rank = _int(env, row.rank, 0)
         return ClusterEnv(rank=rank, world_size=world, local_rank=_int(env, row.local_rank, 0),
                           local_size=local_size, nodes=nodes, launcher=row.name, hostname=hostname,
-                          job_id=job_id, node=_node(env, row, rank, world, nodes), cpus_per_task=cpus)
-    return ClusterEnv(hostname=hostname, job_id=job_id, cpus_per_task=cpus)
+                          job_id=job_id, node=_node(env, row, rank, world, nodes), cpus_per_task=cpus,
+                          **system)
+    return ClusterEnv(hostname=hostname, job_id=job_id, cpus_per_task=cpus, **system)
 
 
 def first_slurm_host(nodelist: str) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from jeoparda.cluster.env import ClusterEnv
 from jeoparda.errors import JeopardaError
+from jeoparda.safe_files import refuse_link
 
 if TYPE_CHECKING:
     import torch
@@ -121,21 +122,37 @@ def run_folder(comm: Comm, chosen: Path | None, name: str, env: ClusterEnv) -> P
     return Path(comm.broadcast_object(str(chosen or default_run_dir(name, env))))
 
 
-def prepare_run_dir(run_dir: Path, log_name: str, advice: str, resume: bool = False, restart: bool = False) -> None:
-    """Create or check the run folder; a results log ``log_name`` in it means it holds a run, refused
-    (with ``advice``) unless resuming. ``restart`` (--resume-if-checkpoint without a checkpoint): an
-    earlier attempt that died before its first checkpoint keeps its log under another name."""
-    log = run_dir / log_name
+def prepare_run_dir(run_dir: Path, log_name: str, advice: str, resume: bool = False, restart: bool = False,
+                    owned: tuple[str, ...] = ()) -> None:
+    """Create or check the run folder. A run folder belongs to one run: where it holds the results
+    log ``log_name`` or any of the run's other files ``owned`` (mllog.txt, config.yaml,
+    checkpoints, ...), it is refused (with ``advice``) unless resuming. ``restart``
+    (--resume-if-checkpoint without a checkpoint): an earlier attempt that died before its first
+    checkpoint keeps its files under other names (``NAME-attempt-<time>``)."""
+    found = [name for name in (log_name, *owned) if (run_dir / name).exists() or (run_dir / name).is_symlink()]
     if resume and not run_dir.is_dir():
         raise JeopardaError(f"{run_dir}: --resume but no such run folder")
-    if not resume and log.exists():
+    if not resume and found:
         if not restart:
-            raise JeopardaError(f"{run_dir}: already holds a run; {advice}")
-        kept = log.with_name(f"{log.stem}-attempt-{time.strftime('%Y%m%d-%H%M%S')}{log.suffix}")
-        log.rename(kept)
-        warnings.warn(f"{run_dir}: no checkpoint to resume from; starting again (the earlier attempt's log "
-                      f"is {kept.name})", stacklevel=2)
+            for name in found:
+                refuse_link(run_dir / name)  # a planted link is named as what it is
+            raise JeopardaError(f"{run_dir}: already holds a run ({', '.join(found)}); {advice}")
+        kept = [_keep_aside(run_dir / name) for name in found]
+        warnings.warn(f"{run_dir}: no checkpoint to resume from; starting again (the earlier attempt's files "
+                      f"are kept as {', '.join(k.name for k in kept)})", stacklevel=2)
     run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _keep_aside(path: Path) -> Path:
+    """Rename ``path`` to a free ``STEM-attempt-<time>[-N]SUFFIX`` beside it (a link is renamed, not
+    followed)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        kept = path.with_name(f"{path.stem}-attempt-{stamp}{f'-{n}' if n else ''}{path.suffix}")
+        if not kept.exists() and not kept.is_symlink():
+            path.rename(kept)
+            return kept
+    raise JeopardaError(f"{path}: cannot keep the earlier attempt's file aside (too many attempts)")
 
 
 def state_digest(model: torch.nn.Module) -> str:

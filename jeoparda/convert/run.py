@@ -1,11 +1,12 @@
 """``jeoparda convert``: an archive (any source kind) -> sharded 12-band HDF5 (docs/data-format.md).
 
-Work is cut into chunks, one per shard. A chunk is converted into ``<shard>.tmp-<pid>``, renamed when
+Work is cut into chunks, one per shard. A chunk is converted into ``.<shard>.tmp-<pid>``, renamed when
 complete, and then a small record (checksum, rejected patches, exact integer band sums) is written
 to ``OUT/.jeoparda-convert/records/``. A rerun reuses every shard whose record and checksum agree,
 so an interrupted run resumes. Chunks are spread over ``--workers`` processes and, under
 ``mpirun``/``srun``, over MPI ranks; rank 0 writes the manifest. The result does not depend on how
-the work was spread: same shards, same bytes.
+the work was spread: same shards, same bytes. Inside OUT no link is followed (docs/reliability.md):
+a link at a split folder, the work folder, a shard or the manifest is refused with one line.
 """
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from jeoparda.cluster.slots import set_slot
 from jeoparda.convert.assemble import Upsampler, shard_arrays
 from jeoparda.convert.plan import Chunk, ConvertOptions, Plan, make_plan
 from jeoparda.convert.records import ChunkStats, build_manifest, layout_for
-from jeoparda.errors import JeopardaError
+from jeoparda.errors import JeopardaError, os_error_line
+from jeoparda.lifeline import die_with
+from jeoparda.safe_files import make_dirs, open_write, refuse_link, sweep_temps, temp_name
 from jeoparda.shards.format import Layout, file_sha256
 from jeoparda.shards.manifest import MANIFEST_NAME, write_json_atomic
 from jeoparda.shards.writer import ShardWriter
@@ -54,12 +57,26 @@ def _same_input(path: Path, fingerprint: str) -> bool | None:
         return False
 
 
+def write_json(path: Path, data: Any) -> None:
+    """JSON written atomically inside OUT: a link at ``path`` is refused, never followed or replaced."""
+    refuse_link(path)
+    write_json_atomic(path, data)
+
+
+def _refuse_links(out: Path) -> None:
+    """OUT may be a link (the user's choice); what jeoparda writes or deletes inside it may not."""
+    for name in (MANIFEST_NAME, *SPLITS, WORK_DIR, f"{WORK_DIR}/records", f"{WORK_DIR}/plan.json"):
+        refuse_link(out / name)
+
+
 def prepare_out(opts: ConvertOptions, plan: Plan) -> str:
-    """Check and set up OUT; returns 'fresh', 'resume' or 'complete'. Refuses foreign content."""
+    """Check and set up OUT; returns 'fresh', 'resume' or 'complete'. Refuses foreign content and
+    links inside OUT; removes the temporary files a dead conversion left."""
     out = Path(opts.out)
     if out.resolve().is_relative_to(plan.root.resolve()):
         raise JeopardaError(f"{out}: output folder lies inside the source archive {plan.root}")
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
+    _refuse_links(out)
     plan_file = out / WORK_DIR / "plan.json"
     done = _same_input(out / MANIFEST_NAME, plan.fingerprint)
     started = _same_input(plan_file, plan.fingerprint)
@@ -80,13 +97,14 @@ def prepare_out(opts: ConvertOptions, plan: Plan) -> str:
     else:
         (out / MANIFEST_NAME).unlink(missing_ok=True)
         for name in (*SPLITS, WORK_DIR):
-            shutil.rmtree(out / name, ignore_errors=True)
-    _records_dir(out).mkdir(parents=True, exist_ok=True)
-    write_json_atomic(plan_file, {"fingerprint": plan.fingerprint})
+            shutil.rmtree(out / name, ignore_errors=True)  # checked above: a real folder, not a link
+    make_dirs(out, f"{WORK_DIR}/records")
+    write_json(plan_file, {"fingerprint": plan.fingerprint})
+    sweep_temps(out, f".{MANIFEST_NAME}.tmp-*")
+    sweep_temps(out / WORK_DIR)
+    sweep_temps(_records_dir(out))
     for split in SPLITS:
-        (out / split).mkdir(exist_ok=True)
-        for stale in (out / split).glob("*.tmp-*"):
-            stale.unlink()
+        sweep_temps(make_dirs(out, split))
     return state
 
 
@@ -94,6 +112,8 @@ def _finished_record(out: Path, chunk: Chunk) -> dict[str, Any] | None:
     """The chunk's record if its shard is complete and its checksum still matches."""
     rec_path = _records_dir(out) / f"{chunk.key}.json"
     shard = out / chunk.file
+    refuse_link(shard)
+    refuse_link(rec_path)
     if not rec_path.is_file():
         return None
     try:
@@ -111,7 +131,10 @@ def convert_chunk(source: Source, chunk: Chunk, out: Path, layout: Layout, keep:
     whose patches were all rejected leaves no shard file (no shard is ever empty). Patches are
     read and upsampled ``upsampler.batch`` at a time (the same groups whatever the worker count)."""
     final = out / chunk.file
-    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
+    refuse_link(final)
+    tmp = temp_name(final)
+    tmp.unlink(missing_ok=True)  # an earlier process of this PID (a container restart)
+    os.close(open_write(tmp, exclusive=True))  # never a link; ShardWriter truncates it
     rejected: list[dict[str, str]] = []
     stats = ChunkStats(layout, len(source.classes))
     try:
@@ -131,8 +154,10 @@ def convert_chunk(source: Source, chunk: Chunk, out: Path, layout: Layout, keep:
                     writer.append(patch.name, **arrays)
                     stats.add(arrays)
                     tick(1)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not exc.filename:  # a full disk, reported without a name
+            exc.filename = str(tmp)
         raise
     sha = None
     if stats.patches:
@@ -141,17 +166,19 @@ def convert_chunk(source: Source, chunk: Chunk, out: Path, layout: Layout, keep:
     else:
         tmp.unlink()
     record = stats.record(chunk, sha, rejected)
-    write_json_atomic(_records_dir(out) / f"{chunk.key}.json", record)
+    write_json(_records_dir(out) / f"{chunk.key}.json", record)
     return record
 
 
 _COUNTER: Any = None  # the pool's shared progress counter, set in each worker process
 
 
-def _init_worker(counter: Any, started: Any, slot_base: int) -> None:
-    """A pool worker: the progress counter, and its number among the node's conversion processes
-    (a learned upsampler on GPUs takes its GPU by that number)."""
+def _init_worker(counter: Any, started: Any, slot_base: int, owner: int) -> None:
+    """A pool worker: it dies with ``owner`` (the converting process: an orphaned worker would
+    wait for work forever), the progress counter, and its number among the node's conversion
+    processes (a learned upsampler on GPUs takes its GPU by that number)."""
     global _COUNTER
+    die_with(owner)
     _COUNTER = counter
     with started.get_lock():
         started.value += 1
@@ -196,7 +223,7 @@ def convert_local(chunks: list[Chunk], plan: Plan, opts: ConvertOptions,
     counter, started = ctx.Value("q", 0), ctx.Value("i", 0)
     seen = 0
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(counter, started, local_rank * opts.workers)) as pool:
+                             initargs=(counter, started, local_rank * opts.workers, os.getpid())) as pool:
         pending = {pool.submit(_pool_task, a) for a in args}
         try:
             while pending:
@@ -229,12 +256,14 @@ def run_conversion(opts: ConvertOptions, env: ClusterEnv,
     records, failure = [], None
     try:
         records = convert_local(mine, plan, opts, tick, env.local_rank)
-    except StrictStop as exc:
+    except (StrictStop, JeopardaError) as exc:  # a damaged patch, a dead worker: every rank stops, not one
         failure = str(exc)
+    except OSError as exc:  # a full disk on this rank's shards
+        failure = os_error_line(exc, "convert")
     agree(comm, failure)
     manifest = build_manifest(plan, opts, [r for recs in comm.gather_objects(records) for r in recs])
     if env.is_root:
-        write_json_atomic(out / MANIFEST_NAME, manifest)
+        write_json(out / MANIFEST_NAME, manifest)
         shutil.rmtree(out / WORK_DIR, ignore_errors=True)
     comm.barrier()
     return manifest, state

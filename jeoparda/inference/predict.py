@@ -22,6 +22,7 @@ from jeoparda.errors import JeopardaError
 from jeoparda.labels import NO_CLASS
 from jeoparda.loaders.bands import choose_bands
 from jeoparda.loaders.base import normalisers
+from jeoparda.safe_files import writing
 from jeoparda.shards.manifest import read_manifest
 from jeoparda.shards.reader import ShardReader
 from jeoparda.sources.bigearthnet_v2 import MAPS_DIR, S2_DIR, map_path, tile_of
@@ -214,6 +215,7 @@ def quicklook(classes: np.ndarray, names: list[str], path: Path, tile: str) -> P
     ax.legend(handles=[LegendPatch(color=colours[k], label=names[k][:40]) for k in present],
               loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    with writing(path, text=False) as fh:  # a link at path is refused, never followed
+        fig.savefig(fh, format="png")
     plt.close(fig)
     return path

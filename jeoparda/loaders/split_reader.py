@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from jeoparda.loaders.partition import offsets
+from jeoparda.safe_files import inside
 from jeoparda.shards.format import Layout, ShardError, check_shard_format
 from jeoparda.shards.reader import ShardReader
 
@@ -21,7 +22,9 @@ class SplitReader:
     def __init__(self, root: Path, shards: list[dict[str, Any]], layout: Layout,
                  optical: list[int] | None = None, s1: list[int] | None = None, masks: bool = False) -> None:
         self.root = Path(root)
-        self.files = [self.root / s["file"] for s in shards]
+        # read_manifest checked the paths against the data set; the root may be a staged copy
+        folders: dict[Path, Path] = {}  # each shard folder resolved once
+        self.files = [inside(self.root, s["file"], f"{self.root}: shard file", folders) for s in shards]
         self.sizes = [int(s["patches"]) for s in shards]
         self.offsets = offsets(self.sizes)
         self.layout, self.optical, self.s1, self.masks = layout, optical, list(s1 or []), masks

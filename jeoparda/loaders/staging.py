@@ -3,7 +3,9 @@
 One process per node (local rank 0) copies; the node's other ranks wait for its marker file.
 Each file is copied under a temporary name, renamed, and its SHA-256 checked against the
 manifest; files already staged with the right checksum (an earlier job) are kept. The staged
-folder is ``STAGE_DIR/jeoparda-<fingerprint>`` with a copy of the manifest.
+folder is ``STAGE_DIR/jeoparda-<uid>-<fingerprint>`` with a copy of the manifest: the user's own,
+mode 0700, checked by every rank before it is used (a link, another user's folder or one others may
+write is refused with one line; docs/reliability.md), and no staged file leaves it.
 
 When local rank 0 fails, it writes a failure marker holding the reason beside the done marker
 before raising, so that the waiting ranks stop at once with that reason instead of holding their
@@ -11,7 +13,6 @@ GPUs until the wait limit.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -23,6 +24,7 @@ from typing import Any
 
 from jeoparda.cluster.env import ClusterEnv
 from jeoparda.errors import JeopardaError
+from jeoparda.safe_files import inside, make_dirs, open_write, private_dir, refuse_link, replacing, write_bytes_atomic
 from jeoparda.shards.format import ShardError, file_sha256
 from jeoparda.shards.manifest import MANIFEST_NAME, write_json_atomic
 
@@ -34,22 +36,22 @@ _REASON_BYTES = 4096
 
 
 def stage_dir_for(manifest: dict[str, Any], stage_dir: str) -> Path:
+    """The node-local folder a data set is staged into: per user (a shared /tmp holds many users'
+    folders), per data set."""
     base = Path(stage_dir) if stage_dir else Path(tempfile.gettempdir())
-    return base / f"jeoparda-{manifest.get('fingerprint', 'unknown')[:16]}"
+    user = os.geteuid() if hasattr(os, "geteuid") else 0
+    return base / f"jeoparda-{user}-{str(manifest.get('fingerprint', 'unknown'))[:16]}"
 
 
 def _copy_verified(src: Path, dest: Path, sha256: str) -> None:
-    if dest.is_file() and file_sha256(dest) == sha256:
+    if not dest.is_symlink() and dest.is_file() and file_sha256(dest) == sha256:
         return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    actual = file_sha256(tmp)
-    if actual != sha256:
-        tmp.unlink(missing_ok=True)
-        raise ShardError(f"{src}: checksum mismatch after staging to {dest} "
-                         f"(manifest {sha256[:12]}…, copy {actual[:12]}…)")
-    os.replace(tmp, dest)
+    with replacing(dest) as tmp:  # created afresh, never a link; renamed over dest; removed on failure
+        shutil.copyfile(src, tmp)
+        actual = file_sha256(tmp)
+        if actual != sha256:
+            raise ShardError(f"{src}: checksum mismatch after staging to {dest} "
+                             f"(manifest {sha256[:12]}…, copy {actual[:12]}…)")
 
 
 def markers(dest: Path, shards: list[dict[str, Any]], job: str | None = None) -> tuple[Path, Path]:
@@ -65,6 +67,10 @@ def stage_shards(root: Path, manifest: dict[str, Any], shards: list[dict[str, An
                  env: ClusterEnv, wait_limit_s: float = WAIT_LIMIT_S) -> Path:
     """Stage ``shards`` (this node's) and return the staged data set folder."""
     dest = stage_dir_for(manifest, stage_dir)
+    try:  # every rank checks the folder before it reads or writes there; a refusal writes no marker
+        private_dir(dest)
+    except OSError as exc:
+        raise JeopardaError(f"{dest}: staging failed ({_reason(exc)})") from None
     done, failed = markers(dest, shards, env.job_id)
     if env.local_rank == 0:
         _stage(Path(root), manifest, shards, dest, done, failed)
@@ -76,13 +82,16 @@ def stage_shards(root: Path, manifest: dict[str, Any], shards: list[dict[str, An
 def _stage(root: Path, manifest: dict[str, Any], shards: list[dict[str, Any]], dest: Path,
            done: Path, failed: Path) -> None:
     try:
-        dest.mkdir(parents=True, exist_ok=True)
         for marker in (done, failed, *dest.glob(f"{done.name}.*failed")):  # earlier runs' verdicts
             marker.unlink(missing_ok=True)
         for s in shards:
-            _copy_verified(root / s["file"], dest / s["file"], s["sha256"])
+            what = f"{root / MANIFEST_NAME}: shard file"
+            src, target = inside(root, s["file"], what), inside(dest, s["file"], what)
+            make_dirs(dest, Path(s["file"]).parent)
+            _copy_verified(src, target, s["sha256"])
+        refuse_link(dest / MANIFEST_NAME)
         write_json_atomic(dest / MANIFEST_NAME, manifest)
-        done.touch()
+        os.close(open_write(done))
     except BaseException as exc:  # whatever stops local rank 0 must release the node's other ranks
         reason = _reason(exc)
         _write_failure(failed, reason)
@@ -103,13 +112,10 @@ def _write_failure(failed: Path, reason: str) -> None:
     """Write the failure marker under a temporary name and rename it, so a waiting rank never reads
     half a reason. Best effort: when even this fails (the folder could not be made), the others
     wait until their limit, or until ``srun --kill-on-bad-exit=1`` ends the step."""
-    tmp = failed.with_name(f"{failed.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(reason + "\n", encoding="utf-8")
-        os.replace(tmp, failed)
+        write_bytes_atomic(failed, (reason + "\n").encode("utf-8"))  # its temp file removed on failure
     except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        pass
 
 
 def _wait(dest: Path, done: Path, failed: Path, env: ClusterEnv, wait_limit_s: float) -> None:

@@ -13,22 +13,37 @@ more slots than batches the DataLoader can have in flight.
 from __future__ import annotations
 
 import atexit
-import multiprocessing as mp
 import os
-import signal
+import re
 import weakref
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from jeoparda.accelerator import Accelerator
 from jeoparda.config import AugmentConfig
+from jeoparda.errors import JeopardaError
 from jeoparda.loaders.augment import apply_geometry, geometry_codes, normalise, turn_on_device
 from jeoparda.loaders.base import Batch, Loader, Planner, SplitSource
+from jeoparda.loaders.readers import ReaderWatch, reader_context, start_reader
 from jeoparda.loaders.split_reader import SplitReader
+
+_TORCH_DEAD = re.compile(r"\(pids?(?:\(s\))? ([^)]*)\)(.*)")
+
+
+def torch_dead_readers(message: str) -> str:
+    """The reader PIDs and what torch says of them, from its "DataLoader worker (pid(s) 12, 13)
+    exited unexpectedly" or "DataLoader worker (pid 12) is killed by signal: Killed." (its own
+    check, when the pidfd watch could not tell first)."""
+    found = _TORCH_DEAD.search(message)
+    if found is None:
+        return "(unknown)"
+    pids, rest = found.group(1).strip(), found.group(2).split(". ")[0].strip().rstrip(".")
+    return f"{pids} ({rest})" if rest else pids
 
 
 class EpochBatches(Dataset):
@@ -145,8 +160,8 @@ class TorchLoader(Loader):
         self._sampler = EpochSampler(slots)
         return DataLoader(self._dataset(self._ring, self._s1_ring), batch_size=None, sampler=self._sampler,
                           num_workers=data.workers, prefetch_factor=data.prefetch,
-                          persistent_workers=True, multiprocessing_context=_reader_context(),
-                          collate_fn=_as_is, worker_init_fn=_leave_signals_to_the_trainer)
+                          persistent_workers=True, multiprocessing_context=reader_context(),
+                          collate_fn=_as_is, worker_init_fn=partial(start_reader, os.getpid()))
 
     def host_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
         """uint16 images, float32 labels, mask and S1 (or None) of steps ``start_step`` .. of the
@@ -167,10 +182,27 @@ class TorchLoader(Loader):
         self._sampler.epoch, self._sampler.first = self.epoch, self.start_step
         self._sampler.steps = self.steps_per_epoch
         assert self._ring is not None
-        for item in self._stream:
-            slot, n = item["slot"], item["n"]
-            s1 = self._s1_ring[slot, :n].numpy() if self._s1_ring is not None else None
-            yield slot, self._ring[slot, :n].numpy(), item["label"], item["mask"], s1
+        stream = iter(self._stream)
+        readers = ReaderWatch(getattr(stream, "_workers", []))  # torch's list; without it torch looks every 5 s
+        try:
+            for item in stream:
+                dead = readers.dead() if readers.ended() else ""
+                if dead:
+                    raise self._reader_died(dead)
+                slot, n = item["slot"], item["n"]
+                s1 = self._s1_ring[slot, :n].numpy() if self._s1_ring is not None else None
+                yield slot, self._ring[slot, :n].numpy(), item["label"], item["mask"], s1
+        except RuntimeError as exc:  # torch's own check, after 5 s without a batch
+            if "DataLoader worker" not in str(exc):
+                raise
+            raise self._reader_died(readers.dead() or torch_dead_readers(str(exc))) from None
+
+    def _reader_died(self, which: str) -> JeopardaError:
+        """One line for a reader process that died while the loader ran; its siblings are stopped."""
+        self.close()
+        where = f"rank {self.env.rank}: " if self.env.world_size > 1 else ""
+        return JeopardaError(f"{where}{self.cfg.data.path}: reader process {which} of the torch data loader "
+                             "died (out of memory?); the run stops")
 
     def _batches(self) -> Iterator[Batch]:
         if self.cfg.data.workers and self._stream is None:
@@ -197,33 +229,6 @@ def _close_if_alive(ref: weakref.ReferenceType) -> None:
     loader = ref()
     if loader is not None:
         loader.close()
-
-
-def _leave_signals_to_the_trainer(worker_id: int) -> None:
-    """Readers ignore the preemption signals while their loader runs: Slurm sends them to every
-    process of a job step, and a reader that died of one would fail the step the trainer is about
-    to checkpoint. Once the loader is closing, the signals go to whatever handled them before (the
-    default: the reader ends, which is how torch and multiprocessing stop stragglers)."""
-    info = get_worker_info()
-    closing = getattr(info.dataset, "closing", None) if info is not None else None
-    before: dict[int, Any] = {}
-
-    def handle(signum: int, frame: object) -> None:
-        if closing is not None and bool(closing[0]):
-            signal.signal(signum, before[signum] if before[signum] is not None else signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-
-    for sig in (signal.SIGTERM, signal.SIGUSR1):  # jeoparda.training.preempt.SIGNALS
-        before[sig] = signal.signal(sig, handle)
-
-
-def _reader_context() -> mp.context.BaseContext:
-    """Reader processes start from a clean forkserver (torch and this module preloaded), never
-    as forks of the caller: a fork inherits whatever the caller holds (a running DALI pipeline,
-    other loaders' iterators, CUDA state) and dies when its garbage collector finalises them."""
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["torch", "h5py", "jeoparda.loaders.torch_loader"])
-    return ctx
 
 
 class _HostFinisher:

@@ -15,10 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from jeoparda.errors import JeopardaError
+from jeoparda.errors import JeopardaError, one_line
 from jeoparda.models.registry import create_model, model_kind
+from jeoparda.safe_files import open_regular
 
 _PROBE = (12, 19)  # in_chans, num_classes of the reference probe build
+_LIMIT = 1 << 40   # bytes: no bound in practice; the point is to refuse devices and FIFOs unread
 
 
 @dataclass(frozen=True)
@@ -34,11 +36,16 @@ class TrainedModel:
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint's contents, loaded with ``weights_only=True`` (plain tensors and containers only;
-    no pickled code)."""
+    no pickled code), from a regular file only; one line naming the file on anything off."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(Path(path), _LIMIT) as handle:
+            return torch.load(handle, map_location="cpu", weights_only=True)
+    except JeopardaError:
+        raise
     except Exception as exc:  # a damaged file raises many kinds
-        raise JeopardaError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+        why = "it holds pickled code or objects, which jeoparda never loads" if "weights_only" in str(exc) \
+            else one_line(exc)
+        raise JeopardaError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {why})") from None
 
 
 def _probe(name: str, in_chans: int, num_classes: int) -> dict[str, tuple[int, ...]]:
@@ -84,13 +91,21 @@ def load_trained(path: Path, *, kind: str | None = None, hint: str = "", name: s
     if not recorded or not isinstance(state, dict) or "model" not in state:
         raise JeopardaError(f"{path}: not a jeoparda training checkpoint (no model or config)")
     assert isinstance(config, dict)
+    weights = state["model"]
+    if not isinstance(recorded, str):
+        raise JeopardaError(f"{path}: config.model is {type(recorded).__name__}, not a model name")
+    if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                for k, v in weights.items()):
+        raise JeopardaError(f"{path}: 'model' is not a state dict (names to tensors)")
     if name is not None and recorded != name:
         raise JeopardaError(f"{path}: a checkpoint of {recorded}, not {name}")
-    actual = model_kind(recorded)
+    try:
+        actual = model_kind(recorded)
+    except JeopardaError as exc:
+        raise JeopardaError(f"{path}: {exc}") from None
     if kind is not None and actual != kind:
         raise JeopardaError(f"{path}: a checkpoint of {recorded}, a {actual} model; "
                             + (hint or f"a {kind} one is needed"))
-    weights = state["model"]
     in_chans, num_classes = _sizes(recorded, weights)
     if in_chans is None or num_classes is None:
         raise JeopardaError(f"{path}: cannot tell the classes and channels of {recorded} from its weights")

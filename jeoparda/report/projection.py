@@ -29,6 +29,7 @@ from typing import Any
 from jeoparda.errors import JeopardaError
 from jeoparda.report.interconnect import System, allreduce_time, ring_time, tree_time
 from jeoparda.report.scaling import Row, read_run, speedup_efficiency
+from jeoparda.safe_files import writing
 
 BIGEARTHNET_TRAIN_IMAGES = 269_695  # BigEarthNet-S2 train split without cloudy/snowy patches
 DEFAULT_BUCKET_BYTES = 25 * 2**20  # DDP's default bucket_cap_mb
@@ -146,8 +147,9 @@ def write_projection(out: Path, work: Workload, system: System, opts: ModelOptio
     doc = {"format": "jeoparda-projection", "version": 1, "model": work.model, "mode": opts.mode,
            "workload": asdict(work), "system": system.as_dict(), "options": asdict(opts), "rows": rows}
     path = out / "projection.json"
-    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    with open(out / "projection.csv", "w", newline="", encoding="utf-8") as fh:
+    with writing(path) as fh:  # a link planted in OUT is refused, never followed
+        fh.write(json.dumps(doc, indent=1) + "\n")
+    with writing(out / "projection.csv") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

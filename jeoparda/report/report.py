@@ -1,22 +1,33 @@
-"""``jeoparda report``: results logs -> scaling.csv, report.md, report.html and PNG plots."""
+"""``jeoparda report``: results logs -> scaling.csv, summary.json, report.md, report.html and PNG plots.
+
+The figures come from report/scaling.py (rows per system and configuration), the text from
+report/markdown.py, report/summary.py and report/compare.py, the page from report/page.py.
+"""
 from __future__ import annotations
 
-import base64
 import csv
 import glob
-import html
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from jeoparda.errors import JeopardaError
-from jeoparda.report.plots import confusion_plot, write_plots
+from jeoparda.report.baseline import baseline_section, compare, write_baseline
+from jeoparda.report.baseline_file import Baseline
+from jeoparda.report.cells import group_title, pct
+from jeoparda.report.compare import comparison_lines, comparisons
+from jeoparda.report.markdown import markdown
+from jeoparda.report.page import to_html
+from jeoparda.report.plots import comparison_names, comparison_plots, confusion_plot, write_plots
 from jeoparda.report.projection import attach_projection, read_projection
 from jeoparda.report.scaling import Row, Run, read_run, scaling_rows
+from jeoparda.report.summary import summary_doc, write_summary
+from jeoparda.safe_files import writing
 
-CSV_COLUMNS = ("model", "mode", "data_backend", "task", "dataset", "world_size", "nodes", "global_batch_size",
-               "images_per_s", "epoch_time_s", "speedup", "efficiency", "quality_key", "quality", "f1_samples",
-               "accuracy", "target", "time_to_target_s", "target_reached", "energy_per_image_j",
+CSV_COLUMNS = ("system", "hardware", "model", "mode", "data_backend", "task", "dataset", "world_size", "nodes",
+               "global_batch_size", "images_per_s", "images_per_s_per_worker", "epoch_time_s", "speedup",
+               "efficiency", "quality_key", "quality", "f1_samples", "accuracy", "target", "time_to_target_s",
+               "target_reached", "energy_per_image_j", "tflops_per_worker", "mfu", "bottleneck",
                "projected_images_per_s", "projected_efficiency", "projection_error")
 
 
@@ -32,31 +43,16 @@ def expand(patterns: list[str]) -> list[Path]:
 
 
 def write_csv(rows: list[Row], path: Path) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with writing(path) as fh:  # a link at path is refused, never followed
         out = csv.writer(fh)
         out.writerow(CSV_COLUMNS)
         for r in rows:
             out.writerow(["" if getattr(r, c) is None else getattr(r, c) for c in CSV_COLUMNS])
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def _time_cell(r: Row) -> str:
-    if r.target is None:
-        return "–"
-    if r.time_to_target_s is None:
-        return f"not reached ({r.target_reached})"
-    return f"{r.time_to_target_s:.1f} ({r.target_reached} reached)"
-
-
-def _pct(value: float | None, spec: str) -> str:
-    return "–" if value is None else f"{100 * value:{spec}} %"
-
-
 def projection_section(rows: list[Row], doc: dict[str, Any], source: str) -> list[str]:
-    """Projection next to measurement for the rows a projection matched."""
+    """Projection next to measurement for the rows a projection matched (of every system: the
+    projection models one machine, its error says how far each measured one is from it)."""
     system = doc["system"]
     lines = [f"## Projection vs measurement: {doc['model']}, {doc['mode']} scaling", "",
              f"From {source}: system {system['name']} ({system['gpus_per_node']} workers per node, "
@@ -67,100 +63,36 @@ def projection_section(rows: list[Row], doc: dict[str, Any], source: str) -> lis
                and (r.model, r.mode) == (doc["model"], doc["mode"])]
     if not matched:
         return lines + ["No measured world size matches this projection (model, mode and global batch).", ""]
-    lines += ["| data | workers | measured images/s | projected images/s | error | measured efficiency "
-              "| projected efficiency |", "|---|---|---|---|---|---|---|"]
+    lines += ["| system | data | workers | measured images/s | projected images/s | error | measured efficiency "
+              "| projected efficiency |", "|---|---|---|---|---|---|---|---|"]
     for r in matched:
-        lines.append(f"| {r.data_backend} | {r.world_size} | {r.images_per_s:.1f} | {r.projected_images_per_s:.1f} | "
-                     f"{_pct(r.projection_error, '+.1f')} | {100 * r.efficiency:.1f} % | "
-                     f"{_pct(r.projected_efficiency, '.1f')} |")
+        lines.append(f"| {r.system_label} | {r.data_backend} | {r.world_size} | {r.images_per_s:.1f} | "
+                     f"{r.projected_images_per_s:.1f} | {pct(r.projection_error, '+.1f')} | {pct(r.efficiency)} | "
+                     f"{pct(r.projected_efficiency)} |")
     return lines + [""]
 
 
-def _group(r: Row) -> tuple[str, str, str, str, str]:
-    return r.model, r.mode, r.data_backend, r.task, r.dataset
+def _comparisons(rows: list[Row], out: Path) -> tuple[list[list[str]], list[Path]]:
+    """Each comparison's section and its two plots."""
+    sections: list[list[str]] = []
+    paths: list[Path] = []
+    used: set[str] = set()
+    for (model, task, dataset, mode, backend), mine in comparisons(rows):
+        stem = "-".join(x for x in (model, dataset, task, mode, backend) if x)
+        names = comparison_names(stem)
+        if names[0] in used:  # two configurations whose names differ only in odd characters
+            names = comparison_names(f"{stem}-{len(sections)}")
+        used.add(names[0])
+        made = comparison_plots(mine, group_title(mine[0]), names, out)
+        sections.append(comparison_lines(mine, [p.name for p in made]))
+        paths += made
+    return sections, paths
 
 
-def markdown(rows: list[Row], runs: list[Run], skipped: list[str]) -> str:
-    lines = ["# Scaling report", "",
-             "Throughput is the median images/s of the epochs after the first; efficiency as in "
-             "docs/benchmarks.md (weak: X(N)/(N/N0·X(N0)); strong: T(N0)·N0/(T(N)·N)).", ""]
-    for group in sorted({_group(r) for r in rows}):
-        mine = [r for r in rows if _group(r) == group]
-        model, mode, backend, task, dataset = group
-        on = f" on {dataset}" if dataset else ""
-        timed = any(r.target is not None for r in mine)
-        metered = any(r.energy_per_image_j is not None for r in mine)
-        metric = mine[0].quality_label
-        lines += [f"## {model}{on} ({task}), {mode} scaling, {backend} data", "",
-                  "| workers | nodes | global batch | images/s | epoch time (s) | speed-up | efficiency "
-                  f"| {metric} |" + (f" time to {metric} {_fmt(mine[0].target, 2)} (s) |" if timed else "")
-                  + (" energy (J/image) |" if metered else ""),
-                  "|---|---|---|---|---|---|---|---|" + ("---|" if timed else "") + ("---|" if metered else "")]
-        for r in mine:
-            lines.append(f"| {r.world_size} | {r.nodes} | {r.global_batch_size} | {r.images_per_s:.1f} | "
-                         f"{r.epoch_time_s:.2f} | {r.speedup:.2f} | {100 * r.efficiency:.1f} % | "
-                         f"{_fmt(r.quality)} |" + (f" {_time_cell(r)} |" if timed else "")
-                         + (f" {_fmt(r.energy_per_image_j, 4)} |" if metered else ""))
-        lines.append("")
-    other = [r for r in runs if r.status != "completed"]
-    if other or skipped:
-        lines += ["## Runs not counted", ""]
-        lines += [f"- {r.path}: {r.status}" for r in other]
-        lines += [f"- {s}: unreadable or incomplete log, or not a training run" for s in skipped]
-        lines.append("")
-    lines += ["## Environment", "",
-              "| run | world size | nodes | device | GPUs/node | hosts | torch | cuda | mpi | dali | horovod |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for run in runs:
-        v, st = run.start.versions or {}, run.start
-        device = st.device_name or st.device or ""
-        gpus = "" if st.gpus_per_node is None else st.gpus_per_node
-        lines.append(f"| {run.path.parent.name} | {run.world_size} | {st.nodes} | {device} | "
-                     f"{gpus} | {', '.join(st.hosts or [])} | {v.get('torch')} | "
-                     f"{v.get('cuda')} | {v.get('mpi')} | {v.get('dali')} | {v.get('horovod')} |")
-    return "\n".join(lines) + "\n"
-
-
-def to_html(markdown_text: str, plots: list[Path]) -> str:
-    """A self-contained page: the report's tables and text, the plots embedded as data URIs."""
-    body: list[str] = []
-    table: list[str] = []
-
-    def flush() -> None:
-        if table:
-            cells = [[c.strip() for c in line.strip("|").split("|")] for line in table if not set(line) <= set("|-")]
-            head, rest = cells[0], cells[1:]
-            body.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"
-                        + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                                  for row in rest) + "</table>")
-            table.clear()
-
-    for line in markdown_text.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush()
-        if line.startswith("!["):
-            continue  # images are embedded below
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
-        elif line.startswith("- "):
-            body.append(f"<p>&bull; {html.escape(line[2:])}</p>")
-        elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
-    flush()
-    for png in plots:
-        data = base64.b64encode(png.read_bytes()).decode()
-        body.append(f'<figure><img alt="{html.escape(png.stem)}" src="data:image/png;base64,{data}"></figure>')
-    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #bbb;padding:.2em .6em;text-align:right}img{max-width:100%}")
-    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>jeoparda scaling report</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
-
-
-def make_report(patterns: list[str], out: Path, projections: Sequence[Path] = ()) -> tuple[list[Row], list[Run]]:
-    """Read the runs, compute the rows, attach projections (``jeoparda project --out``), write everything."""
+def make_report(patterns: list[str], out: Path, projections: Sequence[Path] = (),
+                baseline: Baseline | None = None) -> tuple[list[Row], list[Run]]:
+    """Read the runs, compute the rows, attach projections (``jeoparda project --out``), judge them
+    against ``baseline`` (its section follows the summary; also OUT/baseline.md), write everything."""
     runs, skipped = [], []
     for path in expand(patterns):
         run = read_run(path)
@@ -168,14 +100,21 @@ def make_report(patterns: list[str], out: Path, projections: Sequence[Path] = ()
     rows = scaling_rows(runs)
     docs = [(read_projection(p), str(p)) for p in projections]
     for doc, _ in docs:
-        attach_projection(rows, doc)
+        for label in sorted({r.system_label for r in rows}):  # each system re-based to its own N0
+            attach_projection([r for r in rows if r.system_label == label], doc)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "scaling.csv")
+    write_summary(rows, out / "summary.json")
     plots = write_plots(rows, out) + confusion_plot(runs, out)
-    text = markdown(rows, runs, skipped)
-    for doc, source in docs:
-        text += "\n".join(projection_section(rows, doc, source)) + "\n"
-    text += "\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in plots)
-    (out / "report.md").write_text(text, encoding="utf-8")
-    (out / "report.html").write_text(to_html(text, plots), encoding="utf-8")
+    compared, compare_plots = _comparisons(rows, out)
+    judged = []
+    if baseline is not None:
+        checks = compare(summary_doc(rows), baseline)
+        write_baseline(out, checks, baseline.source)
+        judged = baseline_section(checks, baseline.source)
+    text = markdown(rows, runs, skipped, compared, [projection_section(rows, doc, source) for doc, source in docs],
+                    [p.name for p in plots], judged)
+    for name, body in (("report.md", text), ("report.html", to_html(text, plots + compare_plots))):
+        with writing(out / name) as fh:
+            fh.write(body)
     return rows, runs

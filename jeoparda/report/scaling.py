@@ -1,19 +1,24 @@
 """Scaling maths over results logs (docs/benchmarking.md, "Formulas").
 
 Throughput X(N): median ``images_per_s`` of the epochs after the first (the only epoch when there
-is one); epoch time T(N) likewise. N0 is the smallest worker count of a group.
+is one); epoch time T(N) likewise. A group is one system (report/systems.py: runs of different
+machines are never mixed) and one model, mode, data backend, task and data set; N0 is the smallest
+worker count of a group, so each system scales against its own N0.
 Weak scaling (fixed batch per worker): speed-up X(N)/X(N0), E(N) = X(N) / (N/N0 * X(N0)).
 Strong scaling (fixed global batch):   speed-up T(N0)/T(N), E(N) = T(N0)*N0 / (T(N)*N).
 Several completed runs at the same group and N are combined by the median of their X and T.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jeoparda.report.systems import UNKNOWN_SYSTEM, hardware, system_labels, system_name
 from jeoparda.training.records import JOBS, Epoch, LogError, RunEnd, RunStart, read_log
 
 #: The jobs whose epochs time training steps (records.JOBS): the runs a scaling report counts.
@@ -49,19 +54,39 @@ class Run:
     def world_size(self) -> int:
         return int(self.start.world_size)
 
+    @property
+    def system(self) -> str:
+        return system_name(self.start)
+
+    @property
+    def hardware(self) -> str:
+        return hardware(self.start)
+
+    @property
+    def steady_epochs(self) -> list[Epoch]:
+        """The epochs after the first (the only one when there is one): warm-up left out."""
+        return self.epochs[1:] or self.epochs
+
     def steady(self, key: str) -> float:
-        values = [float(getattr(e, key)) for e in self.epochs]
-        return statistics.median(values[1:] if len(values) > 1 else values)
+        return statistics.median(float(getattr(e, key)) for e in self.steady_epochs)
 
     def final(self, key: str) -> float | None:
-        """A metric of run_end (the test split's, else the last validation's); None where absent."""
-        value = self.end.metrics.get(key) if self.end else None
-        return float(value) if value is not None else None
+        """A metric of run_end (the test split's, else the last validation's); None where absent or
+        not a finite number (a damaged line never makes a median NaN)."""
+        return finite(self.end.metrics.get(key) if self.end else None)
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a float where it is a finite number, else None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def read_run(path: Path) -> Run | None:
     """A training run from a run folder or a results.jsonl; None (with a warning naming it) if the
-    log is damaged or its job is not one that times training (``jeoparda sr train``)."""
+    log is damaged, its job is not one that times training (``jeoparda sr train``), or its figures
+    cannot be divided by (no worker, an epoch of no throughput or no time)."""
     try:
         log = read_log(Path(path))
     except LogError as exc:
@@ -70,6 +95,14 @@ def read_run(path: Path) -> Run | None:
     if log.start.job not in SCALED_JOBS:
         warnings.warn(f"{log.path}: skipped, a {JOBS.get(log.start.job, log.start.job)}, not a training run "
                       "to scale", stacklevel=2)
+        return None
+    if log.start.world_size < 1:
+        warnings.warn(f"{log.path}: skipped, world_size {log.start.world_size} (a run has at least one worker)",
+                      stacklevel=2)
+        return None
+    if any(not e.images_per_s > 0 or not e.epoch_time_s > 0 for e in log.epochs):
+        warnings.warn(f"{log.path}: skipped, an epoch with no throughput or no time (images_per_s and "
+                      "epoch_time_s must be above 0)", stacklevel=2)
         return None
     return Run(log.path, log.start, log.epochs, log.end)
 
@@ -101,21 +134,58 @@ class Row:
     projected_images_per_s: float | None = None
     projected_efficiency: float | None = None
     projection_error: float | None = None  # measured / projected images/s - 1
+    system: str = UNKNOWN_SYSTEM             # run_start system, as logged
+    hardware: str = ""                       # GPU model, else CPU model (report/systems.py)
+    system_label: str = UNKNOWN_SYSTEM       # the system, or "NAME [HARDWARE]" where names collide
+    tflops_per_worker: float | None = None   # achieved, median over the steady epochs of every run
+    mfu: float | None = None                 # tflops_per_worker / the device's peak, likewise
+    bottleneck: str | None = None            # the most common run_end verdict of the runs
+
+    @property
+    def images_per_s_per_worker(self) -> float:
+        return self.images_per_s / self.world_size
 
 
 def _energy(members: list[Run]) -> float | None:
-    values = [float(e.energy_per_image_j) for r in members for e in (r.epochs[1:] or r.epochs)
+    values = [float(e.energy_per_image_j) for r in members for e in r.steady_epochs
               if e.energy_per_image_j is not None]
     return statistics.median(values) if values else None
 
 
+def epoch_flops(run: Run, epoch: Epoch) -> tuple[float | None, float | None]:
+    """Achieved TFLOP/s per worker and MFU of one epoch: as the epoch logged them, else worked out
+    from run_start's ``train_flops_per_image`` and ``peak_flops_per_worker`` (None where unknown)."""
+    tflops, mfu = finite(epoch.tflops_per_worker), finite(epoch.mfu)
+    per_image = finite(run.start.train_flops_per_image)
+    if tflops is None and per_image is not None:
+        tflops = per_image * float(epoch.images_per_s) / run.world_size / 1e12
+    peak = finite(run.start.peak_flops_per_worker)
+    if mfu is None and tflops is not None and peak:
+        mfu = tflops * 1e12 / peak
+    return tflops, mfu
+
+
+def _flops(members: list[Run]) -> dict[str, Any]:
+    pairs = [epoch_flops(r, e) for r in members for e in r.steady_epochs]
+    tflops = [t for t, _ in pairs if t is not None]
+    mfu = [m for _, m in pairs if m is not None]
+    return {"tflops_per_worker": statistics.median(tflops) if tflops else None,
+            "mfu": statistics.median(mfu) if mfu else None}
+
+
+def most_common_bottleneck(members: list[Run]) -> str | None:
+    """The verdict most of the runs' run_end gave (the first met among equals); None where none did."""
+    verdicts = Counter(r.end.bottleneck for r in members if r.end and r.end.bottleneck)
+    return verdicts.most_common(1)[0][0] if verdicts else None
+
+
 def _time_to_target(members: list[Run]) -> dict[str, Any]:
-    goals = [r.end.target if r.end else None for r in members]
-    if not any(goals):
+    goals = [finite(r.end.target.get("value")) if r.end and r.end.target else None for r in members]
+    if not any(g is not None for g in goals):
         return {}
     times = [float(r.end.time_to_target_s) for r in members if r.end and r.end.time_to_target_s is not None]
-    value = next(g["value"] for g in goals if g)
-    return {"target": float(value), "time_to_target_s": statistics.median(times) if times else None,
+    value = next(g for g in goals if g is not None)
+    return {"target": value, "time_to_target_s": statistics.median(times) if times else None,
             "target_reached": f"{len(times)}/{len(members)}"}
 
 
@@ -131,13 +201,16 @@ def speedup_efficiency(mode: str, n0: int, x0: float, t0: float, n: int, x: floa
 
 
 def scaling_rows(runs: list[Run]) -> list[Row]:
-    """One row per (model, mode, data backend, world size) over the completed runs that timed epochs."""
+    """One row per (system, model, mode, data backend, task, data set, world size) over the completed
+    runs that timed epochs; a system name that covers several hardware is split (with a warning)."""
     usable = [r for r in runs if r.status == "completed" and r.epochs]
+    labels = system_labels((r.system, r.hardware) for r in usable)
     groups: dict[tuple, dict[int, list[Run]]] = {}
     for run in usable:
-        groups.setdefault(run.group, {}).setdefault(run.world_size, []).append(run)
+        group = (labels[(run.system, run.hardware)], *run.group)
+        groups.setdefault(group, {}).setdefault(run.world_size, []).append(run)
     rows = []
-    for (model, mode, backend, task, dataset), by_n in sorted(groups.items()):
+    for (system_label, model, mode, backend, task, dataset), by_n in sorted(groups.items()):
         n0 = min(by_n)
         cells = {}
         first = next(iter(by_n.values()))[0].start  # the task's quality, as the log names it
@@ -153,7 +226,9 @@ def scaling_rows(runs: list[Run]) -> list[Row]:
                            f1_samples=med["f1_samples"], accuracy=med["accuracy"],
                            runs=[str(r.path) for r in members], task=task, dataset=dataset,
                            quality_key=key, quality_label=label, quality=med[key], **_time_to_target(members),
-                           energy_per_image_j=_energy(members))
+                           energy_per_image_j=_energy(members), system=members[0].system,
+                           hardware=members[0].hardware, system_label=system_label, **_flops(members),
+                           bottleneck=most_common_bottleneck(members))
         base = cells[n0]
         for n, row in cells.items():
             row.speedup, row.efficiency = speedup_efficiency(mode, n0, base.images_per_s, base.epoch_time_s,

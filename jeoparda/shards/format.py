@@ -31,6 +31,16 @@ class ShardError(JeopardaError):
     """A shard that does not match the format or the manifest; the message names the file."""
 
 
+def damaged(path: Path, exc: BaseException) -> ShardError:
+    """The one-line error for whatever HDF5 or h5py raised on a damaged file (an OSError, a KeyError
+    or RuntimeError from a broken B-tree or object header, a UnicodeDecodeError from a broken name)."""
+    if isinstance(exc, ShardError):
+        return exc
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    kind = "unreadable HDF5 file" if isinstance(exc, OSError) else "damaged HDF5 structure"
+    return ShardError(f"{path}: {kind} ({text})")
+
+
 @dataclass(frozen=True)
 class Layout:
     """What every shard of one data set holds: image shape and the datasets beside ``images``."""
@@ -131,8 +141,10 @@ def check_shard_format(path: Path, patches: int | None = None, layout: Layout | 
                 raise ShardError(f"{path}: datasets disagree on the number of patches ({sorted(sizes)})")
             if patches is not None and sizes != {patches}:
                 raise ShardError(f"{path}: holds {sizes.pop()} patches, the manifest says {patches}")
-    except OSError as exc:
-        raise ShardError(f"{path}: unreadable HDF5 file ({exc})") from None
+    except ShardError:
+        raise
+    except Exception as exc:  # a damaged file makes HDF5 raise many kinds
+        raise damaged(path, exc) from None
 
 
 def _layout_in_file(f: h5py.File) -> Layout:

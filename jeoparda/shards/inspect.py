@@ -9,7 +9,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from jeoparda.shards.format import ShardError, layout_of_manifest, verify_shard
+from jeoparda.shards.format import Layout, ShardError, damaged, layout_of_manifest, verify_shard
 
 
 def verify_dataset(dataset: Path, manifest: dict[str, Any],
@@ -25,15 +25,27 @@ def verify_dataset(dataset: Path, manifest: dict[str, Any],
             path = Path(dataset) / entry["file"]
             try:
                 verify_shard(path, entry["sha256"], entry["patches"], layout)
-                with h5py.File(path, "r") as f:
-                    if layout.labels:
-                        counts[split] += f[layout.label_key][...].sum(axis=0, dtype=np.int64)
-                    elif layout.label:
-                        counts[split] += np.bincount(f["label"][...], minlength=layout.label)[:layout.label]
+                found = _class_counts(path, layout)
+                if found is not None:
+                    counts[split] += found
             except ShardError as exc:
                 problems.append(str(exc))
             tick(1)
     return problems, counts
+
+
+def _class_counts(path: Path, layout: Layout) -> np.ndarray | None:
+    """Patches carrying each class in one shard, None without class labels (a damaged file: a
+    :class:`ShardError`)."""
+    try:
+        with h5py.File(path, "r") as f:
+            if layout.labels:
+                return f[layout.label_key][...].sum(axis=0, dtype=np.int64)
+            if layout.label:
+                return np.bincount(f["label"][...], minlength=layout.label)[:layout.label]
+            return None
+    except Exception as exc:
+        raise damaged(path, exc) from None
 
 
 def _reason_kind(reason: str) -> str:

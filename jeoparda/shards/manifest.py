@@ -7,14 +7,16 @@ thing to look at: a v1 manifest gains ``dataset``, ``tasks``, ``size`` as [H, W]
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from jeoparda.errors import JeopardaError
+from jeoparda.safe_files import open_regular, write_bytes_atomic
 from jeoparda.shards.format import FORMAT, READABLE_VERSIONS
+from jeoparda.shards.manifest_check import check_fields
 
 MANIFEST_NAME = "manifest.json"
+MANIFEST_LIMIT = 1 << 30  # bytes; the largest archives' manifests (rejection and exclusion lists) hold tens of MB
 REQUIRED_KEYS = {
     1: ("format", "version", "bands", "size", "resolution_m", "resample", "classes", "labels43",
         "band_stats", "splits", "rejected", "excluded"),
@@ -24,11 +26,9 @@ REQUIRED_KEYS = {
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temporary file and a rename, so readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write JSON to ``path`` via a temporary file and a rename, so readers never see half a file; the
+    temporary file is removed when the write fails (a full disk), and the error names ``path``."""
+    write_bytes_atomic(Path(path), (json.dumps(data, indent=1, sort_keys=False) + "\n").encode("utf-8"))
 
 
 def _as_v2(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -39,22 +39,25 @@ def _as_v2(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_manifest(dataset: Path) -> dict[str, Any]:
-    """Read and check ``DATASET/manifest.json``; a clear :class:`JeopardaError` on anything off."""
+    """Read and check ``DATASET/manifest.json``; a clear :class:`JeopardaError` on anything off: a
+    field of the wrong type or range, a shard path leading outside the data set."""
     path = Path(dataset) / MANIFEST_NAME
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         raise JeopardaError(f"{path}: no manifest; is {dataset} a converted data set "
-                            "(jeoparda convert)?") from None
+                            "(jeoparda convert)?")
+    try:
+        with open_regular(path, MANIFEST_LIMIT) as handle:
+            manifest = json.loads(handle.read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise JeopardaError(f"{path}: unreadable manifest ({exc})") from None
     if not isinstance(manifest, dict):
         raise JeopardaError(f"{path}: manifest is not a JSON object")
     version = manifest.get("version")
-    if manifest.get("format") != FORMAT or version not in READABLE_VERSIONS:
+    if manifest.get("format") != FORMAT or isinstance(version, bool) or version not in READABLE_VERSIONS:
         raise JeopardaError(f"{path}: format {manifest.get('format')!r} version {version!r} is not "
                             f"{FORMAT} version {' or '.join(map(str, READABLE_VERSIONS))}")
     missing = [k for k in REQUIRED_KEYS[version] if k not in manifest]
     if missing:
         raise JeopardaError(f"{path}: manifest lacks {', '.join(missing)}")
+    check_fields(Path(dataset), manifest, version)
     return _as_v2(manifest) if version == 1 else manifest

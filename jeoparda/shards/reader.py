@@ -15,21 +15,30 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from jeoparda.shards.format import ShardError, shard_version
+from jeoparda.shards.format import ShardError, damaged, shard_version
 
 
 class ShardReader:
+    """One shard open for reading; whatever a damaged file makes HDF5 raise is a one-line
+    :class:`~jeoparda.shards.format.ShardError` naming the shard."""
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._fd: int | None = None
         try:
             self._file = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise ShardError(f"{path}: unreadable HDF5 file ({exc})") from None
+        except Exception as exc:
+            raise damaged(self.path, exc) from None
         try:
-            self.version = shard_version(self._file, self.path)
-        except ShardError:
-            self._file.close()
+            self._open()
+        except BaseException as exc:
+            self.close()
+            if isinstance(exc, Exception):
+                raise damaged(self.path, exc) from None
             raise
+
+    def _open(self) -> None:
+        self.version = shard_version(self._file, self.path)
         f = self._file
         self._images = f["images"]
         self.image_shape: tuple[int, ...] = tuple(self._images.shape[1:])
@@ -40,7 +49,7 @@ class ShardReader:
         self.label: np.ndarray | None = f["label"][...] if "label" in f else None  # single-label index
         self.names = [n.decode() for n in f["names"][...]]
         self._offsets = self._chunk_offsets()
-        self._fd: int | None = os.open(self.path, os.O_RDONLY) if self._offsets is not None else None
+        self._fd = os.open(self.path, os.O_RDONLY) if self._offsets is not None else None
 
     @property
     def labels19(self) -> np.ndarray | None:
@@ -92,20 +101,29 @@ class ShardReader:
                 if os.preadv(self._fd, [view], int(offs[a])) != view.nbytes:
                     raise ShardError(f"{self.path}: short read at patch {start + a}; file truncated?")
         else:
-            self._images.read_direct(out, np.s_[start:stop])
+            try:
+                self._images.read_direct(out, np.s_[start:stop])
+            except Exception as exc:
+                raise damaged(self.path, exc) from None
         return out
 
     def read_s1(self, start: int, stop: int) -> np.ndarray:
         """Sentinel-1 ``start:stop`` as float32 (n, 2, H, W) dB."""
         if not self.has_s1:
             raise ShardError(f"{self.path}: holds no Sentinel-1 data ('s1'); convert with --with-s1")
-        return self._file["s1"][start:stop]
+        try:
+            return self._file["s1"][start:stop]
+        except Exception as exc:
+            raise damaged(self.path, exc) from None
 
     def read_masks(self, start: int, stop: int) -> np.ndarray:
         """Class-index maps ``start:stop`` as uint8 (n, H, W), 255 = no class."""
         if not self.has_masks:
             raise ShardError(f"{self.path}: holds no reference maps ('masks')")
-        return self._file["masks"][start:stop]
+        try:
+            return self._file["masks"][start:stop]
+        except Exception as exc:
+            raise damaged(self.path, exc) from None
 
     def close(self) -> None:
         if self._fd is not None:

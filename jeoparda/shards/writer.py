@@ -2,12 +2,14 @@
 the same patches give byte-identical files whatever process writes them."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import TracebackType
 
 import h5py
 import numpy as np
 
+from jeoparda.safe_files import open_write
 from jeoparda.sentinel2 import S1_BANDS
 from jeoparda.shards.format import COMPRESSION, FORMAT, Layout
 
@@ -26,6 +28,7 @@ class ShardWriter:
         # Uncompressed chunks go in whole (H5Dwrite_chunk): the same bytes in the same place as a
         # selection write, at half the cost (measured), since no selection is computed.
         self._direct = not COMPRESSION[compression]
+        os.close(open_write(self.path))  # a link at the path is refused, not followed
         self._file = h5py.File(self.path, "w", track_order=False)
         self._file.attrs["format"] = FORMAT
         self._file.attrs["version"] = layout.version

@@ -4,16 +4,45 @@ A source knows its archive's layout. It says which patches the archive lists (sp
 patches), which of them are present, and reads one patch at a time; converting to the 10 m grid
 and writing shards is the converter's job. Sources are pickled into worker processes, so they
 hold paths and open files lazily.
+
+Archive files are read only when they are regular files within a size bound per kind of file
+(:func:`read_bounded`, docs/reliability.md): a band file that is a link to ``/dev/zero``, a FIFO or
+a device is a damaged patch with a reason, never read, never waited on.
 """
 from __future__ import annotations
 
+import errno
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from jeoparda.safe_files import UnsafePathError, open_regular
 from jeoparda.sentinel2 import BAND_NAMES, TARGET_SIZE
+
+_MIB = 1 << 20
+#: The most bytes one archive file of a kind may hold, far above any real one: a band GeoTIFF, a
+#: reference map or a EuroSAT image (a 120x120 uint16 band is ~29 KB, a 64x64x13 image ~107 KB) ...
+BAND_FILE_LIMIT = 64 * _MIB
+#: ... a patch's labels JSON (~1 KB) ...
+LABELS_FILE_LIMIT = 16 * _MIB
+#: ... and a split list or metadata table (BigEarthNet v2.0's metadata.parquet is tens of MB).
+TABLE_FILE_LIMIT = 4096 * _MIB
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of ``path``, a regular file (a link to one is fine) of at most ``limit`` bytes.
+    A device, a FIFO, a folder or a larger file raises :class:`jeoparda.safe_files.UnsafePathError`
+    (a JeopardaError naming the file) without blocking or reading; a missing file FileNotFoundError."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+    with open_regular(path, limit) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:  # the file grew after it was checked
+        raise UnsafePathError(f"{path}: grew past {limit} bytes while read; refused")
+    return data
 
 
 class PatchError(Exception):

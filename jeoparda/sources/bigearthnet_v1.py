@@ -14,7 +14,7 @@ import numpy as np
 
 from jeoparda.errors import JeopardaError
 from jeoparda.labels import CLASSES19, UnknownLabelError, encode_labels
-from jeoparda.sources.base import Fields, Listing, Patch, PatchError, Source
+from jeoparda.sources.base import LABELS_FILE_LIMIT, Fields, Listing, Patch, PatchError, Source, read_bounded
 from jeoparda.sources.geotiff import read_s2_bands
 from jeoparda.sources.splits import HASH_SPLIT_NOTE, hash_split, read_name_list, read_split_dir
 
@@ -49,9 +49,11 @@ def read_labels(root: Path, patch: str) -> tuple[np.ndarray, np.ndarray]:
     """43- and 19-class multi-hot vectors from the patch's labels JSON."""
     path = labels_path(root, patch)
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(read_bounded(path, LABELS_FILE_LIMIT).decode("utf-8"))
     except FileNotFoundError:
         raise PatchError(patch, path, "missing labels JSON") from None
+    except JeopardaError as exc:  # not a regular file, or too large: refused unread
+        raise PatchError(patch, path, str(exc).removeprefix(f"{path}: ")) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PatchError(patch, path, f"unreadable labels JSON ({exc})") from None
     names = meta.get("labels") if isinstance(meta, dict) else None

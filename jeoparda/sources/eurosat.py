@@ -20,7 +20,7 @@ import numpy as np
 
 from jeoparda.errors import JeopardaError
 from jeoparda.sentinel2 import BAND_NAMES13
-from jeoparda.sources.base import Fields, Listing, Patch, PatchError, Source
+from jeoparda.sources.base import TABLE_FILE_LIMIT, Fields, Listing, Patch, PatchError, Source, read_bounded
 from jeoparda.sources.geotiff import TiffReadError, read_raster
 from jeoparda.sources.splits import SPLITS
 
@@ -87,9 +87,11 @@ class EuroSAT(Source):
             for split, name in SPLIT_FILES.items():
                 path = Path(self.splits_dir) / name
                 try:
-                    lines = path.read_text(encoding="utf-8").splitlines()
+                    lines = read_bounded(path, TABLE_FILE_LIMIT).decode("utf-8").splitlines()
                 except OSError as exc:
                     raise JeopardaError(f"{path}: cannot read split list ({exc.strerror or exc})") from None
+                except UnicodeDecodeError:
+                    raise JeopardaError(f"{path}: split list is not UTF-8 text") from None
                 splits[split] = list(dict.fromkeys(_stem(x) for x in lines if x.strip()))
             return Listing(splits, str(Path(self.splits_dir).resolve()))
         return Listing(stratified_split(sorted(self.present())), "class-stratified 70/20/10 by name hash")

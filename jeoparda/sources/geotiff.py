@@ -1,7 +1,8 @@
 """Single-band GeoTIFF reading and writing (tifffile; no GDAL needed), and band validation.
 
 BigEarthNet stores one GeoTIFF per band and patch. Files written by GDAL (the real archive) and by
-tifffile (the synthetic archive) both read through :func:`read_band`.
+tifffile (the synthetic archive) both read through :func:`read_band`. A file is read only when it is
+a regular file of at most ``BAND_FILE_LIMIT`` bytes; written files never follow a link.
 """
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from typing import Any
 import numpy as np
 import tifffile
 
+from jeoparda.errors import JeopardaError
+from jeoparda.safe_files import writing
 from jeoparda.sentinel2 import BANDS, Band
-from jeoparda.sources.base import PatchError
+from jeoparda.sources.base import BAND_FILE_LIMIT, PatchError, read_bounded
 from jeoparda.sources.tiff_strips import decode
 
 # GeoTIFF tags (OGC GeoTIFF 1.1): pixel scale, tie point and the GeoKey directory.
@@ -39,11 +42,13 @@ def read_band(path: Path) -> np.ndarray:
 def read_raster(path: Path) -> np.ndarray:
     """The first image of a TIFF as stored: (H, W), or (H, W, S) for pixel-interleaved samples."""
     try:
-        data = Path(path).read_bytes()
+        data = read_bounded(Path(path), BAND_FILE_LIMIT)
     except FileNotFoundError:
         raise  # the caller names what is missing
     except OSError as exc:
         raise TiffReadError(f"unreadable TIFF ({exc.strerror or exc})") from None
+    except JeopardaError as exc:  # not a regular file, or too large: refused unread
+        raise TiffReadError(_reason(path, exc)) from None
     fast = decode(data)
     if fast is not None:
         return fast
@@ -59,11 +64,13 @@ def read_origin(path: Path) -> tuple[int, float, float]:
     """EPSG code and upper-left corner (x, y) of a north-up projected GeoTIFF, as :func:`write_band`
     and GDAL write them; :class:`TiffReadError` when the file carries no such georeference."""
     try:
-        with tifffile.TiffFile(path) as tif:
+        with tifffile.TiffFile(io.BytesIO(read_bounded(Path(path), BAND_FILE_LIMIT))) as tif:
             tags = tif.pages[0].tags
             tie, keys = tags.get(_MODEL_TIEPOINT), tags.get(_GEO_KEY_DIRECTORY)
             tie_value = None if tie is None else tie.value
             geokeys = None if keys is None else keys.value
+    except JeopardaError as exc:
+        raise TiffReadError(_reason(path, exc)) from None
     except Exception as exc:  # tifffile raises many types for damaged files
         raise TiffReadError(f"unreadable TIFF ({type(exc).__name__}: {exc})") from None
     if tie_value is None or geokeys is None:
@@ -72,6 +79,11 @@ def read_origin(path: Path) -> tuple[int, float, float]:
     if epsg is None:
         raise TiffReadError("no projected CRS code (ProjectedCSTypeGeoKey)")
     return int(epsg), float(tie_value[3]), float(tie_value[4])
+
+
+def _reason(path: Path, exc: Exception) -> str:
+    """The message of ``exc`` without the file name it starts with (the caller names the file)."""
+    return str(exc).removeprefix(f"{path}: ")
 
 
 _GDAL_NODATA = 42113
@@ -96,8 +108,11 @@ def write_band(path: Path, data: np.ndarray, *, origin: tuple[float, float],
     if nodata is not None:
         text = "nan" if np.isnan(nodata) else f"{nodata:g}"
         extratags.append((_GDAL_NODATA, "s", 0, text, True))
-    tifffile.imwrite(path, np.ascontiguousarray(data, dtype=dtype),
+    buffer = io.BytesIO()  # tifffile wants a named file or a buffer; the file is opened here
+    tifffile.imwrite(buffer, np.ascontiguousarray(data, dtype=dtype),
                      photometric="minisblack", extratags=extratags, metadata=None)
+    with writing(path, text=False) as fh:  # a link at path is refused, not followed
+        fh.write(buffer.getbuffer())
 
 
 def check_band(patch: str, file: Path, band: Band, arr: np.ndarray) -> np.ndarray:

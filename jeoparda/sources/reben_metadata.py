@@ -14,6 +14,8 @@ import numpy as np
 
 from jeoparda.errors import JeopardaError
 from jeoparda.labels import CLASSES19, UnknownClassError, encode_classes
+from jeoparda.safe_files import check_regular
+from jeoparda.sources.base import TABLE_FILE_LIMIT
 
 METADATA = "metadata.parquet"
 NOISY_METADATA = "metadata_for_patches_with_snow_cloud_or_shadow.parquet"
@@ -47,6 +49,8 @@ def read_metadata(path: Path, need_s1: bool = False) -> Metadata:
     pq = _import_pyarrow()
     wanted = [*REQUIRED, *(["s1_name"] if need_s1 else [])]
     try:
+        if Path(path).exists():  # a FIFO would block pyarrow, a device feed it forever
+            check_regular(path, TABLE_FILE_LIMIT)
         schema = pq.read_schema(path)  # type: ignore[attr-defined]
         missing = [c for c in wanted if c not in schema.names]
         if missing:

@@ -5,6 +5,7 @@ import hashlib
 from pathlib import Path
 
 from jeoparda.errors import JeopardaError
+from jeoparda.sources.base import TABLE_FILE_LIMIT, read_bounded
 
 SPLITS = ("train", "val", "test")
 #: Fallback split when no split CSVs are given: percentage of patches per split, by name hash.
@@ -14,7 +15,7 @@ HASH_SPLIT_PERCENT = {"train": 70, "val": 15, "test": 15}
 def read_name_list(path: Path) -> list[str]:
     """Patch names from a one-name-per-line CSV (first column; blank lines ignored)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_bounded(Path(path), TABLE_FILE_LIMIT).decode("utf-8")
     except OSError as exc:
         raise JeopardaError(f"{path}: cannot read patch list ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
@@ -33,7 +34,7 @@ def read_split_dir(split_dir: Path) -> dict[str, list[str]]:
     seen: dict[str, str] = {}
     for split in SPLITS:
         path = Path(split_dir) / f"{split}.csv"
-        if not path.is_file():
+        if not path.exists():  # a FIFO or a device is refused when read, never waited on
             raise JeopardaError(f"{path}: split file not found (expected train.csv, val.csv, test.csv)")
         names = list(dict.fromkeys(read_name_list(path)))
         for name in names:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from jeoparda.errors import JeopardaError
+from jeoparda.errors import JeopardaError, one_line
+from jeoparda.safe_files import refuse_link, write_bytes_atomic
 from jeoparda.sentinel2 import BAND_NAMES
 from jeoparda.superres.network import SRPair
 
@@ -47,9 +47,8 @@ def save_model(model: SRModel, path: Path) -> str:
     data = buf.getvalue()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    refuse_link(path)
+    write_bytes_atomic(path, data)  # a temporary file, never a link, removed on failure
     return hashlib.sha256(data).hexdigest()
 
 
@@ -63,9 +62,8 @@ def load_model(path: Path) -> SRModel:
     try:
         doc = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise JeopardaError(f"{path}: not a jeoparda super-resolution model (unreadable as a torch file: "
-                            f"{first[:120]})") from None
+                            f"{one_line(exc)[:120]})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         what = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         hint = "; a training checkpoint?" if isinstance(doc, dict) and "model" in doc else ""
@@ -81,8 +79,7 @@ def load_model(path: Path) -> SRModel:
         pair = SRPair(int(doc["features"]), int(doc["blocks"]))
         pair.load_state_dict(doc["state"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise JeopardaError(f"{path}: damaged {FORMAT} file ({first[:160]})") from None
+        raise JeopardaError(f"{path}: damaged {FORMAT} file ({one_line(exc)[:160]})") from None
     pair.eval()
     return SRModel(pair, int(doc["features"]), int(doc["blocks"]), float(doc["mtf"]), bands,
                    dict(doc.get("training", {})), dict(doc.get("eval", {})),

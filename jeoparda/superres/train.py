@@ -23,10 +23,12 @@ from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.backends import create_backend
 from jeoparda.cluster.env import ClusterEnv, detect
 from jeoparda.cluster.session import agree, prepare_run_dir, replica_digests, root_decides, run_folder
+from jeoparda.cluster.system import identify
 from jeoparda.config import DistConfig
 from jeoparda.devices import bind_gpu, collectives
 from jeoparda.errors import JeopardaError
 from jeoparda.progress import Progress
+from jeoparda.safe_files import refuse_link
 from jeoparda.superres.data import load_split, native_patches
 from jeoparda.superres.degrade import DEFAULT_MTF, mtf_sigma
 from jeoparda.superres.evaluate import evaluate
@@ -34,9 +36,9 @@ from jeoparda.superres.model_file import SRModel, save_model
 from jeoparda.superres.network import SRPair
 from jeoparda.superres.pairs import GROUPS
 from jeoparda.superres.windows import WindowPool
-from jeoparda.training.loop import auto_threads
 from jeoparda.training.records import RunEnd, RunStart, SRSteps
 from jeoparda.training.results import RESULTS_NAME, ResultsLog, git_sha, versions
+from jeoparda.training.setup import auto_threads
 
 Say = Callable[[str], object]
 LOSSES = {"mse": torch.nn.functional.mse_loss, "l1": torch.nn.functional.l1_loss}
@@ -106,19 +108,29 @@ def train_sr(opts: SRTrainOptions, say: Say = print) -> dict[str, Any]:
         backend.shutdown()
 
 
+def _prepare_run_dir(run_dir: Path, model_file: Path) -> None:
+    """Rank 0: the run folder, made or checked; a link at its log or at the model file is refused."""
+    prepare_run_dir(run_dir, RESULTS_NAME, "choose another --run-dir")
+    refuse_link(run_dir / RESULTS_NAME)
+    refuse_link(Path(model_file))
+
+
 def _train(opts: SRTrainOptions, env: ClusterEnv, backend: Any, accel: Accelerator, say: Say) -> dict[str, Any]:
     device = accel.device
     root = backend.rank == 0
     run_dir = run_folder(backend, opts.run_dir, "sr", env)
-    root_decides(backend, partial(prepare_run_dir, run_dir, RESULTS_NAME, "choose another --run-dir"))
+    root_decides(backend, partial(_prepare_run_dir, run_dir, opts.out))
     log = ResultsLog(run_dir, root)
     start = time.perf_counter()
     pools, count = _pools(opts, backend)
     torch.manual_seed(opts.seed)
     pair = SRPair(opts.features, opts.blocks).to(device)
-    log.write(RunStart(job="sr", run_id=run_dir.name, model="sr-dsen2", task="superres", dataset=str(opts.data),
+    gpus = env.local_size if accel.gpu else 0
+    system, system_info = root_decides(backend, partial(identify, "", env, accel.info, gpus, env.nodes, str(opts.data)))
+    log.write(RunStart(system=system, system_info=system_info,
+                       job="sr", run_id=run_dir.name, model="sr-dsen2", task="superres", dataset=str(opts.data),
                        backend=backend.name, data_backend="memory", world_size=backend.world_size, nodes=env.nodes,
-                       gpus_per_node=env.local_size if accel.gpu else 0, device=accel.kind,
+                       gpus_per_node=gpus, device=accel.kind,
                        device_name=accel.name, batch_size_per_worker=opts.batch,
                        global_batch_size=opts.batch * backend.world_size, mode="weak", steps=opts.steps,
                        stage_time_s=time.perf_counter() - start, train_patches=count,

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -11,21 +13,18 @@ import torch
 from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.backends import Backend, create_backend
 from jeoparda.cluster.env import ClusterEnv, detect
-from jeoparda.cluster.session import prepare_run_dir, root_decides, run_folder
-from jeoparda.config import RunConfig, dump_config
+from jeoparda.cluster.session import root_decides, run_folder
+from jeoparda.config import RunConfig
 from jeoparda.devices import bind_gpu, collectives
-from jeoparda.errors import JeopardaError
+from jeoparda.errors import JeopardaError, one_line
+from jeoparda.lifeline import signal_when_gone
 from jeoparda.loaders.partition import with_gathered_node
 from jeoparda.training import checkpoint
-from jeoparda.training.loop import Say, Trainer, configure_threads
+from jeoparda.training.loop import Say, Trainer
+from jeoparda.training.preempt import EXIT_PREEMPTED, Preempted, PreemptFlag, check_in_setup
 from jeoparda.training.results import RESULTS_NAME
-
-
-def prepare_train_dir(run_dir: Path, cfg: RunConfig, resume: bool, restart: bool = False) -> None:
-    """Create or check the run folder (see :func:`jeoparda.cluster.session.prepare_run_dir`) and
-    write the run's configuration into it."""
-    prepare_run_dir(run_dir, RESULTS_NAME, "use --resume to continue it or another --out", resume, restart)
-    dump_config(cfg, run_dir / "config.yaml")
+from jeoparda.training.run_folder import prepare_train_dir
+from jeoparda.training.setup import configure_threads
 
 
 def is_collective_failure(exc: BaseException) -> bool:
@@ -56,6 +55,8 @@ def session(cfg: RunConfig, out: Path | None, resume: bool, if_checkpoint: bool 
     if resume and out is None:
         raise JeopardaError("--resume needs --out RUN_DIR (the run to continue)")
     env = detect()
+    if env.launcher == "torchrun":  # its agent is our parent: if a signal kills it, we are preempted
+        signal_when_gone(os.getppid(), signal.SIGTERM)
     backend = create_backend(env, cfg.dist, collectives(cfg.dist.share_gpus))
     try:
         env = with_gathered_node(env, backend.gather_objects)  # mpirun --map-by node: nodes from host names
@@ -68,17 +69,27 @@ def session(cfg: RunConfig, out: Path | None, resume: bool, if_checkpoint: bool 
     except RuntimeError as exc:
         if not is_collective_failure(exc):
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         raise JeopardaError(f"rank {env.rank}: a collective operation failed; another rank died or "
                             f"did not answer within dist.timeout_s={cfg.dist.timeout_s:g} s ({first})") from None
     finally:
         backend.shutdown()
 
 
-def train(cfg: RunConfig, out: Path | None, resume: bool, say: Say = print, if_checkpoint: bool = False) -> int:
-    """Run training on this rank; returns the exit status (0, or EXIT_PREEMPTED)."""
-    with session(cfg, out, resume, if_checkpoint) as (env, backend, accel, run_dir, resume):
-        status = Trainer(cfg, env, backend, accel, run_dir, say).run(resume)
-        if backend.rank == 0:
-            say(f"results: {run_dir / RESULTS_NAME}")
-        return status
+def train(cfg: RunConfig, out: Path | None, resume: bool, say: Say = print, if_checkpoint: bool = False,
+          flag: PreemptFlag | None = None) -> int:
+    """Run training on this rank; returns the exit status (0, or EXIT_PREEMPTED). ``flag``: the
+    command's preemption flag, installed before the arguments were read (else one is installed here);
+    a signal before training starts ends the run with EXIT_PREEMPTED and a line saying so."""
+    with flag or PreemptFlag() as active:
+        try:
+            with session(cfg, out, resume, if_checkpoint) as (env, backend, accel, run_dir, resume):
+                check_in_setup(backend, active, resume)  # before staging: a signal during the rendezvous
+                status = Trainer(cfg, env, backend, accel, run_dir, say, active).run(resume)
+                if backend.rank == 0:
+                    say(f"results: {run_dir / RESULTS_NAME}")
+                return status
+        except Preempted as exc:
+            if str(exc):
+                say(f"jeoparda: {exc}")
+            return EXIT_PREEMPTED

@@ -6,7 +6,7 @@ One ``:::MLLOG {json}`` line per event with ``namespace``, ``time_ms``, ``event_
 rules: submission_*, cache_clear, init/run/epoch/eval/staging start and stop, eval_accuracy,
 train_samples, eval_samples, number_of_nodes, accelerators_per_node, seed, global_batch_size and
 opt_*. ``benchmarks/mlperf/jeoparda.yaml`` is the ruleset to check a jeoparda log against. Only
-rank 0 writes; lines are flushed as written.
+rank 0 writes; lines are flushed as written; a link at ``mllog.txt`` is refused, never followed.
 """
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+
+from jeoparda.safe_files import refuse_link, writing
 
 MLLOG_NAME = "mllog.txt"
 TOKEN = ":::MLLOG "
@@ -26,6 +28,7 @@ class MLLog:
         self.enabled = enabled
         if enabled:  # a Trainer built in a driver (not the CLI) may be given a folder not yet made
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            refuse_link(self.path)  # at once, before the run starts; each write refuses one too
 
     def _write(self, event_type: str, key: str, value: Any, metadata: dict[str, Any] | None,
                time_ms: float | None) -> None:
@@ -35,7 +38,7 @@ class MLLog:
         meta = {"file": Path(caller.filename).name, "lineno": caller.lineno, **(metadata or {})}
         line = {"namespace": "", "time_ms": int(time_ms if time_ms is not None else time.time() * 1000),
                 "event_type": event_type, "key": key, "value": value, "metadata": meta}
-        with open(self.path, "a", encoding="utf-8") as fh:
+        with writing(self.path, append=True) as fh:
             fh.write(TOKEN + json.dumps(line) + "\n")
 
     def event(self, key: str, value: Any = None, metadata: dict[str, Any] | None = None,

@@ -9,19 +9,27 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.backends import Backend
 from jeoparda.cluster.env import ClusterEnv
+from jeoparda.cluster.session import root_decides
+from jeoparda.cluster.system import identify, system_name
 from jeoparda.config import RunConfig, to_dict
+from jeoparda.device_peaks import peak
 from jeoparda.loaders.base import Loader
+from jeoparda.models.complexity import training_flops
+from jeoparda.safe_files import refuse_link
+from jeoparda.sentinel2 import TARGET_SIZE
 from jeoparda.tasks import Task
-from jeoparda.training.mllog import MLLog
+from jeoparda.training.bottleneck import split, verdict
+from jeoparda.training.mllog import MLLOG_NAME, MLLog
 from jeoparda.training.optim import base_lr
 from jeoparda.training.records import Epoch, Record, RunEnd, RunStart
-from jeoparda.training.results import ResultsLog, git_sha, versions
+from jeoparda.training.results import RESULTS_NAME, ResultsLog, git_sha, versions
 
 Say = Callable[[str], None]
 EPOCH_FIELDS = ("epoch_time_s", "train_images", "images_per_s", "data_wait_s", "loss", "energy_j",
@@ -35,12 +43,36 @@ def perf_line(kind: str, **fields: Any) -> str:
     return f"jeoparda-perf: {kind} {text}"
 
 
+def _or_na(value: float | None) -> float | str:
+    """A perf-line figure, or n/a where it is unknown."""
+    return "n/a" if value is None else float(value)
+
+
+def compute_line(figures: dict[str, Any], found: dict[str, Any]) -> str:
+    """The perf line of achieved TFLOP/s per worker and MFU (``figures``: :meth:`Recorder.compute_figures`)
+    and the step split in seconds per step with its verdict (``found``: :meth:`Recorder.step_verdict`)."""
+    parts = found["step_split"]
+    return perf_line("compute", tflops_per_worker=_or_na(figures.get("tflops_per_worker")),
+                     mfu=_or_na(figures.get("mfu")), data_wait=_or_na(parts["data_wait_s"]),
+                     compute=_or_na(parts["compute_s"]), communication=_or_na(parts["communication_s"]),
+                     bottleneck=found["bottleneck"])
+
+
+def _refuse_links(run_dir: Path) -> None:
+    for name in (RESULTS_NAME, MLLOG_NAME):
+        refuse_link(run_dir / name)
+
+
 class Recorder:
     def __init__(self, cfg: RunConfig, env: ClusterEnv, backend: Backend, accel: Accelerator, run_dir: Path,
                  say: Say) -> None:
         """Opens mllog.txt: init_start, the submission keys, staging_start. ``say`` prints on rank 0 only."""
         self.cfg, self.env, self.backend, self.accel, self.run_dir = cfg, env, backend, accel, Path(run_dir)
         self.say = say
+        # a link planted at a log is refused on every rank at once (rank 0 alone would leave the others waiting)
+        root_decides(backend, partial(_refuse_links, self.run_dir))
+        # a system name unsafe in a file name stops the run now, not after staging (start() records it)
+        root_decides(backend, partial(system_name, cfg.system.name, env))
         self.results = ResultsLog(run_dir, enabled=backend.rank == 0)
         self.mllog = MLLog(run_dir, enabled=backend.rank == 0)
         self.mllog.event("cache_clear", False)  # jeoparda does not drop the page cache; staging is apart
@@ -55,6 +87,9 @@ class Recorder:
         self.target_reached: dict[str, Any] | None = None
         self.energy_total = 0.0
         self._rates: list[tuple[float, float]] = []  # (images/s, epoch time) of the epochs logged
+        self._steps: list[tuple[float, float]] = []  # (seconds per step, data wait per step) of the epochs logged
+        self.flops_per_image: float | None = None  # of one training step (forward and backward)
+        self.peak_flops: float | None = None  # dense peak of one worker's device at the run's precision
         self._clock = time.perf_counter()
 
     @property
@@ -81,17 +116,50 @@ class Recorder:
                                              "launcher": env.launcher, "host": env.hostname,
                                              "gpu": self.accel.info.uuid if self.accel.info else None})
         hosts = sorted({r["host"] for r in ranks})
+        gpus = env.local_size if self.accel.gpu else 0  # the ranks on this node, one GPU each
+        # rank 0's name and description for every rank (JEOPARDA_SYSTEM may be set on rank 0's shell only)
+        self.system: tuple[str, dict[str, Any]] = root_decides(self.backend, partial(
+            identify, cfg.system.name, env, self.accel.info, gpus, len(hosts), cfg.data.path))
         self.write(RunStart(
+            system=self.system[0], system_info=self.system[1],
             job=job, run_id=self.run_dir.name, model=cfg.model, task=task.name, quality_key=task.quality_key,
             quality_label=task.quality_label, dataset=loader.dataset, bands=loader.band_names,
             classes=loader.class_names, precision=precision, backend=self.backend.name,
             data_backend=cfg.data.backend, world_size=self.backend.world_size, nodes=len(hosts),
-            # the ranks on this node, one GPU each (device_count() is 1 under --gpus-per-task=1)
-            gpus_per_node=env.local_size if self.accel.gpu else 0, device=self.accel.kind,
+            # not device_count(): it is 1 under --gpus-per-task=1
+            gpus_per_node=gpus, device=self.accel.kind,
             device_name=self.accel.name, batch_size_per_worker=cfg.train.batch_size, global_batch_size=global_batch,
             mode="weak" if cfg.train.global_batch_size == 0 else "strong", config=to_dict(cfg), versions=versions(),
             git_sha=git_sha(), hosts=hosts, steps_per_epoch=loader.steps_per_epoch, stage_time_s=loader.stage_time_s,
-            resumed_from=resumed_from, ranks=ranks))
+            resumed_from=resumed_from, ranks=ranks, **self._compute_fields(loader, precision)))
+
+    def _compute_fields(self, loader: Loader, precision: str) -> dict[str, Any]:
+        """run_start's FLOPs of a training step per image (the model zoo's counter at the run's
+        input: channels, classes, image side after data.resize) and the device's dense peak at the
+        precision its convolutions run in (docs/benchmarking.md, "Achieved FLOP/s and MFU"). Rank 0
+        alone counts: the others write nothing."""
+        if self.backend.rank != 0:
+            return {}
+        src = loader.source
+        side = self.cfg.data.resize or (src.layout.size if src is not None else (TARGET_SIZE, TARGET_SIZE))
+        try:
+            self.flops_per_image = training_flops(self.cfg.model, loader.channels, loader.num_classes, side)
+        except Exception as exc:  # a model the counter cannot run (meta device): n/a, never a lone rank's failure
+            self.flops_per_image = None
+            return {"peak_source": f"FLOPs not counted ({type(exc).__name__}: {exc}); TFLOP/s and MFU n/a"[:500]}
+        if self.accel.gpu:  # float32 convolutions go through TF32 while cuDNN allows it (its default)
+            self.peak_flops, source = peak(self.accel.name, precision, tf32=self.accel.tf32_convolutions())
+        else:
+            self.peak_flops, source = None, f"cpu ({self.accel.name}): no peak table for CPUs, MFU n/a"
+        return {"train_flops_per_image": self.flops_per_image, "peak_flops_per_worker": self.peak_flops,
+                "peak_source": source}
+
+    def compute_figures(self, images_per_s: float) -> dict[str, Any]:
+        """Achieved TFLOP/s per worker and MFU at ``images_per_s`` (all workers): an epoch's fields."""
+        if self.flops_per_image is None:
+            return {}
+        tflops = self.flops_per_image * images_per_s / self.backend.world_size / 1e12
+        return {"tflops_per_worker": tflops, "mfu": tflops * 1e12 / self.peak_flops if self.peak_flops else None}
 
     def training_starts(self, train: Loader, val: Loader | None, global_batch: int) -> None:
         """mllog's init_stop, the run's parameters as MLPerf names them and run_start; the clock of
@@ -147,7 +215,8 @@ class Recorder:
             self.energy_total += stats["energy_j"]
         hit = self.target_reached
         reached = hit if hit and hit["target_epoch"] == epoch + 1 else {}
-        self.write(Epoch(epoch=epoch + 1, **fields, lr=lr, **reached, metrics=dict(val)))
+        self.write(Epoch(epoch=epoch + 1, **fields, lr=lr, **reached, **self.compute_figures(stats["images_per_s"]),
+                         metrics=dict(val)))
         scores = f"  {task.summary(val)}" if val else ""
         self.say(f"epoch {epoch + 1}/{self.cfg.train.epochs}  loss {stats['loss']:.4f}  "
                  f"{stats['images_per_s']:.1f} img/s  {stats['epoch_time_s']:.1f} s  "
@@ -156,6 +225,18 @@ class Recorder:
                            epoch_time_s=stats["epoch_time_s"], data_wait_s=stats["data_wait_s"],
                            **({task.quality_key: val[task.quality_key]} if val else {})))
         self._rates.append((stats["images_per_s"], stats["epoch_time_s"]))
+        if stats.get("steps"):
+            self._steps.append((stats["epoch_time_s"] / stats["steps"], stats["data_wait_s"] / stats["steps"]))
+
+    def step_verdict(self, step_s: float, data_wait_s: float, compute_s: float | None) -> dict[str, Any]:
+        """run_end's step split and bottleneck verdict (training/bottleneck.py). On one worker
+        nothing is communicated: compute is the step less the data wait, whatever was measured."""
+        world = self.backend.world_size
+        if world == 1:  # a separately timed no-sync block would only add the noise between blocks
+            compute_s = max(0.0, step_s - data_wait_s)
+        parts = split(step_s, data_wait_s, compute_s)
+        key, note = verdict(parts, world)
+        return {"step_split": parts, "bottleneck": key, "bottleneck_note": note}
 
     def end(self, status: str, epochs: int, val: dict[str, Any], test: dict[str, Any] | None = None,
             replicas: list[str] | None = None) -> None:
@@ -165,14 +246,20 @@ class Recorder:
         if steady:
             self.say(perf_line("run", status=status, images_per_s=statistics.median(r for r, _ in steady),
                                epoch_time_s=statistics.median(t for _, t in steady)))
+        steps = self._steps[1:] or self._steps
+        found = self.step_verdict(statistics.median(s for s, _ in steps), statistics.median(w for _, w in steps),
+                                  None) if steps else {}
         hit = self.target_reached or {}
         if target:
             self.say(perf_line("target", metric=key, value=float(target), reached="yes" if hit else "no",
                                time_to_target_s=hit.get("time_to_target_s", -1.0)))
+        if found:
+            self.say(f"bottleneck: {found['bottleneck_note']}")
+            self.say(compute_line(self.compute_figures(statistics.median(r for r, _ in steady)), found))
         success = status == "completed" and (not target or bool(hit))
         self.mllog.end("run_stop", metadata={"status": "success" if success else "aborted", "jeoparda_status": status})
         self.write(RunEnd(total_time_s=time.perf_counter() - self._clock, epochs=epochs, status=status,
                           energy_j=self.energy_total or None, val=val, test=test or {}, replica_sha256=replicas,
                           target={"metric": key, "value": target} if target else None,
                           time_to_target_s=hit.get("time_to_target_s"), target_epoch=hit.get("target_epoch"),
-                          metrics=dict(test or val)))
+                          **found, metrics=dict(test or val)))

@@ -12,11 +12,14 @@ version: :data:`LEGACY_START` holds what such a log left unsaid, in this one pla
 from __future__ import annotations
 
 import json
+import math
 import time
+import types
+import typing
 import warnings
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, Union
 
 from jeoparda.errors import JeopardaError
 
@@ -92,6 +95,8 @@ class RunStart(Record):
     schema: int = SCHEMA_VERSION
     job: str = "train"
     run_id: str | None = None
+    system: str | None = None
+    system_info: dict[str, Any] | None = None
     model: str
     task: str
     quality_key: str | None = None
@@ -121,6 +126,9 @@ class RunStart(Record):
     steps: int | None = None
     train_patches: int | None = None
     windows: dict[str, int] | None = None
+    train_flops_per_image: float | None = None
+    peak_flops_per_worker: float | None = field(default=None, metadata=NULL)
+    peak_source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -143,6 +151,8 @@ class Epoch(Record):
     lr: float | None = None
     time_to_target_s: float | None = None
     target_epoch: int | None = None
+    tflops_per_worker: float | None = None
+    mfu: float | None = field(default=None, metadata=NULL)
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
@@ -168,6 +178,9 @@ class RunEnd(Record):
     eval: dict[str, Any] | None = None
     model: str | None = None
     model_sha256: str | None = None
+    step_split: dict[str, float | None] | None = None
+    bottleneck: str | None = None
+    bottleneck_note: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
@@ -187,6 +200,65 @@ class SRSteps(Record):
 
 #: Every record, by its ``event``.
 RECORDS: dict[str, type[Record]] = {r.EVENT: r for r in (RunStart, Epoch, RunEnd, SRSteps)}
+
+
+#: Declared figures that may be NaN or infinite: the loss of a run that diverged is a fact to keep.
+NON_FINITE = frozenset({"loss"})
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a parsed JSON value is of a field's declared type (a float finite, an int no bool)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint in (int, str, bool):
+        return isinstance(value, hint) and (hint is bool or not isinstance(value, bool))
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    return True
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(kind: type[Record]) -> dict[str, Any]:
+    """The field types of ``kind``, worked out once (a log has a line per epoch)."""
+    if kind not in _HINTS:
+        _HINTS[kind] = typing.get_type_hints(kind)
+    return _HINTS[kind]
+
+
+def line_problem(kind: type[Record], line: dict[str, Any]) -> str | None:
+    """Why a parsed line is not a usable record of ``kind`` (a required field absent, a field of
+    the wrong type, a figure that is NaN or infinite); None when it is."""
+    hints = _hints(kind)
+    for f in fields(kind):
+        if f.name == kind.OPEN:
+            continue
+        if f.name not in line:
+            if f.default is MISSING and f.default_factory is MISSING:
+                return f"{kind.EVENT} lacks {f.name}"
+            continue
+        value = line[f.name]
+        if f.name in NON_FINITE and isinstance(value, float):
+            continue
+        if not _fits(value, hints[f.name]):
+            shown = repr(value) if len(repr(value)) <= 30 else repr(value)[:27] + "..."
+            return f"{kind.EVENT} field {f.name} is {shown}, not {_name(hints[f.name])}"
+    return None
+
+
+def _name(hint: Any) -> str:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    hint = args[0] if typing.get_origin(hint) in (Union, types.UnionType) and len(args) == 1 else hint
+    return {float: "a finite number", int: "an integer", str: "text", bool: "true or false"}.get(
+        hint, getattr(typing.get_origin(hint), "__name__", str(hint)))
 
 
 def legacy_start(line: dict[str, Any]) -> dict[str, Any]:
@@ -210,29 +282,39 @@ class RunLog:
 
 def read_log(path: Path) -> RunLog:
     """The records of a run folder's log or of a results.jsonl file. :class:`LogError`, naming the
-    file, when a line is not JSON, a record lacks a required field or there is no run_start. Lines
-    of events it does not know are passed over; a newer schema is read with a warning."""
+    file, when a line is not JSON or there is no usable run_start. A record line that lacks a
+    required field or holds a value of the wrong type (``images_per_s: "fast"``, a NaN) is passed
+    over with a warning naming the file and the line. Lines of events it does not know are passed
+    over; a newer schema is read with a warning."""
     path = Path(path)
     log = path / RESULTS_NAME if path.is_dir() else path
     try:
-        lines = [json.loads(text) for text in log.read_text(encoding="utf-8").splitlines() if text.strip()]
+        lines = [(number, json.loads(text)) for number, text in
+                 enumerate(log.read_text(encoding="utf-8").splitlines(), 1) if text.strip()]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LogError(f"unreadable results log ({exc})", log) from None
-    if not all(isinstance(line, dict) for line in lines):
+    if not all(isinstance(line, dict) for _, line in lines):
         raise LogError("unreadable results log (a line is not a JSON object)", log)
-    starts = [line for line in lines if line.get("event") == "run_start"]
+    starts = [line for _, line in lines if line.get("event") == "run_start"]
     if not starts:
         raise LogError("no run_start event", log)
     legacy = "schema" not in starts[0]
     records: list[Record] = []
-    try:
-        for line in lines:
-            kind = RECORDS.get(line.get("event", ""))
-            if kind is not None:
-                records.append(kind.from_json(legacy_start(line) if legacy and kind is RunStart else line))
-    except LogError as exc:
-        raise LogError(exc.why, log) from None
-    first = next(r for r in records if isinstance(r, RunStart))
+    passed_over: list[str] = []
+    for number, line in lines:
+        kind = RECORDS.get(line.get("event", "")) if isinstance(line.get("event", ""), str) else None
+        if kind is None:
+            continue
+        line = legacy_start(line) if legacy and kind is RunStart else line
+        why = line_problem(kind, line)
+        if why is None:
+            records.append(kind.from_json(line))
+            continue
+        passed_over.append(f"line {number}: {why}")
+        warnings.warn(f"{log}:{number}: skipped, {why}", stacklevel=2)
+    first = next((r for r in records if isinstance(r, RunStart)), None)
+    if first is None:
+        raise LogError(f"no usable run_start event ({'; '.join(passed_over)})", log)
     if first.schema > SCHEMA_VERSION:
         warnings.warn(f"{log}: schema {first.schema} is newer than this jeoparda's {SCHEMA_VERSION}; "
                       "read as far as it is known", stacklevel=2)

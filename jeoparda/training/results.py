@@ -1,6 +1,7 @@
 """``results.jsonl``: one typed record per line (jeoparda/training/records.py, docs/results-log.md).
 
-Only rank 0 writes; lines are flushed as written so a run that dies still leaves a readable log.
+Only rank 0 writes; lines are flushed as written so a run that dies still leaves a readable log. A
+link at ``results.jsonl`` is refused, never followed (docs/reliability.md).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from jeoparda.safe_files import refuse_link, writing
 from jeoparda.training.records import RESULTS_NAME, Record
 
 __all__ = ["RESULTS_NAME", "ResultsLog", "git_sha", "versions"]
@@ -20,11 +22,13 @@ class ResultsLog:
     def __init__(self, run_dir: Path, enabled: bool) -> None:
         self.path = Path(run_dir) / RESULTS_NAME
         self.enabled = enabled
+        if enabled:
+            refuse_link(self.path)  # at once, before the run starts; each write refuses one too
 
     def write(self, record: Record) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a", encoding="utf-8") as fh:
+        with writing(self.path, append=True) as fh:
             fh.write(json.dumps(record.to_json()) + "\n")
 
 

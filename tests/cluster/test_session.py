@@ -157,7 +157,7 @@ def test_prepare_run_dir_refuses_a_used_folder_unless_resuming_or_restarting(tmp
     prepare_run_dir(run, "results.jsonl", "use another")
     assert run.is_dir()
     (run / "results.jsonl").write_text("{}\n")
-    with pytest.raises(JeopardaError, match=r"run: already holds a run; use another$"):
+    with pytest.raises(JeopardaError, match=r"run: already holds a run \(results.jsonl\); use another$"):
         prepare_run_dir(run, "results.jsonl", "use another")
     prepare_run_dir(run, "results.jsonl", "use another", resume=True)
     with warnings.catch_warnings(record=True) as caught:
@@ -165,7 +165,35 @@ def test_prepare_run_dir_refuses_a_used_folder_unless_resuming_or_restarting(tmp
         prepare_run_dir(run, "results.jsonl", "use another", restart=True)
     kept = list(run.glob("results-attempt-*.jsonl"))
     assert len(kept) == 1 and kept[0].read_text() == "{}\n" and not (run / "results.jsonl").exists()
-    assert f"the earlier attempt's log is {kept[0].name}" in str(caught[0].message)
+    assert f"the earlier attempt's files are kept as {kept[0].name}" in str(caught[0].message)
+
+
+def test_a_run_folder_belongs_to_one_run_and_a_restart_keeps_every_earlier_file(tmp_path):
+    """Any of the run's files (not only its log) marks a folder as a run's; a restart keeps each
+    aside under a free name, links included (renamed, never followed)."""
+    owned = ("mllog.txt", "config.yaml", "checkpoints")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: bwms\n")  # the user's --config, say
+    (run / "checkpoints").mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    with pytest.raises(JeopardaError, match=r"holds a run \(config.yaml, checkpoints\); use another"):
+        prepare_run_dir(run, "results.jsonl", "use another", owned=owned)
+    (run / "mllog.txt").symlink_to(victim)
+    with pytest.raises(JeopardaError, match=r"mllog.txt: is a symbolic link"):
+        prepare_run_dir(run, "results.jsonl", "use another", owned=owned)
+    prepare_run_dir(run, "results.jsonl", "use another", resume=True, owned=owned)  # resuming: fine
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepare_run_dir(run, "results.jsonl", "use another", restart=True, owned=owned)
+        (run / "config.yaml").write_text("again\n")
+        prepare_run_dir(run, "results.jsonl", "use another", restart=True, owned=owned)  # same second
+    names = sorted(p.name for p in run.iterdir())
+    assert [n for n in names if n.startswith("config")] == sorted(
+        [n for n in names if n.startswith("config-attempt-")]) and len(names) == 4
+    assert {(run / n).read_text() for n in names if n.startswith("config")} == {"model: bwms\n", "again\n"}
+    assert victim.read_text() == "keep me" and "are kept as mllog-attempt-" in str(caught[0].message)
 
 
 def test_state_digest_covers_parameters_and_buffers_of_any_dtype():

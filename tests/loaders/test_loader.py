@@ -2,7 +2,6 @@
 import hashlib
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -157,13 +156,6 @@ def test_synthetic_follows_the_real_split_or_its_own_size(dataset):
     own = build_loader(RunConfig(data=DataConfig(backend="synthetic", synthetic_patches=40),
                                  train=TrainConfig(batch_size=8)), ClusterEnv(), "train")
     assert own.steps_per_epoch == 5 and len(list(own)) == 5
-
-
-@pytest.fixture
-def copy(dataset, tmp_path):
-    dest = tmp_path / "ds"
-    shutil.copytree(dataset, dest)
-    return dest
 
 
 def test_damaged_shard_is_one_clear_error(copy):

@@ -1,6 +1,10 @@
 """Node-local staging when local rank 0 fails: the node's other ranks stop at once with its reason
 instead of polling for the done marker until the wait limit; an earlier run's failure does not stop
-a fresh attempt. Two ranks of one node run as threads of this process, sharing one stage folder."""
+a fresh attempt. Two ranks of one node run as threads of this process, sharing one stage folder.
+
+No wall-clock bound: a stalled CI machine can pause both threads for many seconds. "At once" is
+shown by the waiting rank's error instead: it carries local rank 0's reason, which a rank that
+had waited until its limit could not know (that error says "did not finish staging within")."""
 import errno
 import hashlib
 import os
@@ -14,7 +18,8 @@ from jeoparda.errors import JeopardaError
 from jeoparda.loaders import staging
 from jeoparda.loaders.staging import stage_dir_for, stage_shards
 
-LIMIT_S = 60.0  # the waiting rank's limit: far beyond what a test may take to see the failure
+LIMIT_S = 120.0  # the waiting rank's limit: a waiter that misses the failure fails the test by its message
+JOIN_S = LIMIT_S + 60  # a rank still alive after this is stuck beyond its own limit
 RANKS = [ClusterEnv(rank=r, world_size=2, local_rank=r, local_size=2, hostname="node07") for r in range(2)]
 
 
@@ -38,7 +43,6 @@ class Rank(threading.Thread):
         super().__init__(daemon=True)  # a rank still polling must not keep the test process alive
         self.env, self.data, self.stage = env, data, stage
         self.result = self.error = None
-        self.ended = 0.0
 
     def run(self):
         root, manifest, shards = self.data
@@ -46,19 +50,19 @@ class Rank(threading.Thread):
             self.result = stage_shards(root, manifest, shards, str(self.stage), self.env, wait_limit_s=LIMIT_S)
         except Exception as exc:
             self.error = exc
-        self.ended = time.monotonic()
 
 
 def node(data, stage, waiter_first=True):
-    """Run local ranks 1 and 0 of one node; return them once both ended (or 15 s passed)."""
+    """Run local ranks 1 and 0 of one node; return them once both ended."""
     waiter, stager = Rank(RANKS[1], data, stage), Rank(RANKS[0], data, stage)
     first, second = (waiter, stager) if waiter_first else (stager, waiter)
     first.start()
     time.sleep(0.5)  # the first one is well under way (polling, or failed) when the second starts
     second.start()
     for rank in (first, second):
-        rank.join(15)
-    assert not waiter.is_alive(), "local rank 1 still waits although local rank 0 has stopped"
+        rank.join(JOIN_S)
+    assert not waiter.is_alive(), "local rank 1 still waits beyond its limit"
+    assert "did not finish staging within" not in str(waiter.error), "local rank 1 waited until its limit"
     return waiter, stager
 
 
@@ -68,7 +72,7 @@ def test_a_checksum_mismatch_stops_the_waiting_rank_at_once(data, tmp_path):
     assert isinstance(stager.error, JeopardaError) and "checksum mismatch after staging" in str(stager.error)
     assert isinstance(waiter.error, JeopardaError)
     message = str(waiter.error)
-    assert "\n" not in message and waiter.ended - stager.ended < 3
+    assert "\n" not in message
     dest = stage_dir_for(data[1], str(tmp_path / "local"))
     assert message.startswith(f"{dest}: local rank 0 of node 0 (node07) failed to stage the shards: ")
     assert "shard-00001.h5: checksum mismatch after staging" in message
@@ -81,7 +85,7 @@ def test_a_full_disk_stops_the_waiting_rank_with_the_reason(data, tmp_path, monk
     monkeypatch.setattr(staging.shutil, "copyfile", full)
     waiter, stager = node(data, tmp_path / "local")
     assert isinstance(stager.error, JeopardaError) and "No space left on device" in str(stager.error)
-    assert isinstance(waiter.error, JeopardaError) and waiter.ended - stager.ended < 3
+    assert isinstance(waiter.error, JeopardaError)
     assert "failed to stage the shards: " in str(waiter.error) and "No space left on device" in str(waiter.error)
     assert "shard-00000.h5.tmp-" in str(waiter.error)  # the file it could not write
 
@@ -130,7 +134,7 @@ def test_a_resubmitted_job_never_reads_the_earlier_jobs_failure(data, tmp_path):
     waiter, stager = Rank(first[1], (data[0], data[1], bad), stage), Rank(first[0], (data[0], data[1], bad), stage)
     for rank in (stager, waiter):
         rank.start()
-        rank.join(15)
+        rank.join(JOIN_S)
     assert stager.error and waiter.error
     dest = stage_dir_for(data[1], str(stage))
     assert [p.name.endswith(".job-41.failed") for p in dest.glob(".staged-*failed")] == [True]
@@ -140,6 +144,6 @@ def test_a_resubmitted_job_never_reads_the_earlier_jobs_failure(data, tmp_path):
     time.sleep(0.5)  # the waiter looks before local rank 0 has cleared anything
     stager.start()
     for rank in (waiter, stager):
-        rank.join(15)
+        rank.join(JOIN_S)
     assert (waiter.error, stager.error) == (None, None)
     assert not list(dest.glob(".staged-*failed"))

@@ -69,3 +69,24 @@ def test_the_label_comes_from_the_log_where_it_names_one(tmp_path):
     rows, _ = make_report([str(run)], tmp_path / "rep")
     assert (rows[0].quality_key, rows[0].quality_label, rows[0].quality) == ("f1_micro", "F1 (micro)", 0.66)
     assert "| efficiency | F1 (micro) |" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_a_report_over_old_logs_serves_as_its_own_baseline(tmp_path, capsys):
+    """Old logs say scaling mode none and global batch 0 (not recorded): their report's summary.json
+    is still a baseline, and the same runs pass against it."""
+    from jeoparda.cli import main
+
+    legacy_runs(tmp_path / "old")
+    for log in (tmp_path / "old").glob("*/results.jsonl"):  # the oldest logs did not say these either
+        events = [json.loads(line) for line in log.read_text().splitlines()]
+        for key in ("mode", "global_batch_size"):
+            events[0].pop(key, None)
+        log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    make_report([str(tmp_path / "old" / "*")], tmp_path / "base")
+    summary = json.loads((tmp_path / "base" / "summary.json").read_text())
+    keys = {(r["system"], r["mode"], r["global_batch_size"]) for r in summary["rows"]}
+    assert keys == {("unknown system", "none", 0)}
+    code = main(["report", str(tmp_path / "old" / "*"), "--out", str(tmp_path / "rep"),
+                 "--baseline", str(tmp_path / "base"), "--fail-on-regression"])
+    out = capsys.readouterr().out
+    assert code == 0 and "figures 0 regressed" in out and "rows without a baseline entry: 0" in out

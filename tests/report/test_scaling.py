@@ -1,6 +1,7 @@
 """jeoparda report on hand-made results logs with known throughputs: the figures are exact."""
 import csv
 import json
+import re
 
 import pytest
 
@@ -141,7 +142,8 @@ def test_environment_table_names_devices_hosts_and_versions(tmp_path):
     make_report([str(run)], tmp_path / "rep")
     text = (tmp_path / "rep" / "report.md").read_text()
     env = text[text.index("## Environment"):]
-    assert "| g8 | 8 | 2 | NVIDIA H100 80GB HBM3 | 4 | n1, n2 | 2.13 | 12.6 | Open MPI v5.0.8 | 2.4.0 | None |" in env
+    assert ("| g8 | unknown system | NVIDIA H100 80GB HBM3 | 8 | 2 | NVIDIA H100 80GB HBM3 | 4 | n1, n2 | 2.13 | "
+            "12.6 | Open MPI v5.0.8 | 2.4.0 | None |") in env
     assert "NVIDIA H100 80GB HBM3" in (tmp_path / "rep" / "report.html").read_text()
 
 
@@ -224,3 +226,45 @@ def test_segmentation_runs_report_miou(tmp_path):
     assert got[1]["quality_key"] == "miou" and float(got[2]["quality"]) == 0.58
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "fcn_maggiori on bigearthnet-v2 (segmentation)" in text and "| efficiency | mIoU |" in text
+
+
+def test_malformed_lines_are_skipped_and_never_make_a_median_nan(tmp_path):
+    """A NaN, an infinity, a word where a number belongs, a missing field: the line is passed over
+    with a warning naming file and line; scaling.csv and report.md hold no NaN and no traceback."""
+    write_run(tmp_path / "a", 1, rates=[1, 100, 100])
+    b = write_run(tmp_path / "b", 2, rates=[1, 300, 100], f1=0.6)
+    log = b / "results.jsonl"
+    lines = log.read_text().splitlines()
+    lines.insert(2, '{"event": "epoch", "time": 1, "epoch": 9, "images_per_s": NaN, "epoch_time_s": 1}')
+    lines.insert(3, '{"event": "epoch", "time": 1, "epoch": 9, "images_per_s": "fast", "epoch_time_s": 1}')
+    lines.insert(4, '{"event": "epoch", "time": 1, "epoch": 9, "images_per_s": Infinity, "epoch_time_s": 1}')
+    lines.insert(5, '{"event": "epoch", "time": 1, "epoch": 9, "epoch_time_s": 1}')
+    end = json.loads(lines[-1])
+    lines[-1] = json.dumps({**end, "f1_samples": float("nan"), "accuracy": "high"})
+    log.write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning) as caught:
+        make_report([str(tmp_path / "*")], tmp_path / "rep")
+    assert {str(w.message) for w in caught} >= {f"{log}:{n}: skipped, epoch field images_per_s is {v}, not a "
+                                                "finite number" for n, v in ((3, "nan"), (4, "'fast'"), (5, "inf"))}
+    assert f"{log}:6: skipped, epoch lacks images_per_s" in {str(w.message) for w in caught}
+    got = rows(tmp_path / "rep")
+    assert [float(r["images_per_s"]) for r in got] == [100, 200]
+    assert got[1]["f1_samples"] == "" and got[1]["accuracy"] == ""
+    for name in ("scaling.csv", "report.md"):
+        assert not re.search(r"\b(nan|-?inf)\b", (tmp_path / "rep" / name).read_text().lower())
+
+
+@pytest.mark.parametrize("edit, why", [
+    (lambda events: events[0].update(world_size=0), "world_size 0"),
+    (lambda events: events[2].update(images_per_s=0.0), "an epoch with no throughput or no time"),
+    (lambda events: events[1].update(epoch_time_s=0.0), "an epoch with no throughput or no time"),
+])
+def test_a_log_whose_figures_cannot_be_divided_by_is_skipped_with_a_line(tmp_path, edit, why):
+    good, bad = write_run(tmp_path / "good", 1, rates=[1, 10]), write_run(tmp_path / "bad", 2, rates=[1, 19])
+    log = bad / "results.jsonl"
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    edit(events)
+    log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    with pytest.warns(UserWarning, match=f"bad/results.jsonl: skipped, {why}"):
+        rows, runs = make_report([str(tmp_path / "*")], tmp_path / "rep")
+    assert [str(r.path.parent) for r in runs] == [str(good)] and len(rows) == 1

@@ -1,18 +1,9 @@
 """``jeoparda inspect``: the summary and the detection of damaged shards."""
 import json
-import shutil
 
 import h5py
-import pytest
 
 from jeoparda.cli import main
-
-
-@pytest.fixture
-def copy(dataset, tmp_path):
-    dest = tmp_path / "ds"
-    shutil.copytree(dataset, dest)
-    return dest
 
 
 def test_summary_of_a_good_data_set(dataset, capsys):

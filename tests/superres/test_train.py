@@ -25,6 +25,8 @@ def test_training_writes_model_log_and_held_out_figures(sr_model):
     events = _events(sr_model.parent / "run")
     assert [e["event"] for e in events] == ["run_start", "sr_steps", "sr_steps", "run_end"]
     assert events[0]["task"] == "superres" and events[0]["world_size"] == 1
+    start = events[0]
+    assert start["system"] and start["system_info"]["filesystem"]["path"] == os.path.realpath(start["dataset"])
     assert events[-1]["model_sha256"] == hashlib.sha256(sr_model.read_bytes()).hexdigest()
     assert events[-1]["status"] == "completed"
 

@@ -3,6 +3,7 @@ the rank binds a GPU, computes in the precision the GPU's generation calls for (
 the gradient scaler), lays the model out channels_last, reads the GPU's own energy counter, keeps
 the GPU's random state in checkpoints, and never lets the device's work count as data wait."""
 import json
+import math
 
 import pytest
 import torch
@@ -114,22 +115,61 @@ def test_preempted_ranks_leave_only_after_rank_0_has_written(dataset, tmp_path, 
     """srun --kill-on-bad-exit=1 ends the step when the first rank exits: every rank meets rank 0
     after its checkpoint and run_end before returning EXIT_PREEMPTED."""
     from jeoparda.cluster.backends import Backend
-    from jeoparda.training import loop
+    from jeoparda.training import launch, loop
     from jeoparda.training.preempt import EXIT_PREEMPTED, PreemptFlag
     from jeoparda.training.recorder import Recorder
 
     order = []
 
     class Raised(PreemptFlag):
-        def __enter__(self):
-            self.signal = 15  # SIGTERM arrived
-            return self
+        """SIGTERM arrives as training starts (after set-up: a checkpoint is due)."""
+
+        @property
+        def phase(self):
+            return self._phase
+
+        @phase.setter
+        def phase(self, value):
+            self._phase = value
+            if value == "training":
+                self.signal, self.signal_phase = 15, value
 
     real_save, real_end = loop.Trainer.save, Recorder.end
-    monkeypatch.setattr(loop, "PreemptFlag", Raised)
-    monkeypatch.setattr(loop.Trainer, "save", lambda self, *a: (real_save(self, *a), order.append("save")))
+    monkeypatch.setattr(launch, "PreemptFlag", Raised)
+    monkeypatch.setattr(loop.Trainer, "save", lambda self, *a, **k: (real_save(self, *a, **k), order.append("save")))
     monkeypatch.setattr(Recorder, "end", lambda self, *a, **k: (real_end(self, *a, **k), order.append("run_end")))
     monkeypatch.setattr(Backend, "barrier", lambda self: order.append("barrier"))
     status, events, _ = run(dataset, tmp_path / "run", "train.preempt_check_every=1")
     assert status == EXIT_PREEMPTED and events[-1]["status"] == "preempted"
     assert order == ["save", "run_end", "barrier"]
+
+
+@pytest.mark.parametrize("gpu", [True, False])
+def test_an_overflowing_fp16_step_is_skipped_but_a_non_finite_loss_fails_fp32(request, dataset, tmp_path,
+                                                                              monkeypatch, gpu):
+    """fp16's loss scaler skips a step whose loss overflowed and training goes on (the epoch's loss
+    leaves it out); without a scaler the same loss would poison the weights: the run fails."""
+    from jeoparda.errors import JeopardaError
+    from jeoparda.tasks.multilabel import MultiLabel
+
+    if gpu:
+        request.getfixturevalue("standin_gpu").boards[0].capability = (7, 0)  # auto precision: fp16
+    calls, real = [], MultiLabel.loss
+
+    def overflow_once(self, logits, target):
+        calls.append(1)
+        loss = real(self, logits, target)
+        return loss * float("inf") if len(calls) == 2 else loss
+
+    monkeypatch.setattr(MultiLabel, "loss", overflow_once)
+    overrides = ["train.precision=auto", "train.preempt_check_every=1"]
+    if gpu:
+        status, events, _ = run(dataset, tmp_path / "run", *overrides)
+        assert status == 0 and events[-1]["status"] == "completed"
+        assert all(math.isfinite(e["loss"]) for e in events if e["event"] == "epoch")
+    else:
+        cfg = load_config([], [f"data.path={dataset}", "model=resnet18", *GPU_RUN, *overrides])
+        with pytest.raises(JeopardaError, match="not finite"):
+            train(cfg, tmp_path / "run", resume=False, say=lambda line: None)
+        events = [json.loads(x) for x in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+        assert events[-1]["status"] == "failed"

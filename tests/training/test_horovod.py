@@ -54,7 +54,7 @@ def test_channels_last_is_turned_off_for_horovod_which_refuses_it():
     from jeoparda.cluster.backends import DDPBackend, HorovodBackend
     from jeoparda.cluster.env import ClusterEnv
     from jeoparda.config import DistConfig, RunConfig
-    from jeoparda.training.loop import use_channels_last
+    from jeoparda.training.setup import use_channels_last
 
     probe = ("import torch, horovod.torch as hvd\nhvd.init()\n"
              "w = torch.nn.Conv2d(3, 4, 3).weight.detach().to(memory_format=torch.channels_last)\n"

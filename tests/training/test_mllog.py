@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from jeoparda.training.mllog import MLLog
 from tests.training.test_train import train_cmd
 
 RULES = Path(__file__).resolve().parents[2] / "benchmarks" / "mlperf" / "jeoparda.yaml"
@@ -69,3 +70,24 @@ def test_a_damaged_log_fails_it(mllog, tmp_path, damage):
     broken.write_text("\n".join(raw) + "\n")
     proc = check(broken, tmp_path)
     assert proc.returncode != 0 and "FAILED" in proc.stderr + proc.stdout
+
+
+def test_run_logs_refuse_a_planted_link_and_leave_its_target(tmp_path):
+    """mllog.txt and results.jsonl are appended to without following a link (docs/reliability.md)."""
+    from jeoparda.safe_files import UnsafePathError
+    from jeoparda.training.records import RunEnd
+    from jeoparda.training.results import ResultsLog
+
+    target = tmp_path / "victim.txt"
+    target.write_text("keep\n")
+    for name, make in (("mllog.txt", MLLog), ("results.jsonl", ResultsLog)):
+        run = tmp_path / name.split(".")[0]
+        run.mkdir()
+        (run / name).symlink_to(target)
+        with pytest.raises(UnsafePathError, match="is a symbolic link"):
+            make(run, True)
+        log = make(run, False)  # a rank other than 0 never looks
+        log.enabled = True  # a link planted after the check is still not followed
+        with pytest.raises(UnsafePathError):
+            log.event("x") if name == "mllog.txt" else log.write(RunEnd(total_time_s=1.0, epochs=1, status="completed"))
+    assert target.read_text() == "keep\n"

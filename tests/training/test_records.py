@@ -2,7 +2,9 @@
 reader reads logs of today and of before the schema version."""
 import dataclasses
 import json
+import math
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -85,7 +87,7 @@ START = dict(model="resnet50", task="singlelabel", quality_key="accuracy", quali
 
 @pytest.mark.parametrize("record", [
     RunStart(**START, run_id="r", bands=["B02"], hosts=["n1"], versions={"torch": "2.13", "dali": None},
-             extra={"system": "juwels"}),
+             system="juwels", extra={"site_note": "new partition"}),
     Epoch(epoch=1, epoch_time_s=2.0, images_per_s=50.0, train_images=100, energy_sources=[],
           energy_note="no counter", metrics={"accuracy": 0.9, "confusion_matrix": [[1, 0], [0, 1]], "samples": 2}),
     Epoch(epoch=2, epoch_time_s=2.0, images_per_s=50.0, time_to_target_s=3.5, target_epoch=2),
@@ -165,15 +167,49 @@ def test_a_versioned_log_says_what_it_means(tmp_path):
     (['[1, 2]'], "not a JSON object"),
     ([json.dumps(LEGACY[1])], "no run_start event"),
     ([json.dumps({k: v for k, v in LEGACY[0].items() if k != "model"})], "run_start lacks model"),
-    ([json.dumps(LEGACY[0]), json.dumps({"event": "epoch", "time": 1, "epoch": 1, "images_per_s": 1.0})],
-     "epoch lacks epoch_time_s"),
+    ([json.dumps({**LEGACY[0], "world_size": "two"})], "line 1: run_start field world_size is 'two', not an integer"),
 ])
 def test_a_damaged_log_is_one_error_naming_the_file(tmp_path, lines, why):
     path = tmp_path / "results.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(LogError, match=why) as info:
+    with pytest.raises(LogError, match=why) as info, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         read_log(path)
     assert info.value.path == path and str(info.value).startswith(f"{path}: ")
+
+
+_EPOCH = {"event": "epoch", "time": 1, "epoch": 1, "epoch_time_s": 2.0, "images_per_s": 10.0}
+
+
+@pytest.mark.parametrize("bad, why", [
+    ({**_EPOCH, "images_per_s": "fast"}, "epoch field images_per_s is 'fast', not a finite number"),
+    ({k: v for k, v in _EPOCH.items() if k != "epoch_time_s"}, "epoch lacks epoch_time_s"),
+    ({**_EPOCH, "images_per_s": float("nan")}, "epoch field images_per_s is nan, not a finite number"),
+    ({**_EPOCH, "epoch_time_s": float("inf")}, "epoch field epoch_time_s is inf, not a finite number"),
+    ({**_EPOCH, "epoch": 1.5}, "epoch field epoch is 1.5, not an integer"),
+    ({**_EPOCH, "images_per_s": True}, "epoch field images_per_s is True"),
+    ({**_EPOCH, "energy_per_image_j": "x"}, "epoch field energy_per_image_j is 'x'"),
+    ({"event": "run_end", "time": 2, "status": 3}, "run_end field status is 3, not text"),
+    ({"event": "run_end", "time": 2, "status": "completed", "time_to_target_s": "soon"},
+     "run_end field time_to_target_s is 'soon'"),
+])
+def test_a_malformed_record_line_is_skipped_with_a_warning_naming_file_and_line(tmp_path, bad, why):
+    path = tmp_path / "results.jsonl"
+    good = {**_EPOCH, "epoch": 2, "images_per_s": 30.0}
+    path.write_text("\n".join(json.dumps(x) for x in (LEGACY[0], _EPOCH, bad, good)) + "\n")
+    with pytest.warns(UserWarning) as caught:
+        log = read_log(path)
+    assert len(caught) == 1 and str(caught[0].message).startswith(f"{path}:3: skipped, ")
+    assert why in str(caught[0].message)
+    assert [e.images_per_s for e in log.epochs] == [10.0, 30.0]
+
+
+def test_a_diverged_loss_is_kept_as_a_fact(tmp_path):
+    path = tmp_path / "results.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in (LEGACY[0], {**_EPOCH, "loss": float("nan")})) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(read_log(path).epochs[0].loss)
 
 
 def test_the_writers_logs_read_back_line_for_line(tmp_path, sr_model):

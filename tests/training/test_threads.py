@@ -3,7 +3,7 @@ never more than Slurm's CPUs per task."""
 import os
 
 from jeoparda.cluster.env import ClusterEnv, detect
-from jeoparda.training.loop import auto_threads
+from jeoparda.training.setup import auto_threads
 
 
 def test_auto_threads_share_the_cores_and_respect_slurm():

@@ -1,5 +1,6 @@
 """jeoparda train end to end: results log, resume after SIGTERM, ranks, failures."""
 import json
+import re
 import signal
 import statistics
 import subprocess
@@ -84,13 +85,25 @@ def test_resume_if_checkpoint_starts_fresh_then_continues(dataset, tmp_path):
                            capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     assert "resumed from" not in first.stdout and checkpoint.newest(out) is not None
+    # the run's own config.yaml as --config: resuming never writes over it, it keeps its own copy
+    first_config = (out / "config.yaml").read_bytes()
     again = subprocess.run(train_cmd(dataset, out, "train.epochs=2", "train.max_steps=2", "dist.backend=single",
-                                     "train.test=false") + ["--resume-if-checkpoint"],
+                                     "train.test=false")
+                           + ["--resume-if-checkpoint", "--config", str(out / "config.yaml")],
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "resumed from" in again.stdout and "epoch 2/2" in again.stdout and "epoch 1/2" not in again.stdout
     starts = [e for e in events(out) if e["event"] == "run_start"]
     assert [s.get("resumed_from") for s in starts] == [None, [1, 0]]
+    assert (out / "config.yaml").read_bytes() == first_config
+    assert load_config([out / "config-resume-1.yaml"]).train.epochs == 2
+    # another optimiser: refused in one line naming it, nothing written
+    other = subprocess.run(train_cmd(dataset, out, "train.epochs=3", "train.max_steps=2", "dist.backend=single",
+                                     "train.optimizer=sgd") + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert other.returncode == 1 and "Traceback" not in other.stderr
+    assert "cannot resume this run with other settings (train.optimizer adam in the checkpoint, sgd now)" \
+        in other.stderr
+    assert not (out / "config-resume-2.yaml").exists() and events(out)[-1]["event"] == "run_end"
     # an attempt that died before its first checkpoint (a node failure, say): start again
     for path in checkpoint.checkpoint_dir(out).iterdir():
         path.unlink()
@@ -100,7 +113,19 @@ def test_resume_if_checkpoint_starts_fresh_then_continues(dataset, tmp_path):
     assert third.returncode == 0, third.stderr
     assert "no checkpoint to resume from; starting again" in third.stderr
     assert [e["event"] for e in events(out)][0] == "run_start" and events(out)[-1]["status"] == "completed"
-    assert len(list(out.glob("results-attempt-*.jsonl"))) == 1
+    assert len(list(out.glob("results-attempt-*.jsonl"))) == 1 and len(list(out.glob("config-attempt-*.yaml"))) == 1
+
+
+def test_a_non_finite_loss_fails_the_run_with_one_line(dataset, tmp_path):
+    """A learning rate far too high drives the loss to NaN/inf: status failed, one line, exit 1."""
+    out = tmp_path / "run"
+    proc = subprocess.run(train_cmd(dataset, out, "train.epochs=2", "dist.backend=single", "train.lr=1e30",
+                                    "train.preempt_check_every=2"), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"jeoparda: error: epoch 1: the training loss is not finite \(NaN or infinite\) after step "
+                        r"\d+ \(finite up to step \d+\); the run failed \(a smaller train.lr\?\)", line), line
+    assert events(out)[-1]["status"] == "failed" and checkpoint.newest(out) is None
 
 
 def test_bad_configuration_is_one_line(dataset, tmp_path):
@@ -112,10 +137,11 @@ def test_bad_configuration_is_one_line(dataset, tmp_path):
     assert proc.returncode == 1 and "--resume needs --out" in proc.stderr
 
 
-@pytest.mark.parametrize("every,expected", [(3, 3), (10, 8), (1, 1)])
+@pytest.mark.parametrize("every,expected", [(3, 3), (10, None), (1, 1)])
 def test_preemption_is_seen_within_the_check_interval(dataset, tmp_path, every, expected):
     """The flag is all-reduced every train.preempt_check_every steps and at the epoch's end, not
-    every step: a signal raised before step 0 stops the epoch after `every` steps (8 per epoch)."""
+    every step: a signal raised before step 0 stops the epoch after `every` steps (8 per epoch);
+    seen first at the epoch's last step, the epoch completes and the run stops after it."""
     from types import SimpleNamespace
 
     from jeoparda.accelerator import Accelerator
@@ -130,7 +156,10 @@ def test_preemption_is_seen_within_the_check_interval(dataset, tmp_path, every, 
                       Accelerator(), tmp_path / "run", lambda text: None)
     assert trainer.train_loader.steps_per_epoch == 8
     stats = trainer.train_epoch(0, 0, SimpleNamespace(raised=True))
-    assert stats == {"preempted": True, "next_step": expected}
+    if expected is None:
+        assert not stats["preempted"] and stats["stop_after"] and stats["steps"] == 8
+    else:
+        assert stats == {"preempted": True, "next_step": expected}
     trainer.train_loader.close()
 
 
