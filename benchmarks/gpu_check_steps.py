@@ -181,24 +181,43 @@ def step_predict(ch: Check, st: Step) -> None:
     if not checkpoints:
         raise StepError(f"the FCN run wrote no checkpoint in {run / 'checkpoints'}")
     out = ch.out / "predict" / "map.tif"
-    out.unlink(missing_ok=True)  # no stale map from an earlier check in OUT
+    half = out.with_name("map-bf16.tif")
+    for stale in (out, half):
+        stale.unlink(missing_ok=True)  # no stale map from an earlier check in OUT
     t0, note = time.monotonic(), ""
+    base = ["predict", "--checkpoint", str(checkpoints[-1]), "--data", str(data), "--tile", tile,
+            "--device", ch.expect("cuda"), "--json", "--max-memory", "256M"]  # several windows, batched
     try:
-        res = last_json(ch.jeoparda("predict", "predict", "--checkpoint", str(checkpoints[-1]), "--data", str(data),
-                                    "--tile", tile, "--out", str(out), "--device", ch.expect("cuda"), "--json"))
+        res = last_json(ch.jeoparda("predict", *base, "--out", str(out)))
     except StepError as e:  # the PNG quick look needs matplotlib; the GeoTIFF is written before it
         if not (e.log and "No module named 'matplotlib'" in e.log.read_text() and out.is_file()):
             raise
         res, note = {"files": [str(out)]}, "no PNG quick look: matplotlib is not installed"
     took = time.monotonic() - t0
     st.figures.update({k: res.get(k) for k in ("tile", "patches", "width", "height", "agreement", "labelled_pixels",
-                                                "files")}, predict_s=round(took, 2), device=ch.expect("cuda"),
+                                                "files", "windows", "batches", "computed_pixels", "overviews",
+                                                "margin")}, predict_s=round(took, 2), device=ch.expect("cuda"),
                       fcn_images_per_s=next((e["images_per_s"] for e in events(run) if e["event"] == "epoch"), None))
-    head = out.read_bytes()[:4] if out.is_file() else b""
+    head = out.read_bytes()[:200] if out.is_file() else b""  # header and GDAL's layout text
     size = out.stat().st_size if out.is_file() else 0
     pixels = f"{res['width']}x{res['height']} px, " if res.get("width") else ""
-    st.claim("class map written (GeoTIFF)", f"{pixels}{size:,} bytes", "a TIFF of the tile",
-             head in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"), note)
+    st.claim("class map written (Cloud-Optimized GeoTIFF)", f"{pixels}{size:,} bytes", "a COG of the tile",
+             head[:4] == b"II*\0" and b"LAYOUT=IFDS_BEFORE_DATA" in head, note)
+    bf16 = last_json(ch.jeoparda("predict-bf16", *base, "--precision", "bf16", "--out", str(half)))
+    same = same_classes(out, half)
+    st.figures.update(bf16_agreement=bf16.get("agreement"), bf16_same_pixels=same)
+    st.claim("bf16 map: share of pixels labelled as in fp32", same, ">= 0.95", same is not None and same >= 0.95)
+
+
+def same_classes(a: Path, b: Path) -> float | None:
+    """The share of labelled pixels two class maps agree on (None where one is missing)."""
+    import tifffile
+
+    if not (a.is_file() and b.is_file()):
+        return None
+    first, second = tifffile.imread(a), tifffile.imread(b)
+    labelled = first != 255
+    return round(float((first[labelled] == second[labelled]).mean()), 4) if labelled.any() else None
 
 
 def step_sr(ch: Check, st: Step) -> None:

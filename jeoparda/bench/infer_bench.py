@@ -4,8 +4,11 @@ baseline of Maggiori et al. does), in one run on the same device.
 
 The patch-based pass cuts the mosaic into ``window`` x ``window`` output windows, gives the network
 each window with ``(context - window) / 2`` pixels of surroundings (reflect-padded at the mosaic's
-edge), and keeps the window's centre of the output; crops go through in batches. Both passes
-produce a full-size class map; seconds include everything after the model is built.
+edge), and keeps the window's centre of the output; crops go through in batches as large as the
+memory budget allows, by the rule ``jeoparda predict`` batches its windows with
+(:func:`jeoparda.models.footprint.crops_per_call`), so the ratio compares the algorithms, not the
+number of launches. Both passes produce a full-size class map; seconds include everything after the
+model is built.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from typing import Any
 import torch
 
 from jeoparda.accelerator import Accelerator
+from jeoparda.models.footprint import crops_per_call
 
 
 @torch.no_grad()
@@ -39,12 +43,16 @@ def patch_pass(model: torch.nn.Module, mosaic: torch.Tensor, window: int, contex
 
 
 def run(model: torch.nn.Module, patches: int, accel: Accelerator, window: int = 24, context: int = 72,
-        batch: int = 64, in_chans: int = 12, size: int = 120, repeat: int = 1) -> dict[str, Any]:
-    """Seconds and pixels/s of both passes over a random mosaic of ``patches`` x ``patches`` on ``accel``."""
+        batch: int = 0, in_chans: int = 12, size: int = 120, repeat: int = 1, max_memory: int = 0) -> dict[str, Any]:
+    """Seconds and pixels/s of both passes over a random mosaic of ``patches`` x ``patches`` on ``accel``;
+    ``batch`` 0: as many crops per call as ``max_memory`` (0: the default budget) holds."""
     device = accel.device
     side = patches * size
     if side % window or (context - window) % 2 or context % 4:
         raise ValueError("the mosaic must divide into windows, and context - window be even, context a multiple of 4")
+    if not batch:
+        last = next(m for m in reversed(list(model.modules())) if isinstance(m, torch.nn.modules.conv._ConvNd))
+        batch = crops_per_call(model, in_chans, last.out_channels, context, max_memory)
     model = model.to(device).eval()
     mosaic = torch.randn(in_chans, side, side, generator=torch.Generator().manual_seed(0)).to(device)
     times: dict[str, list[float]] = {"fcn": [], "patch": []}
@@ -57,7 +65,8 @@ def run(model: torch.nn.Module, patches: int, accel: Accelerator, window: int = 
             times[name].append(time.perf_counter() - start)
     fcn_s, patch_s = min(times["fcn"]), min(times["patch"])
     pixels = side * side
-    return {"patches": patches, "pixels": pixels, "window": window, "context": context, "device": accel.kind,
+    return {"patches": patches, "pixels": pixels, "window": window, "context": context, "batch": batch,
+            "device": accel.kind,
             "device_name": accel.name,
             "fcn_s": fcn_s, "patch_s": patch_s, "fcn_pixels_per_s": pixels / fcn_s,
             "patch_pixels_per_s": pixels / patch_s, "speedup": patch_s / fcn_s, "runs": times}

@@ -1,15 +1,19 @@
-"""``jeoparda predict``: a whole Sentinel-2 tile labelled by a dense model, as a georeferenced map.
+"""``jeoparda predict``: whole Sentinel-2 tiles labelled by a dense model, as Cloud-Optimized GeoTIFFs.
 
-The patches of one tile (BigEarthNet v2.0 ids are ``<tile>_<col>_<row>``) are mosaicked on their
-grid, normalised as the loaders do, and labelled in one pass (or in overlapping windows when
-``window`` is given: each window's border of ``overlap`` pixels is run but not kept). The map is a
-uint8 GeoTIFF of class indices, 255 where no patch lies, with the CRS and origin read from the
-source archive's GeoTIFFs (the converted shards hold pixels, not coordinates); ``--probabilities``
-adds the winning class's probability as a float32 GeoTIFF; a quick-look PNG with a legend of the
-classes lies beside.
+A tile's patches (BigEarthNet v2.0 ids ``<tile>_<col>_<row>``) are placed on their grid; only the
+windows that hold patches are computed (:mod:`jeoparda.inference.plan`), in batches on the device,
+each with the context its receptive field needs, sized to a memory budget (``max_memory``). Every
+rank takes every ``world``-th batch and writes its rows into the map's scratch files; one rank then
+streams them into a tiled, compressed GeoTIFF with overviews (:mod:`jeoparda.inference.cog`): the
+class map (uint8, 255 where no patch lies; CRS and origin read from the source archive's GeoTIFFs,
+the shards hold no coordinates), with ``probabilities`` the winning class's probability (float32,
+NaN off-patch), and a quick-look PNG made from an overview. Several tiles also get a VRT mosaic per
+coordinate system. Memory is bounded by the budget, not by the tile (docs/inference.md).
 """
 from __future__ import annotations
 
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,54 +22,43 @@ import numpy as np
 import torch
 
 from jeoparda.accelerator import Accelerator
+from jeoparda.cluster.session import Comm, Solo
 from jeoparda.errors import JeopardaError
+from jeoparda.inference.cog import Georef, Raster, overview_levels, write_cog
+from jeoparda.inference.plan import TilePlan, Window, batches, cells_for, choose_tiles, find_patches
+from jeoparda.inference.quicklook import quicklook_from_overview
+from jeoparda.inference.scratch import Scratch
+from jeoparda.inference.vrt import write_vrts
+from jeoparda.inference.windows import Channels, CropReader, channels, label_batch
 from jeoparda.labels import NO_CLASS
-from jeoparda.loaders.bands import choose_bands
-from jeoparda.loaders.base import normalisers
-from jeoparda.safe_files import writing
+from jeoparda.models.footprint import (
+    context_margin,
+    default_budget,
+    output_stride,
+    receptive_field,
+    working_bytes_per_pixel,
+)
+from jeoparda.progress import Progress
 from jeoparda.shards.manifest import read_manifest
-from jeoparda.shards.reader import ShardReader
 from jeoparda.sources.bigearthnet_v2 import MAPS_DIR, S2_DIR, map_path, tile_of
-from jeoparda.sources.geotiff import TiffReadError, read_origin, write_band
+from jeoparda.sources.geotiff import TiffReadError, read_origin
 
 PATCH_METRES = 1200
 
 
 @dataclass
-class Georef:
-    epsg: int
-    x0: float          # upper-left corner of the mosaic
-    y0: float
-    pixel_m: float
-
-
-def tile_patches(dataset: Path, manifest: dict[str, Any], split: str, tile: str) -> list[tuple[str, str, int]]:
-    """(name, shard file, index in shard) of the tile's patches in ``split`` (``all``: every split)."""
-    if split != "all" and split not in manifest["splits"]:
-        raise JeopardaError(f"{dataset}: no split {split!r} (has {', '.join(manifest['splits'])}, or all)")
-    found, tiles = [], set()
-    chosen = manifest["splits"] if split == "all" else [split]
-    for entry in (e for s in chosen for e in manifest["splits"][s]["shards"]):
-        with ShardReader(dataset / entry["file"]) as shard:
-            for i, name in enumerate(shard.names):
-                tiles.add(tile_of(name))
-                if tile_of(name) == tile:
-                    found.append((name, entry["file"], i))
-    if not found:
-        some = ", ".join(sorted(tiles)[:5])
-        where = "any split" if split == "all" else f"the {split} split"
-        raise JeopardaError(f"{dataset}: tile {tile} has no patch in {where} (tiles there: {some}"
-                            + (", ..." if len(tiles) > 5 else "") + ")")
-    return found
-
-
-def grid_of(name: str) -> tuple[int, int]:
-    col, row = name.rsplit("_", 2)[1:]
-    return int(col), int(row)
+class Options:
+    split: str = "all"
+    window: int = 0               # side of each input crop in pixels; 0: as large as the budget allows
+    overlap: int | None = None    # context each side; None: the model's receptive field
+    probabilities: bool = False
+    max_memory: int = 0           # bytes of working set; 0: default_budget()
+    bf16: bool = False
+    bands_spec: str = ""          # the training run's data.bands
 
 
 def georef(manifest: dict[str, Any], name: str, cols0: int, rows0: int) -> Georef:
-    """CRS and mosaic origin from the source archive's GeoTIFF of one patch."""
+    """CRS and map origin from the source archive's GeoTIFF of one patch."""
     source = Path(manifest.get("source", {}).get("path", ""))
     candidates = [source / S2_DIR / tile_of(name) / name / f"{name}_B02.tif", map_path(source / MAPS_DIR, name)]
     path = next((p for p in candidates if p.is_file()), None)
@@ -76,146 +69,181 @@ def georef(manifest: dict[str, Any], name: str, cols0: int, rows0: int) -> Geore
         epsg, x, y = read_origin(path)
     except TiffReadError as exc:
         raise JeopardaError(f"{path}: {exc}") from None
-    col, row = grid_of(name)
+    col, row = (int(v) for v in name.rsplit("_", 2)[1:])
     return Georef(epsg, x - (col - cols0) * PATCH_METRES, y + (row - rows0) * PATCH_METRES, 10.0)
 
 
-@torch.no_grad()
-def label_mosaic(model: torch.nn.Module, image: torch.Tensor, window: int, overlap: int,
-                 accel: Accelerator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class index and its probability per pixel (on the host); in windows when ``window`` > 0.
-    The model runs on ``accel`` (the CPU when None): each window crosses to it and its answer back."""
-    accel = accel or Accelerator()
-    c, h, w = image.shape
-
-    def infer(part: torch.Tensor, pinned: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        # windows (bounded) cross pinned; a whole mosaic as a plain copy, not kept in pinned memory
-        x = accel.to_device(part.contiguous()) if pinned else part.to(accel.device)
-        probs = torch.softmax(model(x[None]).float(), dim=1)[0]
-        p, k = probs.max(0)
-        return p.cpu(), k.cpu()
-
-    if not window or (h <= window and w <= window):
-        best, cls = infer(image, pinned=False)
-        return cls, best
-    cls = torch.empty((h, w), dtype=torch.long)
-    best = torch.empty((h, w))
-    step = window - 2 * overlap
-    for y in range(0, h, step):
-        for x in range(0, w, step):
-            y0, x0 = max(0, y - overlap), max(0, x - overlap)
-            y1, x1 = min(h, y + step + overlap), min(w, x + step + overlap)
-            p, k = infer(image[:, y0:y1, x0:x1])
-            ys, xs = y - y0, x - x0
-            ye, xe = min(step, h - y), min(step, w - x)
-            cls[y:y + ye, x:x + xe] = k[ys:ys + ye, xs:xs + xe]
-            best[y:y + ye, x:x + xe] = p[ys:ys + ye, xs:xs + xe]
-    return cls, best
+@dataclass
+class Layout:
+    """How windows are cut for this model and budget."""
+    margin: int
+    stride: int
+    cells: int
+    crop_pixels: int
 
 
-def predict_tile(model: torch.nn.Module, dataset: Path, split: str, tile: str, out: Path, window: int = 0,
-                 overlap: int = 32, probabilities: bool = False, max_pixels: int = 50_000_000,
-                 bands_spec: str = "", accel: Accelerator | None = None) -> dict[str, Any]:
-    """Write the tile's class map (and quick look); returns a summary. ``bands_spec`` is the
-    training run's ``data.bands``: the same channels, normalised the same way, reach the model."""
+def layout(model: torch.nn.Module, chans: Channels, patch_side: int, opts: Options) -> Layout:
+    stride = output_stride(model)
+    field = receptive_field(model, chans.count)
+    margin = context_margin(field, stride) if opts.overlap is None else opts.overlap
+    if margin % stride:
+        raise JeopardaError(f"--overlap {margin} must be a multiple of the model's output stride ({stride})")
+    last = next(m for m in reversed(list(model.modules())) if isinstance(m, torch.nn.modules.conv._ConvNd))
+    per_pixel = working_bytes_per_pixel(model, chans.count, last.out_channels)
+    budget = opts.max_memory or default_budget()
+    cells, crop_pixels = cells_for(budget, per_pixel, margin, patch_side)
+    if opts.window:
+        if opts.window < field or opts.window < patch_side + 2 * margin:
+            raise JeopardaError(f"--window {opts.window} is smaller than the model's receptive field ({field} px) "
+                                f"or than one patch with its context ({patch_side} + 2 x {margin} px)")
+        cells = (opts.window - 2 * margin) // patch_side
+    return Layout(margin, stride, cells, crop_pixels)
+
+
+def predict(model: torch.nn.Module, dataset: Path, tiles: list[str], out: Path, opts: Options | None = None,
+            accel: Accelerator | None = None, comm: Comm | None = None, one_file: bool = True) -> list[dict[str, Any]]:
+    """Label ``tiles`` (``["all"]``: every tile of the split); ``one_file``: ``out`` is the map of the
+    single tile, else the folder of ``<tile>.tif`` maps. Returns a summary per tile (rank 0; others: [])."""
+    opts, accel, comm = opts or Options(), accel or Accelerator(), comm or Solo()
     manifest = read_manifest(dataset)
     if manifest.get("dataset") != "bigearthnet-v2":
         raise JeopardaError(f"{dataset}: predict labels BigEarthNet v2.0 tiles (patch names carry the tile grid); "
                             f"this data set is {manifest.get('dataset')}")
-    if window and window <= 2 * overlap:
-        raise JeopardaError(f"--window {window} must be larger than twice the overlap ({overlap})")
-    stride = getattr(model, "stride", 1)  # the FCNs' output stride (a plain Conv2d's is a tuple)
-    stride = stride if isinstance(stride, int) else 1
-    if window and (window % stride or overlap % stride):
-        raise JeopardaError(f"--window {window} and --overlap {overlap} must be multiples of the model's "
-                            f"output stride ({stride}): its inputs must be")
-    bands = choose_bands(bands_spec, manifest["bands"], bool(manifest.get("s1_bands")), str(dataset))
-    mean, inv, s1_mean, s1_inv = normalisers(manifest, bands, dataset)
-    optical = bands.optical if bands.optical is not None else list(range(len(manifest["bands"])))
+    chans = channels(dataset, manifest, opts.bands_spec)
     first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
-    if first.in_channels != len(bands.names):
+    if first.in_channels != chans.count:
         raise JeopardaError(f"{dataset}: the model takes {first.in_channels} channels but data.bands "
-                            f"{bands_spec or '(all)'} gives {len(bands.names)} here ({', '.join(bands.names)})")
-    patches = tile_patches(dataset, manifest, split, tile)
-    grid = [grid_of(name) for name, _, _ in patches]
-    cols0, rows0 = min(c for c, _ in grid), min(r for _, r in grid)
-    h_px, w_px = [int(s) for s in manifest["size"]]
-    height = (max(r for _, r in grid) - rows0 + 1) * h_px
-    width = (max(c for c, _ in grid) - cols0 + 1) * w_px
-    if not window and height * width > max_pixels:
-        raise JeopardaError(f"tile {tile}: a {width}x{height} mosaic is larger than one pass should take "
-                            f"({max_pixels:,} pixels); give --window (e.g. 1024)")
-    geo = georef(manifest, patches[0][0], cols0, rows0)
-    mosaic = np.zeros((len(bands.names), height, width), np.float32)
-    covered = np.zeros((height, width), bool)
-    reference = np.full((height, width), NO_CLASS, np.uint8)
-    readers: dict[str, ShardReader] = {}
-    try:
-        for (_, file, index), (col, row) in zip(patches, grid, strict=True):
-            if file not in readers:
-                readers[file] = ShardReader(dataset / file)
-            reader = readers[file]
-            y, x = (row - rows0) * h_px, (col - cols0) * w_px
-            image = reader.read_images(index, index + 1)[0][optical]
-            mosaic[:len(optical), y:y + h_px, x:x + w_px] = (image - mean) * inv
-            if bands.s1:
-                s1 = reader.read_s1(index, index + 1)[0][bands.s1]
-                mosaic[len(optical):, y:y + h_px, x:x + w_px] = (s1 - s1_mean) * s1_inv
-            covered[y:y + h_px, x:x + w_px] = True
-            if reader.has_masks:
-                reference[y:y + h_px, x:x + w_px] = reader.read_masks(index, index + 1)[0]
-    finally:
-        for reader in readers.values():
-            reader.close()
-    accel = accel or Accelerator()
+                            f"{opts.bands_spec or '(all)'} gives {chans.count} here ({', '.join(chans.names)})")
+    found = find_patches(dataset, manifest, opts.split)
+    chosen = choose_tiles(dataset, found, tiles, opts.split)
+    h_px, w_px = (int(s) for s in manifest["size"])
+    lay = layout(model, chans, max(h_px, w_px), opts)
+    plans = [TilePlan(tile, found[tile], h_px, w_px) for tile in chosen]
+    targets = [out if one_file else out / f"{plan.tile}.tif" for plan in plans]
+    if comm.rank == 0:
+        check_space(plans, targets, opts.probabilities)
     model.to(accel.device).eval()
-    cls, best = label_mosaic(model, torch.from_numpy(mosaic), window, overlap, accel)
-    classes = cls.numpy().astype(np.uint8)
-    classes[~covered] = NO_CLASS
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_band(out, classes, origin=(geo.x0, geo.y0), pixel_size_m=geo.pixel_m, epsg=geo.epsg, dtype=np.uint8,
-                nodata=NO_CLASS)
-    written = [out]
-    if probabilities:
-        prob = best.numpy().astype(np.float32)
-        prob[~covered] = np.nan
-        path = out.with_name(out.stem + "-probability.tif")
-        write_band(path, prob, origin=(geo.x0, geo.y0), pixel_size_m=geo.pixel_m, epsg=geo.epsg, dtype=np.float32,
-                   nodata=float("nan"))
-        written.append(path)
-    notes = []
+    summaries = []
+    for plan, target in zip(plans, targets, strict=True):
+        summary = label_tile(model, dataset, manifest, plan, target, chans, lay, opts, accel, comm)
+        if comm.rank == 0:
+            summaries.append(summary)
+    if comm.rank == 0 and not one_file:
+        vrts = write_vrts(out, [(Path(s["files"][0]), s) for s in summaries])
+        for s in summaries:
+            s["mosaics"] = [str(p) for p in vrts]
+    return summaries
+
+
+def check_space(plans: list[TilePlan], targets: list[Path], probabilities: bool) -> None:
+    """Refuse before any work when the output folder cannot hold the maps and their scratch files."""
+    sizes = [map_bytes(plan, probabilities) for plan in plans]
+    scratch = max(Scratch(t, p.height, p.width, probabilities).bytes_needed() for p, t in zip(plans, targets))
+    need = sum(sizes) + scratch
+    folder = targets[0].parent
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise JeopardaError(f"{folder}: the map{'s' if len(plans) > 1 else ''} may take up to {_size(need)} "
+                            f"(scratch included) but the file system has {_size(free)} free")
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+def map_bytes(plan: TilePlan, probabilities: bool) -> int:
+    kinds = [np.dtype(np.uint8)] + ([np.dtype(np.float32)] if probabilities else [])
+    return sum(Raster(plan.width, plan.height, k, 0, Georef(0, 0, 0, 1)).bound_bytes() for k in kinds)
+
+
+def label_tile(model: torch.nn.Module, dataset: Path, manifest: dict[str, Any], plan: TilePlan, target: Path,
+               chans: Channels, lay: Layout, opts: Options, accel: Accelerator, comm: Comm) -> dict[str, Any]:
+    started = time.perf_counter()
+    windows = plan.windows(lay.cells, lay.margin, lay.stride)
+    groups = batches(windows, lay.crop_pixels)
+    scratch = Scratch(target, plan.height, plan.width, opts.probabilities)
+    if comm.rank == 0:
+        scratch.create()
     try:
-        written.append(quicklook(classes, manifest["classes"], out.with_suffix(".png"), tile))
+        comm.barrier()
+        scratch.open()
+        counts = compute(model, dataset, plan, groups, chans, opts, accel, comm, scratch)
+        if comm.rank == 0:
+            summary = write_maps(manifest, plan, target, scratch, opts)
+    finally:
+        scratch.close()
+        if comm.rank == 0:
+            scratch.remove()  # written, or failed: the scratch files go either way
+    comm.barrier()
+    if comm.rank != 0:
+        return {}
+    agree, labelled = (sum(c[i] for c in counts) for i in (0, 1))
+    computed = sum((w.cy1 - w.cy0) * (w.cx1 - w.cx0) for w in windows)
+    summary.update(split=opts.split, agreement=agree / labelled if labelled else None, labelled_pixels=labelled,
+                   device=accel.kind, device_name=accel.name, windows=len(windows), batches=len(groups),
+                   margin=lay.margin, computed_pixels=computed, seconds=round(time.perf_counter() - started, 3))
+    return summary
+
+
+def compute(model: torch.nn.Module, dataset: Path, plan: TilePlan, groups: list[list[Window]], chans: Channels,
+            opts: Options, accel: Accelerator, comm: Comm, scratch: Scratch) -> list[tuple[int, int]]:
+    """This rank's batches (every world-th) into the scratch files; every rank's (agreeing, labelled)."""
+    crops = CropReader(dataset, plan, chans)
+    mine = groups[comm.rank::len(comm.gather_objects(comm.rank))]
+    bar = Progress(len(mine), f"predict {plan.tile}", unit="batches") if comm.rank == 0 else None
+    agree = labelled = 0
+    try:
+        for group in mine:
+            classes, best = label_batch(model, np.stack([crops.crop(w) for w in group]), accel, opts.bf16)
+            for w, cls, prob in zip(group, classes, best, strict=True):
+                a, n = keep(w, cls, prob, plan, crops, scratch)
+                agree, labelled = agree + a, labelled + n
+            if bar:
+                bar.update()
+    finally:
+        crops.close()
+        if bar:
+            bar.close()
+    return comm.gather_objects((agree, labelled))
+
+
+def keep(w: Window, cls: np.ndarray, prob: np.ndarray, plan: TilePlan, crops: CropReader,
+         scratch: Scratch) -> tuple[int, int]:
+    """Write a window's covered cells into the scratch; (agreeing, labelled) pixels against the reference."""
+    ys, xs = slice(w.y0 - w.cy0, w.y1 - w.cy0), slice(w.x0 - w.cx0, w.x1 - w.cx0)
+    classes = cls[ys, xs].astype(np.uint8) + 1
+    covered = np.zeros(classes.shape, bool)
+    agree = labelled = 0
+    for r, c in w.cells:
+        cell = (slice(r * plan.patch_h - w.y0, (r + 1) * plan.patch_h - w.y0),
+                slice(c * plan.patch_w - w.x0, (c + 1) * plan.patch_w - w.x0))
+        covered[cell] = True
+        reference = crops.reference((r, c))
+        if reference is not None:
+            known = reference != NO_CLASS
+            agree += int((classes[cell][known] - 1 == reference[known]).sum())
+            labelled += int(known.sum())
+    classes[~covered] = 0
+    scratch.write(w.y0, w.x0, classes, prob[ys, xs])
+    return agree, labelled
+
+
+def write_maps(manifest: dict[str, Any], plan: TilePlan, target: Path, scratch: Scratch,
+               opts: Options) -> dict[str, Any]:
+    """The class map (and probabilities) as COGs from the scratch files, and the quick look."""
+    geo = georef(manifest, plan.patches[0].name, plan.cols0, plan.rows0)
+    write_cog(target, Raster(plan.width, plan.height, np.dtype(np.uint8), NO_CLASS, geo), scratch.class_rows)
+    written, notes = [target], []
+    if opts.probabilities:
+        path = target.with_name(target.stem + "-probability.tif")
+        write_cog(path, Raster(plan.width, plan.height, np.dtype(np.float32), float("nan"), geo),
+                  scratch.probability_rows)
+        written.append(path)
+    try:
+        written.append(quicklook_from_overview(target, manifest["classes"], target.with_suffix(".png"), plan.tile))
     except ImportError:  # a bare GPU image: the map is what matters
         notes.append("no PNG quick look: matplotlib is not installed (pip install matplotlib)")
-    labelled = reference != NO_CLASS
-    agreement = float((classes[labelled] == reference[labelled]).mean()) if labelled.any() else None
-    return {"tile": tile, "split": split, "patches": len(patches), "width": width, "height": height,
-            "epsg": geo.epsg, "origin": [geo.x0, geo.y0], "agreement": agreement,
-            "labelled_pixels": int(labelled.sum()), "files": [str(p) for p in written],
-            "device": accel.kind, "device_name": accel.name, "notes": notes}
-
-
-def quicklook(classes: np.ndarray, names: list[str], path: Path, tile: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch as LegendPatch
-
-    colours = plt.get_cmap("tab20")(np.arange(len(names)) % 20)
-    rgb = np.ones((*classes.shape, 3))
-    for k in range(len(names)):
-        rgb[classes == k] = colours[k][:3]
-    fig, ax = plt.subplots(figsize=(10, 6.5), dpi=100)
-    ax.imshow(rgb, interpolation="nearest")
-    ax.set_title(f"{tile}: predicted classes (white: no patch or no class)", fontsize=9)
-    ax.set_axis_off()
-    present = sorted(set(np.unique(classes).tolist()) - {NO_CLASS})
-    ax.legend(handles=[LegendPatch(color=colours[k], label=names[k][:40]) for k in present],
-              loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
-    fig.tight_layout()
-    with writing(path, text=False) as fh:  # a link at path is refused, never followed
-        fig.savefig(fh, format="png")
-    plt.close(fig)
-    return path
+    return {"tile": plan.tile, "patches": len(plan.patches), "width": plan.width, "height": plan.height,
+            "epsg": geo.epsg, "origin": [geo.x0, geo.y0], "overviews": overview_levels(plan.width, plan.height),
+            "files": [str(p) for p in written], "notes": notes}

@@ -45,3 +45,17 @@ def test_patch_pass_runs_the_model_once_per_batch_of_windows():
     mosaic = torch.randn(12, 120, 120)
     out = patch_pass(model, mosaic, window=24, context=40, batch=8)
     assert calls == [8, 8, 8, 1] and torch.equal(out, fcn_pass(model, mosaic))
+
+
+def test_the_patch_baseline_batches_its_crops_by_the_memory_rule_of_predict():
+    """Without --batch, the patch-based pass takes as many crops per call as the budget holds, by the
+    rule jeoparda predict sizes its batches with."""
+    from jeoparda.models.footprint import working_bytes_per_pixel
+
+    model = torch.nn.Conv2d(12, 3, 1)
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    budget = int(7.5 * working_bytes_per_pixel(model, 12, 3) * 40 ** 2)
+    result = run(model, patches=1, accel=Accelerator(), window=24, context=40, max_memory=budget)
+    assert result["batch"] == 7
+    assert calls == [1, 7, 7, 7, 4]  # the one pass, then 25 crops of 40 x 40 in calls of at most 7

@@ -1,5 +1,6 @@
 """jeoparda predict: a tile's patches mosaicked on their grid, labelled, and written as a GeoTIFF
 that a GIS reader (rasterio) places where the source archive's GeoTIFFs lie."""
+import json
 import subprocess
 import sys
 
@@ -8,7 +9,9 @@ import pytest
 import rasterio
 import torch
 
-from jeoparda.inference.predict import label_mosaic, predict_tile
+from jeoparda.errors import JeopardaError
+from jeoparda.inference.predict import Options
+from jeoparda.inference.predict import predict as predict_tiles
 from jeoparda.labels import NO_CLASS
 from jeoparda.models import create_model
 from jeoparda.shards.manifest import read_manifest
@@ -26,6 +29,11 @@ def block(tmp_path_factory):
     synthesize_v2(root / "arch", 10, seed=11, block=True)
     convert(root / "arch", root / "data", shard_size=4)
     return root
+
+
+def predict_tile(model, data, split, tile, out, accel=None, **options):
+    """One tile's map in this process; the summary of it."""
+    return predict_tiles(model, data, [tile], out, Options(split=split, **options), accel=accel)[0]
 
 
 def checkpoint(path, model_name, in_chans=12, bands=""):
@@ -111,14 +119,43 @@ def test_each_patch_is_labelled_at_its_grid_cell(block, tmp_path):
     assert summary["agreement"] == pytest.approx(agree / labelled, abs=1e-3)
 
 
-def test_windows_with_enough_overlap_equal_one_pass():
+def one_pass(model, data):
+    """The class map of one forward pass over the whole mosaic (zero-padded to the output stride)."""
+    names = stored_patches(data)
+    grid = {tuple(int(v) for v in n.rsplit("_", 2)[1:]): n for n in names}
+    col0, row0 = min(c for c, _ in grid), min(r for _, r in grid)
+    h = 120 * (max(r for _, r in grid) - row0 + 1)
+    w = 120 * (max(c for c, _ in grid) - col0 + 1)
+    stride = getattr(model, "stride", 1)
+    mosaic = torch.zeros(12, -(-h // stride) * stride, -(-w // stride) * stride)
+    for (c, r), name in grid.items():
+        mosaic[:, (r - row0) * 120:(r - row0 + 1) * 120, (c - col0) * 120:(c - col0 + 1) * 120] = \
+            torch.from_numpy(names[name])
+    with torch.no_grad():
+        classes = model.eval()(mosaic[None])[0].argmax(0)[:h, :w].numpy().astype(np.uint8)
+    covered = np.zeros((h, w), bool)
+    for c, r in grid:
+        covered[(r - row0) * 120:(r - row0 + 1) * 120, (c - col0) * 120:(c - col0 + 1) * 120] = True
+    classes[~covered] = NO_CLASS
+    return classes
+
+
+@pytest.mark.parametrize("model_name,smaller", [("fcn_maggiori", {"max_memory": 20 * 2**20}),
+                                                ("fcn_resnet18", {"window": 700})])
+def test_windows_with_the_models_margin_equal_one_pass(block, tmp_path, model_name, smaller):
+    """Windows cut with the context the receptive field needs label as one pass over the mosaic does,
+    and smaller windows give the bytes of larger ones."""
     torch.manual_seed(2)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 5, padding=2), torch.nn.ReLU(),
-                                torch.nn.Conv2d(8, 4, 5, padding=2))
-    image = torch.randn(3, 130, 170)
-    whole, _ = label_mosaic(model, image, 0, 0)
-    windowed, best = label_mosaic(model, image, 48, 8)  # receptive field 9: a border of 4 suffices
-    assert torch.equal(whole, windowed) and best.shape == (130, 170)
+    model = create_model(model_name, in_chans=12, num_classes=19)
+    large = predict_tile(model, block / "data", "all", TILE, tmp_path / "large.tif", probabilities=True)
+    small = predict_tile(model, block / "data", "all", TILE, tmp_path / "small.tif", probabilities=True, **smaller)
+    assert small["windows"] > large["windows"] and small["batches"] > 1
+    assert (tmp_path / "large.tif").read_bytes() == (tmp_path / "small.tif").read_bytes()
+    with rasterio.open(tmp_path / "large-probability.tif") as a, rasterio.open(tmp_path / "small-probability.tif") as b:
+        assert np.allclose(a.read(1), b.read(1), atol=1e-5, equal_nan=True)
+    with rasterio.open(tmp_path / "small.tif") as out:
+        assert (out.read(1) == one_pass(model, block / "data")).mean() > 0.9999  # float order may flip a near tie
+    assert large["agreement"] == small["agreement"]
 
 
 def test_refusals_are_one_line(block, dataset, tmp_path):
@@ -126,18 +163,33 @@ def test_refusals_are_one_line(block, dataset, tmp_path):
     cases = [
         (("--checkpoint", checkpoint(tmp_path / "resnet.pt", "resnet18"), "--tile", TILE), "classification model"),
         (("--checkpoint", fcn, "--tile", "T99XXX"), "tile T99XXX has no patch in any split"),
-        (("--checkpoint", fcn, "--tile", TILE, "--max-pixels", "1000"), "give --window"),
         (("--checkpoint", fcn, "--tile", TILE, "--split", "nope"), "no split 'nope'"),
-        (("--checkpoint", fcn, "--tile", TILE, "--window", "202", "--overlap", "40"), "multiples of the model's"),
+        (("--checkpoint", fcn, "--tile", TILE, "--window", "60"), "smaller than the model's receptive field"),
+        (("--checkpoint", fcn, "--tile", TILE, "--overlap", "30"), "multiple of the model's output stride (4)"),
+        (("--checkpoint", fcn, "--tile", TILE, "--max-memory", "1M"), "cannot hold one patch with its context"),
+        (("--checkpoint", fcn, "--tile", TILE, "--max-memory", "lots"), "'lots' is not a size"),
         (("--checkpoint", checkpoint(tmp_path / "rgb.pt", "fcn_maggiori", in_chans=3), "--tile", TILE),
          "takes 3 channels"),
     ]
     for args, message in cases:
         proc = predict(*args, "--data", block / "data", "--out", tmp_path / "x.tif")
-        assert proc.returncode == 1 and message in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert proc.returncode in (1, 2) and message in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 or proc.returncode == 2, proc.stderr
     proc = predict("--checkpoint", fcn, "--data", dataset, "--tile", TILE, "--out", tmp_path / "x.tif")
     assert proc.returncode == 1 and "BigEarthNet v2.0 tiles" in proc.stderr
-    assert not (tmp_path / "x.tif").exists()
+    assert not (tmp_path / "x.tif").exists() and not list(tmp_path.glob(".x.tif*"))
+
+
+def test_a_folder_too_small_for_the_map_is_refused_before_any_work(block, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 1000, 1000))
+    with pytest.raises(JeopardaError, match=r"may take up to 0\.\d MB \(scratch included\) but the file system "
+                       r"has 0\.0 MB free"):
+        predict_tile(torch.nn.Conv2d(12, 19, 1), block / "data", "all", TILE, tmp_path / "map.tif")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_band_choice_of_the_run_reaches_the_model(block, tmp_path):
@@ -180,13 +232,13 @@ def test_predict_on_a_gpu_equals_the_cpu_map(standin_gpu, block, tmp_path):
 
     torch.manual_seed(3)
     model = torch.nn.Conv2d(12, 19, 3, padding=1)
-    cpu = predict_tile(model, block / "data", "all", TILE, tmp_path / "cpu.tif", window=256, overlap=16)
-    gpu = predict_tile(model, block / "data", "all", TILE, tmp_path / "gpu.tif", window=256, overlap=16,
+    cpu = predict_tile(model, block / "data", "all", TILE, tmp_path / "cpu.tif", window=240, overlap=16)
+    gpu = predict_tile(model, block / "data", "all", TILE, tmp_path / "gpu.tif", window=240, overlap=16,
                        accel=parse_device("cuda:1"))
     assert (tmp_path / "cpu.tif").read_bytes() == (tmp_path / "gpu.tif").read_bytes()
     assert cpu["agreement"] == gpu["agreement"]
-    windows = [u for u in standin_gpu.uploads if len(u["shape"]) == 3]
-    assert len(windows) > 1 and all(u["memory"] == "pinned" for u in windows)
+    batches = [u for u in standin_gpu.uploads if len(u["shape"]) == 4]
+    assert len(batches) > 1 and all(u["memory"] == "pinned" for u in batches)
     assert standin_gpu.current == 1
 
 
@@ -214,3 +266,34 @@ def test_the_map_is_written_without_matplotlib(block, tmp_path, monkeypatch):
     summary = predict_tile(torch.nn.Conv2d(12, 19, 1), block / "data", "all", TILE, tmp_path / "map.tif")
     assert summary["files"] == [str(tmp_path / "map.tif")] and "matplotlib" in summary["notes"][0]
     assert summary["device"] == "cpu"
+
+
+def test_scratch_files_go_whether_the_map_is_written_or_not(block, tmp_path, monkeypatch):
+    import jeoparda.inference.predict as predict_module
+
+    model = torch.nn.Conv2d(12, 19, 1)
+    predict_tile(model, block / "data", "all", TILE, tmp_path / "ok" / "map.tif", probabilities=True)
+    assert sorted(p.name for p in (tmp_path / "ok").iterdir()) == ["map-probability.tif", "map.png", "map.tif"]
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "bad" / "map.tif"))
+
+    monkeypatch.setattr(predict_module, "write_cog", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        predict_tile(model, block / "data", "all", TILE, tmp_path / "bad" / "map.tif", probabilities=True)
+    assert list((tmp_path / "bad").iterdir()) == []
+
+
+def test_bf16_labels_nearly_every_pixel_as_fp32_and_json_names_the_device(block, tmp_path):
+    ckpt = checkpoint(tmp_path / "fcn.pt", "fcn_maggiori")
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        proc = predict("--checkpoint", ckpt, "--data", block / "data", "--tile", TILE, "--out",
+                       tmp_path / f"{precision}.tif", "--precision", precision, "--device", "cpu", "--json")
+        assert proc.returncode == 0, proc.stderr
+        runs[precision] = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert runs[precision]["device"] == "cpu" and runs[precision]["device_name"]
+    with rasterio.open(tmp_path / "fp32.tif") as a, rasterio.open(tmp_path / "bf16.tif") as b:
+        full, half = a.read(1), b.read(1)
+    labelled = full != NO_CLASS
+    assert (half != NO_CLASS).sum() == labelled.sum() and (full[labelled] == half[labelled]).mean() > 0.9
