@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from jeoparda.cli.common import byte_size
+from jeoparda.cli.common import byte_size, non_negative_int
 
 
 def add_predict(sub: argparse._SubParsersAction) -> None:
@@ -36,10 +36,10 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-memory", type=byte_size, default=0,
                    help="working set of the model per batch, e.g. 512M or 4G: sets the window size and batch "
                    "(default 1G, or a quarter of the available memory if less)")
-    p.add_argument("--window", type=int, default=0,
-                   help="side in pixels of each window given to the model, context included (default: as large "
-                   "as --max-memory allows; the whole map in one pass when it fits)")
-    p.add_argument("--overlap", type=int, default=None,
+    p.add_argument("--window", type=non_negative_int, default=0,
+                   help="side in pixels of each window given to the model, context included (rounded out to the "
+                   "model's output stride; default: as large as --max-memory allows)")
+    p.add_argument("--overlap", type=non_negative_int, default=None,
                    help="pixels of context each side of a window (default: what the model's receptive field "
                    "needs, so that windows equal one pass; less is faster and may change pixels near window edges)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",

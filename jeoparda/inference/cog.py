@@ -80,7 +80,8 @@ def write_cog(path: Path, raster: Raster, rows: RowSource, level: int = 6) -> No
                             "of a classic TIFF; label fewer patches at once")
     sizes = raster.levels()
     counts = [math.ceil(w / TILE) * math.ceil(h / TILE) for w, h in sizes]
-    ghost = f"GDAL_STRUCTURAL_METADATA_SIZE={len(_GHOST):06d} bytes\n{_GHOST}".encode()
+    text = _GHOST + " " * ((8 + 43 + len(_GHOST)) % 2)  # the first IFD on a word boundary, as TIFF asks
+    ghost = f"GDAL_STRUCTURAL_METADATA_SIZE={len(text):06d} bytes\n{text}".encode()
     blank = [[0] * n for n in counts]
     first_ifd = 8 + len(ghost)
     head = _directories(raster, sizes, blank, blank, first_ifd)

@@ -12,9 +12,7 @@ coordinate system. Memory is bounded by the budget, not by the tile (docs/infere
 """
 from __future__ import annotations
 
-import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,39 +20,24 @@ import numpy as np
 import torch
 
 from jeoparda.accelerator import Accelerator
-from jeoparda.cluster.session import Comm, Solo
+from jeoparda.cluster.session import Comm, Solo, root_decides
 from jeoparda.errors import JeopardaError
+from jeoparda.inference.budget import Layout, Options, check_space, layout
 from jeoparda.inference.cog import Georef, Raster, overview_levels, write_cog
-from jeoparda.inference.plan import TilePlan, Window, batches, cells_for, choose_tiles, find_patches
+from jeoparda.inference.plan import TilePlan, Window, batches, choose_tiles, find_patches
 from jeoparda.inference.quicklook import quicklook_from_overview
 from jeoparda.inference.scratch import Scratch
 from jeoparda.inference.vrt import write_vrts
 from jeoparda.inference.windows import Channels, CropReader, channels, label_batch
 from jeoparda.labels import NO_CLASS
-from jeoparda.models.footprint import (
-    context_margin,
-    default_budget,
-    output_stride,
-    receptive_field,
-    working_bytes_per_pixel,
-)
 from jeoparda.progress import Progress
 from jeoparda.shards.manifest import read_manifest
 from jeoparda.sources.bigearthnet_v2 import MAPS_DIR, S2_DIR, map_path, tile_of
 from jeoparda.sources.geotiff import TiffReadError, read_origin
 
+__all__ = ["Options", "georef", "predict"]
+
 PATCH_METRES = 1200
-
-
-@dataclass
-class Options:
-    split: str = "all"
-    window: int = 0               # side of each input crop in pixels; 0: as large as the budget allows
-    overlap: int | None = None    # context each side; None: the model's receptive field
-    probabilities: bool = False
-    max_memory: int = 0           # bytes of working set; 0: default_budget()
-    bf16: bool = False
-    bands_spec: str = ""          # the training run's data.bands
 
 
 def georef(manifest: dict[str, Any], name: str, cols0: int, rows0: int) -> Georef:
@@ -73,38 +56,47 @@ def georef(manifest: dict[str, Any], name: str, cols0: int, rows0: int) -> Geore
     return Georef(epsg, x - (col - cols0) * PATCH_METRES, y + (row - rows0) * PATCH_METRES, 10.0)
 
 
-@dataclass
-class Layout:
-    """How windows are cut for this model and budget."""
-    margin: int
-    stride: int
-    cells: int
-    crop_pixels: int
-
-
-def layout(model: torch.nn.Module, chans: Channels, patch_side: int, opts: Options) -> Layout:
-    stride = output_stride(model)
-    field = receptive_field(model, chans.count)
-    margin = context_margin(field, stride) if opts.overlap is None else opts.overlap
-    if margin % stride:
-        raise JeopardaError(f"--overlap {margin} must be a multiple of the model's output stride ({stride})")
-    last = next(m for m in reversed(list(model.modules())) if isinstance(m, torch.nn.modules.conv._ConvNd))
-    per_pixel = working_bytes_per_pixel(model, chans.count, last.out_channels)
-    budget = opts.max_memory or default_budget()
-    cells, crop_pixels = cells_for(budget, per_pixel, margin, patch_side)
-    if opts.window:
-        if opts.window < field or opts.window < patch_side + 2 * margin:
-            raise JeopardaError(f"--window {opts.window} is smaller than the model's receptive field ({field} px) "
-                                f"or than one patch with its context ({patch_side} + 2 x {margin} px)")
-        cells = (opts.window - 2 * margin) // patch_side
-    return Layout(margin, stride, cells, crop_pixels)
-
-
 def predict(model: torch.nn.Module, dataset: Path, tiles: list[str], out: Path, opts: Options | None = None,
             accel: Accelerator | None = None, comm: Comm | None = None, one_file: bool = True) -> list[dict[str, Any]]:
     """Label ``tiles`` (``["all"]``: every tile of the split); ``one_file``: ``out`` is the map of the
-    single tile, else the folder of ``<tile>.tif`` maps. Returns a summary per tile (rank 0; others: [])."""
+    single tile, else the folder of ``<tile>.tif`` maps. Returns a summary per tile (rank 0; others: []).
+    Rank 0 checks everything that can be refused and decides the windows before any rank works; every
+    rank then cuts the same windows."""
     opts, accel, comm = opts or Options(), accel or Accelerator(), comm or Solo()
+    prepared: list[Any] = []
+
+    def prepare() -> tuple[dict[str, Any], Channels, list[TilePlan], list[Path]]:
+        if not prepared:
+            prepared.extend(_prepare(model, dataset, tiles, out, opts, one_file))
+        manifest, chans, plans, targets = prepared
+        return manifest, chans, plans, targets
+
+    def decide() -> tuple[Layout, list[Georef]]:
+        manifest, chans, plans, targets = prepare()
+        lay = layout(model, chans.count, max(plans[0].patch_h, plans[0].patch_w), opts)
+        geos = [georef(manifest, plan.patches[0].name, plan.cols0, plan.rows0) for plan in plans]
+        check_space(plans, targets, opts.probabilities)
+        return lay, geos
+
+    lay, geos = root_decides(comm, decide)
+    manifest, chans, plans, targets = prepare()
+    model.to(accel.device).eval()
+    summaries = []
+    for plan, target, geo in zip(plans, targets, geos, strict=True):
+        summary = label_tile(model, dataset, manifest, plan, target, geo, chans, lay, opts, accel, comm)
+        if comm.rank == 0:
+            summaries.append(summary)
+    if comm.rank == 0 and not one_file:
+        vrts = write_vrts(out, [(Path(s["files"][0]), s) for s in summaries])
+        for s in summaries:
+            s["mosaics"] = [str(p) for p in vrts]
+    return summaries
+
+
+def _prepare(model: torch.nn.Module, dataset: Path, tiles: list[str], out: Path, opts: Options,
+             one_file: bool) -> tuple[dict[str, Any], Channels, list[TilePlan], list[Path]]:
+    """The data set's manifest and channels, each chosen tile's plan and map path; one line when the
+    data set, the model's channels or a tile does not fit."""
     manifest = read_manifest(dataset)
     if manifest.get("dataset") != "bigearthnet-v2":
         raise JeopardaError(f"{dataset}: predict labels BigEarthNet v2.0 tiles (patch names carry the tile grid); "
@@ -115,50 +107,14 @@ def predict(model: torch.nn.Module, dataset: Path, tiles: list[str], out: Path, 
         raise JeopardaError(f"{dataset}: the model takes {first.in_channels} channels but data.bands "
                             f"{opts.bands_spec or '(all)'} gives {chans.count} here ({', '.join(chans.names)})")
     found = find_patches(dataset, manifest, opts.split)
-    chosen = choose_tiles(dataset, found, tiles, opts.split)
     h_px, w_px = (int(s) for s in manifest["size"])
-    lay = layout(model, chans, max(h_px, w_px), opts)
-    plans = [TilePlan(tile, found[tile], h_px, w_px) for tile in chosen]
-    targets = [out if one_file else out / f"{plan.tile}.tif" for plan in plans]
-    if comm.rank == 0:
-        check_space(plans, targets, opts.probabilities)
-    model.to(accel.device).eval()
-    summaries = []
-    for plan, target in zip(plans, targets, strict=True):
-        summary = label_tile(model, dataset, manifest, plan, target, chans, lay, opts, accel, comm)
-        if comm.rank == 0:
-            summaries.append(summary)
-    if comm.rank == 0 and not one_file:
-        vrts = write_vrts(out, [(Path(s["files"][0]), s) for s in summaries])
-        for s in summaries:
-            s["mosaics"] = [str(p) for p in vrts]
-    return summaries
-
-
-def check_space(plans: list[TilePlan], targets: list[Path], probabilities: bool) -> None:
-    """Refuse before any work when the output folder cannot hold the maps and their scratch files."""
-    sizes = [map_bytes(plan, probabilities) for plan in plans]
-    scratch = max(Scratch(t, p.height, p.width, probabilities).bytes_needed() for p, t in zip(plans, targets))
-    need = sum(sizes) + scratch
-    folder = targets[0].parent
-    folder.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(folder).free
-    if need > free:
-        raise JeopardaError(f"{folder}: the map{'s' if len(plans) > 1 else ''} may take up to {_size(need)} "
-                            f"(scratch included) but the file system has {_size(free)} free")
-
-
-def _size(n: float) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
-
-
-def map_bytes(plan: TilePlan, probabilities: bool) -> int:
-    kinds = [np.dtype(np.uint8)] + ([np.dtype(np.float32)] if probabilities else [])
-    return sum(Raster(plan.width, plan.height, k, 0, Georef(0, 0, 0, 1)).bound_bytes() for k in kinds)
+    plans = [TilePlan(tile, found[tile], h_px, w_px) for tile in choose_tiles(dataset, found, tiles, opts.split)]
+    return manifest, chans, plans, [out if one_file else out / f"{plan.tile}.tif" for plan in plans]
 
 
 def label_tile(model: torch.nn.Module, dataset: Path, manifest: dict[str, Any], plan: TilePlan, target: Path,
-               chans: Channels, lay: Layout, opts: Options, accel: Accelerator, comm: Comm) -> dict[str, Any]:
+               geo: Georef, chans: Channels, lay: Layout, opts: Options, accel: Accelerator,
+               comm: Comm) -> dict[str, Any]:
     started = time.perf_counter()
     windows = plan.windows(lay.cells, lay.margin, lay.stride)
     groups = batches(windows, lay.crop_pixels)
@@ -170,7 +126,8 @@ def label_tile(model: torch.nn.Module, dataset: Path, manifest: dict[str, Any], 
         scratch.open()
         counts = compute(model, dataset, plan, groups, chans, opts, accel, comm, scratch)
         if comm.rank == 0:
-            summary = write_maps(manifest, plan, target, scratch, opts)
+            scratch.open()  # after every rank's rows are on disk (another node's too)
+            summary = write_maps(manifest, plan, target, geo, scratch, opts)
     finally:
         scratch.close()
         if comm.rank == 0:
@@ -205,6 +162,7 @@ def compute(model: torch.nn.Module, dataset: Path, plan: TilePlan, groups: list[
         crops.close()
         if bar:
             bar.close()
+    scratch.sync_close()  # on disk before the gather: rank 0 reads them next, maybe from another node
     return comm.gather_objects((agree, labelled))
 
 
@@ -229,10 +187,9 @@ def keep(w: Window, cls: np.ndarray, prob: np.ndarray, plan: TilePlan, crops: Cr
     return agree, labelled
 
 
-def write_maps(manifest: dict[str, Any], plan: TilePlan, target: Path, scratch: Scratch,
+def write_maps(manifest: dict[str, Any], plan: TilePlan, target: Path, geo: Georef, scratch: Scratch,
                opts: Options) -> dict[str, Any]:
     """The class map (and probabilities) as COGs from the scratch files, and the quick look."""
-    geo = georef(manifest, plan.patches[0].name, plan.cols0, plan.rows0)
     write_cog(target, Raster(plan.width, plan.height, np.dtype(np.uint8), NO_CLASS, geo), scratch.class_rows)
     written, notes = [target], []
     if opts.probabilities:

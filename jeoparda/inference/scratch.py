@@ -46,6 +46,12 @@ class Scratch:
         for kind, path in self.paths.items():
             self.fds[kind] = os.open(path, os.O_RDWR | _NOFOLLOW | os.O_CLOEXEC)
 
+    def sync_close(self) -> None:
+        """Written rows to disk, then closed: another node's rank may read them next."""
+        for fd in self.fds.values():
+            os.fsync(fd)
+        self.close()
+
     def close(self) -> None:
         for fd in self.fds.values():
             os.close(fd)

@@ -5,6 +5,7 @@ the same statistics) and zero where no patch lies, which is the mean after norma
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from jeoparda.inference.plan import Patch, TilePlan, Window
 from jeoparda.loaders.bands import choose_bands
 from jeoparda.loaders.base import normalisers
 from jeoparda.shards.reader import ShardReader
+
+OPEN_SHARDS = 16  # a tile's patches may lie in many shards: keep the file descriptors few
 
 
 @dataclass
@@ -46,10 +49,15 @@ class CropReader:
     def __init__(self, dataset: Path, plan: TilePlan, chans: Channels) -> None:
         self.dataset, self.plan, self.chans = dataset, plan, chans
         self.by_cell: dict[tuple[int, int], Patch] = {plan.cell_of(p): p for p in plan.patches}
-        self.readers: dict[str, ShardReader] = {}
+        self.readers: OrderedDict[str, ShardReader] = OrderedDict()
 
     def _reader(self, patch: Patch) -> ShardReader:
-        if patch.file not in self.readers:
+        """The patch's shard, open; at most OPEN_SHARDS stay open (the least recently read closes)."""
+        if patch.file in self.readers:
+            self.readers.move_to_end(patch.file)
+        else:
+            if len(self.readers) >= OPEN_SHARDS:
+                self.readers.popitem(last=False)[1].close()
             self.readers[patch.file] = ShardReader(self.dataset / patch.file)
         return self.readers[patch.file]
 

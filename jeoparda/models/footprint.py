@@ -1,22 +1,33 @@
-"""What a dense model needs around and behind each pixel it labels: the margin of input context
-(its receptive field) and the memory of its activations, both without running it on real data.
+"""What a dense model needs around and behind each pixel it labels: the context of input around it
+(its receptive field) and the memory a forward pass holds, both without running it on real data.
 
 The receptive field is measured, not derived from the layers (skips, shortcuts and upsampling outside
 any module defeat a walk over them): a copy of the model with positive weights sees a positive probe,
-and the input rows whose gradient reaches one output row are the field. With half of it (plus one
-output stride) of context each side, a window labels as one pass over the whole map does
-(tests/inference/test_predict.py checks that for the FCNs of the model zoo).
+and the input rows whose gradient reaches one stride of output rows are the field, above and below
+(it need not be centred). With that much context each side, a window labels as one pass over the
+whole map does (tests/inference/test_predict.py checks that for the FCNs of the
+model zoo). A model whose field spans the whole probe (global pooling, group norm) is not local.
+
+The memory is the peak of live tensors during one forward pass on the meta device (nothing is
+computed or allocated): every tensor an operation creates counts from its creation until Python
+frees it, as inference without gradients frees it.
 """
 from __future__ import annotations
 
 import copy
 import math
+import weakref
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
-PROBE_SIDE = 128  # input side of the meta-device pass that counts activations
+PROBE_SIDE = 256  # input side of the meta-device pass that follows the live tensors
 GiB = 2 ** 30
+SLACK = 1.5  # kernels' workspaces and the allocator's rounding, over the live tensors
 
 
 def output_stride(model: nn.Module) -> int:
@@ -59,56 +70,92 @@ def _positive_copy(model: nn.Module) -> nn.Module:
     return probe
 
 
-def receptive_field(model: nn.Module, in_chans: int, largest: int = 8192) -> int:
-    """The receptive field's side in input pixels, measured: the input rows whose gradient reaches
-    ``stride`` consecutive output rows (every phase of the output grid: upsampling mixes neighbours
-    differently at each) of a positive copy of the model, on a probe narrow in width (a few strides)
-    and doubled in height until the field lies inside it. Square kernels make the width's the same."""
+@dataclass(frozen=True)
+class Field:
+    """Input rows an output row depends on: ``above`` and ``below`` it (every phase of the output
+    grid); ``local`` False when the field reached the probe's edge at its largest size."""
+    above: int
+    below: int
+    local: bool = True
+
+    @property
+    def side(self) -> int:
+        return self.above + self.below + 1
+
+
+def receptive_field(model: nn.Module, in_chans: int, largest: int = 8192) -> Field:
+    """The receptive field, measured: the input rows whose gradient reaches ``stride`` consecutive
+    output rows (every phase of the output grid: upsampling mixes neighbours differently at each) of
+    a positive copy of the model, on a probe narrow in width (a few strides) and doubled in height
+    until the field lies inside it. Square kernels make the width's the same."""
     probe, stride = _positive_copy(model), output_stride(model)
     side = 16 * stride
     while True:
         x = torch.ones(1, in_chans, side, 2 * stride, requires_grad=True)
-        probe(x)[0, :, side // 2:side // 2 + stride].sum().backward()
+        first = side // 2
+        probe(x)[0, :, first:first + stride].sum().backward()
         assert x.grad is not None
         rows = x.grad[0].abs().sum(dim=(0, 2)).nonzero().flatten()
         low, high = int(rows.min()), int(rows.max())
-        if (low > 0 and high < side - 1) or side >= largest:
-            return high - low + 1
+        inside = low > 0 and high < side - 1
+        if inside or side >= largest:
+            # the rows of the group span every phase: the last reaches lowest above, the first below
+            return Field(max(0, first + stride - 1 - low), max(0, high - first), local=inside)
         side *= 2
 
 
-def context_margin(field: int, stride: int) -> int:
-    """Pixels of input context each side of a window so that its labels equal a whole pass: half the
-    receptive field ``field`` plus one output stride (the grid's alignment), rounded up to the stride."""
-    need = math.ceil(field / 2) + stride
-    return int(math.ceil(need / stride) * stride)
+def context_margin(field: Field, stride: int) -> int:
+    """Pixels of input context each side of a window so that its labels equal a whole pass: the
+    longer reach of the field (above or below), rounded up to the output stride (windows are cut
+    on the stride's grid, as one pass's is)."""
+    return int(math.ceil(max(field.above, field.below) / stride) * stride)
 
 
-def activation_bytes_per_pixel(model: nn.Module, in_chans: int, element_bytes: int = 4) -> float:
-    """Bytes of every layer's output per input pixel in one forward pass (a bound of what inference
-    holds at once): counted on a copy on the meta device, so nothing is computed or allocated."""
-    total = 0
+class _LiveBytes(TorchDispatchMode):
+    """Follows every tensor the operations create (views and in-place results share their base's
+    memory and are not counted again) and keeps the peak of their bytes alive at once."""
 
-    def count(_module: nn.Module, _inputs: object, output: object) -> None:
-        nonlocal total
-        if isinstance(output, torch.Tensor):
-            total += output.numel()
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = self.peak = 0
+        self.seen: set[int] = set()
 
+    def _free(self, key: int, size: int) -> None:
+        self.live -= size
+        self.seen.discard(key)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for tensor in tree_flatten(out)[0]:
+            if not isinstance(tensor, torch.Tensor) or tensor._is_view():
+                continue
+            key = tensor.untyped_storage()._cdata
+            if key in self.seen:
+                continue
+            size = tensor.untyped_storage().nbytes()
+            self.seen.add(key)
+            self.live += size
+            self.peak = max(self.peak, self.live)
+            weakref.finalize(tensor, self._free, key, size)
+        return out
+
+
+def activation_bytes_per_pixel(model: nn.Module, in_chans: int) -> float:
+    """Peak bytes of the tensors one forward pass holds at once, per input pixel, without gradients
+    (the input excluded), on a copy on the meta device."""
     meta = _bare_copy(model, "meta")
-    hooks = [m.register_forward_hook(count) for m in meta.modules() if not list(m.children())]
-    try:
-        with torch.no_grad():
-            meta(torch.empty(1, in_chans, PROBE_SIDE, PROBE_SIDE, device="meta"))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return total * element_bytes / PROBE_SIDE ** 2
+    x = torch.empty(1, in_chans, PROBE_SIDE, PROBE_SIDE, device="meta")
+    counter = _LiveBytes()
+    with torch.no_grad(), counter:
+        out = meta(x)
+        del out
+    return counter.peak / PROBE_SIDE ** 2
 
 
 def working_bytes_per_pixel(model: nn.Module, in_chans: int, num_classes: int) -> float:
-    """What labelling holds per input pixel: every activation, the float32 input, and the scores with
-    their softmax (:func:`activation_bytes_per_pixel` plus the ends)."""
-    return activation_bytes_per_pixel(model, in_chans) + 4 * in_chans + 8 * num_classes + 5
+    """What labelling holds per input pixel: the forward pass's peak with some slack, the float32
+    input, and the scores' softmax, maximum and class index."""
+    return SLACK * activation_bytes_per_pixel(model, in_chans) + 4 * in_chans + 8 * num_classes + 13
 
 
 def default_budget() -> int:

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from jeoparda.cli import main
@@ -18,6 +17,7 @@ from jeoparda.errors import JeopardaError
 from jeoparda.loaders.staging import stage_dir_for, stage_shards
 from jeoparda.safe_files import UnsafePathError, temp_name
 from jeoparda.shards.manifest import read_manifest
+from tests.inference.test_predict import block  # noqa: F401  (the fixture)
 from tests.report.test_scaling import write_run
 
 LINK_REFUSED = "is a symbolic link; jeoparda does not follow links"
@@ -155,14 +155,30 @@ def test_report_refuses_a_link_in_its_out_folder(tmp_path, victim, capsys, name)
     assert snapshot(victim) == before
 
 
-def test_predict_quicklook_refuses_a_link(tmp_path, victim):
-    pytest.importorskip("matplotlib")
-    from jeoparda.inference.predict import quicklook
+@pytest.mark.parametrize("name", ["map.tif", "map-probability.tif", "map.png", ".map.tif.classes.scratch",
+                                  ".map.tif.probability.scratch"])
+def test_predict_never_writes_through_a_link_beside_its_map(block, tmp_path, victim, name):  # noqa: F811
+    """A link at the map's name is replaced by the map (renamed over, not followed); a link at the quick
+    look's or a scratch file's name is refused."""
+    import torch
 
-    (tmp_path / "map.png").symlink_to(victim / "precious.txt")
+    from jeoparda.inference.predict import Options, predict
+    from tests.inference.test_predict import TILE
+
+    out = tmp_path / "maps"
+    out.mkdir()
+    (out / name).symlink_to(victim / "precious.txt")
     before = snapshot(victim)
-    with pytest.raises(UnsafePathError, match=LINK_REFUSED):
-        quicklook(np.zeros((4, 4), np.uint8), ["a", "b"], tmp_path / "map.png", "T1")
+    run = lambda: predict(torch.nn.Conv2d(12, 19, 1), block / "data", [TILE], out / "map.tif",  # noqa: E731
+                          Options(probabilities=True))
+    if name.endswith(".tif"):
+        run()
+        assert not (out / name).is_symlink() and (out / name).read_bytes()[:4] == b"II*\0"
+    else:
+        if name.endswith(".png"):
+            pytest.importorskip("matplotlib")
+        with pytest.raises(UnsafePathError, match=LINK_REFUSED):
+            run()
     assert snapshot(victim) == before
 
 

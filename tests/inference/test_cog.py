@@ -40,6 +40,8 @@ def test_gdal_reads_our_cog_as_it_reads_its_own(tmp_path, dtype, nodata):
         assert np.array_equal(ours.read(1), gdal.read(1), equal_nan=True)
         half = ours.read(1, out_shape=(500, 650))
     assert np.array_equal(half, image[::2, ::2], equal_nan=True)  # overviews decimate: classes stay classes
+    head = (tmp_path / "ours.tif").read_bytes()[:8]
+    assert head[:4] == b"II*\0" and int.from_bytes(head[4:], "little") % 2 == 0  # IFDs on a word boundary
     # bounded memory: never more than one row of tiles of one level at a time
     assert max(count for _, _, count in requests) <= TILE
     assert {step for _, step, _ in requests} == {1, 2, 4, 8}
