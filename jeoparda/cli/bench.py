@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jeoparda.backend_tables import DATA_BACKENDS, DIST_BACKENDS
-from jeoparda.cli.common import add_config_args, byte_size, positive_int, run_config
+from jeoparda.cli.common import add_config_args, add_max_memory, non_negative_int, positive_int, run_config
 
 if TYPE_CHECKING:
     from jeoparda.config import RunConfig
@@ -74,12 +74,10 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     inf.add_argument("--patches", type=positive_int, default=10, help="mosaic side in patches (default 10)")
     inf.add_argument("--window", type=positive_int, default=24, help="patch-based output window (default 24)")
     inf.add_argument("--context", type=positive_int, default=72, help="patch-based input crop (default 72)")
-    inf.add_argument("--batch", type=int, default=0,
-                     help="crops per patch-based model call (default: as many as --max-memory holds, the rule "
+    inf.add_argument("--batch", type=non_negative_int, default=0,
+                     help="crops per patch-based model call (default 0: as many as --max-memory holds, the rule "
                      "jeoparda predict batches its windows by)")
-    inf.add_argument("--max-memory", type=byte_size, default=0,
-                     help="working set per model call, e.g. 512M or 4G (default 1G, or a quarter of the available "
-                     "memory if less)")
+    add_max_memory(inf, "sets the patch-based batch")
     inf.add_argument("--repeat", type=positive_int, default=2, help="alternated runs, best kept (default 2)")
     inf.add_argument("--device", default="auto",
                      help="auto (the first visible GPU, else the CPU), cpu, cuda or cuda:N (default auto)")
@@ -204,8 +202,6 @@ def _run_bench_infer(args: argparse.Namespace) -> int:
     if model_kind(args.model) != "dense":
         raise JeopardaError(f"bench infer: {args.model} is a classification model; choose a dense one "
                             "(jeoparda models)")
-    if args.batch < 0:
-        raise JeopardaError(f"bench infer: --batch {args.batch}: give a number of crops, or 0 for the memory rule")
     if args.checkpoint:
         trained = load_trained(args.checkpoint, name=args.model)
         model, in_chans = trained.model, trained.in_chans

@@ -37,6 +37,13 @@ def byte_size(text: str) -> int:
     return int(float(match[1]) * _UNITS[match[2]])
 
 
+def add_max_memory(p: argparse.ArgumentParser, what: str) -> None:
+    """--max-memory, as jeoparda predict and jeoparda bench infer size their model calls by it."""
+    p.add_argument("--max-memory", type=byte_size, default=0,
+                   help=f"working set per model call, e.g. 512M or 4G: {what} (default 1G, or a quarter of the "
+                   "available memory if less)")
+
+
 def add_config_args(p: argparse.ArgumentParser) -> None:
     """--config and --set, as jeoparda train and jeoparda bench train take them."""
     p.add_argument("--config", type=Path, action="append", default=[], metavar="FILE",

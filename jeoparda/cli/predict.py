@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from jeoparda.cli.common import byte_size, non_negative_int
+from jeoparda.cli.common import add_max_memory, non_negative_int
 
 
 def add_predict(sub: argparse._SubParsersAction) -> None:
@@ -33,9 +34,7 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="all", help="patches of which split (default all)")
     p.add_argument("--probabilities", action="store_true",
                    help="also write <map>-probability.tif: the winning class's probability (float32, NaN off-patch)")
-    p.add_argument("--max-memory", type=byte_size, default=0,
-                   help="working set of the model per batch, e.g. 512M or 4G: sets the window size and batch "
-                   "(default 1G, or a quarter of the available memory if less)")
+    add_max_memory(p, "sets the window size and the windows per batch")
     p.add_argument("--window", type=non_negative_int, default=0,
                    help="side in pixels of each window given to the model, context included (rounded out to the "
                    "model's output stride; default: as large as --max-memory allows)")
@@ -74,7 +73,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         if backend is not None and args.device == "auto":
             accel = bind_gpu(env, backend.gather_objects)  # each rank its own GPU, else the CPU
         summaries = predict(trained.model, args.data, tiles, args.out, opts, accel=accel, comm=backend or Solo(),
-                            one_file=bool(args.tile))
+                            one_file=bool(args.tile), say=lambda line: print(line, file=sys.stderr, flush=True))
     finally:
         if backend is not None:
             backend.shutdown()

@@ -80,11 +80,11 @@ def check_space(plans: list[TilePlan], targets: list[Path], probabilities: bool)
     folder.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder).free
     if need > free:
-        raise JeopardaError(f"{folder}: the map{'s' if len(plans) > 1 else ''} may take up to {_size(need)} "
-                            f"(scratch included) but the file system has {_size(free)} free")
+        raise JeopardaError(f"{folder}: the map{'s' if len(plans) > 1 else ''} may take up to {size_text(need)} "
+                            f"(scratch included) but the file system has {size_text(free)} free")
 
 
-def _size(n: float) -> str:
+def size_text(n: float) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 

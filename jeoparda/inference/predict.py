@@ -13,6 +13,7 @@ coordinate system. Memory is bounded by the budget, not by the tile (docs/infere
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import torch
 from jeoparda.accelerator import Accelerator
 from jeoparda.cluster.session import Comm, Solo, root_decides
 from jeoparda.errors import JeopardaError
-from jeoparda.inference.budget import Layout, Options, check_space, layout
+from jeoparda.inference.budget import Layout, Options, check_space, layout, map_bytes, size_text
 from jeoparda.inference.cog import Georef, Raster, overview_levels, write_cog
 from jeoparda.inference.plan import TilePlan, Window, batches, choose_tiles, find_patches
 from jeoparda.inference.quicklook import quicklook_from_overview
@@ -57,9 +58,11 @@ def georef(manifest: dict[str, Any], name: str, cols0: int, rows0: int) -> Geore
 
 
 def predict(model: torch.nn.Module, dataset: Path, tiles: list[str], out: Path, opts: Options | None = None,
-            accel: Accelerator | None = None, comm: Comm | None = None, one_file: bool = True) -> list[dict[str, Any]]:
+            accel: Accelerator | None = None, comm: Comm | None = None, one_file: bool = True,
+            say: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Label ``tiles`` (``["all"]``: every tile of the split); ``one_file``: ``out`` is the map of the
-    single tile, else the folder of ``<tile>.tif`` maps. Returns a summary per tile (rank 0; others: []).
+    single tile, else the folder of ``<tile>.tif`` maps. Returns a summary per tile (rank 0; others: []);
+    ``say`` hears, on rank 0, what each tile will take before its work starts.
     Rank 0 checks everything that can be refused and decides the windows before any rank works; every
     rank then cuts the same windows."""
     opts, accel, comm = opts or Options(), accel or Accelerator(), comm or Solo()
@@ -83,6 +86,11 @@ def predict(model: torch.nn.Module, dataset: Path, tiles: list[str], out: Path, 
     model.to(accel.device).eval()
     summaries = []
     for plan, target, geo in zip(plans, targets, geos, strict=True):
+        if say is not None and comm.rank == 0:
+            scratch = Scratch(target, plan.height, plan.width, opts.probabilities).bytes_needed()
+            say(f"{plan.tile}: {len(plan.patches)} patches on a {plan.width}x{plan.height} map (files up to "
+                f"{size_text(map_bytes(plan, opts.probabilities))}, scratch {size_text(scratch)} while it is "
+                f"made), margin {lay.margin} px, on {accel.name}")
         summary = label_tile(model, dataset, manifest, plan, target, geo, chans, lay, opts, accel, comm)
         if comm.rank == 0:
             summaries.append(summary)
