@@ -51,8 +51,7 @@ def run(model: torch.nn.Module, patches: int, accel: Accelerator, window: int = 
     if side % window or (context - window) % 2 or context % 4:
         raise ValueError("the mosaic must divide into windows, and context - window be even, context a multiple of 4")
     if not batch:
-        last = next(m for m in reversed(list(model.modules())) if isinstance(m, torch.nn.modules.conv._ConvNd))
-        batch = crops_per_call(model, in_chans, last.out_channels, context, max_memory)
+        batch = crops_per_call(model, in_chans, context, max_memory)
     model = model.to(device).eval()
     mosaic = torch.randn(in_chans, side, side, generator=torch.Generator().manual_seed(0)).to(device)
     times: dict[str, list[float]] = {"fcn": [], "patch": []}

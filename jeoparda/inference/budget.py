@@ -58,8 +58,7 @@ def layout(model: torch.nn.Module, in_chans: int, patch_side: int, opts: Options
     margin = context_margin(field, stride) if opts.overlap is None else opts.overlap
     if margin % stride:
         raise JeopardaError(f"--overlap {margin} must be a multiple of the model's output stride ({stride})")
-    last = next(m for m in reversed(list(model.modules())) if isinstance(m, torch.nn.modules.conv._ConvNd))
-    per_pixel = working_bytes_per_pixel(model, in_chans, last.out_channels)
+    per_pixel = working_bytes_per_pixel(model, in_chans)
     budget = opts.max_memory or default_budget()
     if not opts.window:
         cells, crop_pixels = cells_for(budget, per_pixel, margin, patch_side)

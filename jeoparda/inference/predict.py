@@ -25,7 +25,7 @@ from jeoparda.cluster.session import Comm, Solo, root_decides
 from jeoparda.errors import JeopardaError
 from jeoparda.inference.budget import Layout, Options, check_space, layout, map_bytes, size_text
 from jeoparda.inference.cog import Georef, Raster, overview_levels, write_cog
-from jeoparda.inference.plan import TilePlan, Window, batches, choose_tiles, find_patches
+from jeoparda.inference.plan import TilePlan, Window, batches, choose_tiles, find_patches, grid_of
 from jeoparda.inference.quicklook import quicklook_from_overview
 from jeoparda.inference.scratch import Scratch
 from jeoparda.inference.vrt import write_vrts
@@ -53,7 +53,7 @@ def georef(manifest: dict[str, Any], name: str, cols0: int, rows0: int) -> Geore
         epsg, x, y = read_origin(path)
     except TiffReadError as exc:
         raise JeopardaError(f"{path}: {exc}") from None
-    col, row = (int(v) for v in name.rsplit("_", 2)[1:])
+    col, row = grid_of(name)
     return Georef(epsg, x - (col - cols0) * PATCH_METRES, y + (row - rows0) * PATCH_METRES, 10.0)
 
 
@@ -82,6 +82,7 @@ def predict(model: torch.nn.Module, dataset: Path, tiles: list[str], out: Path, 
         return lay, geos
 
     lay, geos = root_decides(comm, decide)
+    world = len(comm.gather_objects(comm.rank))
     manifest, chans, plans, targets = prepare()
     model.to(accel.device).eval()
     summaries = []
@@ -91,7 +92,7 @@ def predict(model: torch.nn.Module, dataset: Path, tiles: list[str], out: Path, 
             say(f"{plan.tile}: {len(plan.patches)} patches on a {plan.width}x{plan.height} map (files up to "
                 f"{size_text(map_bytes(plan, opts.probabilities))}, scratch {size_text(scratch)} while it is "
                 f"made), margin {lay.margin} px, on {accel.name}")
-        summary = label_tile(model, dataset, manifest, plan, target, geo, chans, lay, opts, accel, comm)
+        summary = label_tile(model, dataset, manifest, plan, target, geo, chans, lay, opts, accel, comm, world)
         if comm.rank == 0:
             summaries.append(summary)
     if comm.rank == 0 and not one_file:
@@ -122,7 +123,7 @@ def _prepare(model: torch.nn.Module, dataset: Path, tiles: list[str], out: Path,
 
 def label_tile(model: torch.nn.Module, dataset: Path, manifest: dict[str, Any], plan: TilePlan, target: Path,
                geo: Georef, chans: Channels, lay: Layout, opts: Options, accel: Accelerator,
-               comm: Comm) -> dict[str, Any]:
+               comm: Comm, world: int) -> dict[str, Any]:
     started = time.perf_counter()
     windows = plan.windows(lay.cells, lay.margin, lay.stride)
     groups = batches(windows, lay.crop_pixels)
@@ -132,7 +133,7 @@ def label_tile(model: torch.nn.Module, dataset: Path, manifest: dict[str, Any], 
     try:
         comm.barrier()
         scratch.open()
-        counts = compute(model, dataset, plan, groups, chans, opts, accel, comm, scratch)
+        counts = compute(model, dataset, plan, groups[comm.rank::world], chans, opts, accel, comm, scratch)
         if comm.rank == 0:
             scratch.open()  # after every rank's rows are on disk (another node's too)
             summary = write_maps(manifest, plan, target, geo, scratch, opts)
@@ -151,11 +152,10 @@ def label_tile(model: torch.nn.Module, dataset: Path, manifest: dict[str, Any], 
     return summary
 
 
-def compute(model: torch.nn.Module, dataset: Path, plan: TilePlan, groups: list[list[Window]], chans: Channels,
+def compute(model: torch.nn.Module, dataset: Path, plan: TilePlan, mine: list[list[Window]], chans: Channels,
             opts: Options, accel: Accelerator, comm: Comm, scratch: Scratch) -> list[tuple[int, int]]:
-    """This rank's batches (every world-th) into the scratch files; every rank's (agreeing, labelled)."""
+    """This rank's batches into the scratch files; every rank's (agreeing, labelled) pixels."""
     crops = CropReader(dataset, plan, chans)
-    mine = groups[comm.rank::len(comm.gather_objects(comm.rank))]
     bar = Progress(len(mine), f"predict {plan.tile}", unit="batches") if comm.rank == 0 else None
     agree = labelled = 0
     try:

@@ -140,22 +140,30 @@ class _LiveBytes(TorchDispatchMode):
         return out
 
 
-def activation_bytes_per_pixel(model: nn.Module, in_chans: int) -> float:
-    """Peak bytes of the tensors one forward pass holds at once, per input pixel, without gradients
-    (the input excluded), on a copy on the meta device."""
+def _forward_peak(model: nn.Module, in_chans: int) -> tuple[float, int]:
+    """Peak live bytes per input pixel of one forward pass without gradients (the input excluded),
+    and the channels of its output (the scores), from a copy on the meta device."""
     meta = _bare_copy(model, "meta")
     x = torch.empty(1, in_chans, PROBE_SIDE, PROBE_SIDE, device="meta")
     counter = _LiveBytes()
     with torch.no_grad(), counter:
         out = meta(x)
+        channels = int(out.shape[1])
         del out
-    return counter.peak / PROBE_SIDE ** 2
+    return counter.peak / PROBE_SIDE ** 2, channels
 
 
-def working_bytes_per_pixel(model: nn.Module, in_chans: int, num_classes: int) -> float:
+def activation_bytes_per_pixel(model: nn.Module, in_chans: int) -> float:
+    """Peak bytes of the tensors one forward pass holds at once, per input pixel, without gradients
+    (the input excluded), on a copy on the meta device."""
+    return _forward_peak(model, in_chans)[0]
+
+
+def working_bytes_per_pixel(model: nn.Module, in_chans: int) -> float:
     """What labelling holds per input pixel: the forward pass's peak with some slack, the float32
-    input, and the scores' softmax, maximum and class index."""
-    return SLACK * activation_bytes_per_pixel(model, in_chans) + 4 * in_chans + 8 * num_classes + 13
+    input, and the scores' softmax, maximum and class index (as many scores as the model outputs)."""
+    peak, classes = _forward_peak(model, in_chans)
+    return SLACK * peak + 4 * in_chans + 8 * classes + 13
 
 
 def default_budget() -> int:
@@ -168,7 +176,7 @@ def default_budget() -> int:
     return min(GiB, available // 4)
 
 
-def crops_per_call(model: nn.Module, in_chans: int, num_classes: int, crop_side: int, budget: int = 0) -> int:
+def crops_per_call(model: nn.Module, in_chans: int, crop_side: int, budget: int = 0) -> int:
     """How many ``crop_side`` squares one model call takes within ``budget`` bytes (0: the default)."""
-    per_crop = working_bytes_per_pixel(model, in_chans, num_classes) * crop_side ** 2
+    per_crop = working_bytes_per_pixel(model, in_chans) * crop_side ** 2
     return max(1, int((budget or default_budget()) // per_crop))

@@ -55,7 +55,7 @@ def test_the_patch_baseline_batches_its_crops_by_the_memory_rule_of_predict():
     model = torch.nn.Conv2d(12, 3, 1)
     calls = []
     model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
-    budget = int(7.5 * working_bytes_per_pixel(model, 12, 3) * 40 ** 2)
+    budget = int(7.5 * working_bytes_per_pixel(model, 12) * 40 ** 2)
     result = run(model, patches=1, accel=Accelerator(), window=24, context=40, max_memory=budget)
     assert result["batch"] == 7
     assert calls == [1, 7, 7, 7, 4]  # the one pass, then 25 crops of 40 x 40 in calls of at most 7

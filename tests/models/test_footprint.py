@@ -84,5 +84,5 @@ def test_every_dense_model_of_the_zoo_is_estimated_within_reach(name):
     default 1 GiB budget takes a patch with its context (fcn_resnet50 was refused by a sum of all
     layers)."""
     model = create_model(name, in_chans=12, num_classes=19)
-    per_pixel = working_bytes_per_pixel(model, 12, 19)
+    per_pixel = working_bytes_per_pixel(model, 12)
     assert per_pixel * (120 + 2 * 288) ** 2 < 2 ** 30 / 2
