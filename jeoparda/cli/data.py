@@ -20,7 +20,9 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
         description="Write a synthetic archive that `jeoparda convert` reads like the real one.\n\n"
         + _kinds_help(lambda kind: kind.layout, 4, lambda kind: kind.synth_summary, continuation=8) + "\n\n"
         "Every label has a spectral signature and texture, so models can learn from it.\n"
-        "Deterministic for a seed.")
+        "Patches stream to disk in constant memory, rendered by --workers processes (the LMDB\n"
+        "is written by this process alone, in batched transactions). Deterministic for a seed,\n"
+        "and the same output whatever --workers.")
     p.add_argument("--out", type=Path, required=True, help="folder to create the archive in")
     p.add_argument("--patches", "--images", dest="patches", type=positive_int, required=True,
                    help="number of patches (EuroSAT: images)")
@@ -33,11 +35,15 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sr-truth", action="store_true",
                    help="v1: also keep every band's 10 m rendering in OUT/sr-truth/<patch>.npy (the truth the 20 m "
                    "and 60 m bands were averaged from), for `jeoparda sr eval --truth`")
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                   help="processes rendering (and, except for lmdb, writing) the patches; 1 renders in this process "
+                   "(default: the CPUs this process may use, at most 8); the output does not depend on it")
     p.set_defaults(func=_run_synth)
 
 
 def _run_synth(args: argparse.Namespace) -> int:
     from jeoparda.progress import Progress
+    from jeoparda.sources.synth_pool import default_workers
 
     if args.out.exists() and any(args.out.iterdir()):
         raise JeopardaError(f"{args.out}: folder is not empty; choose a new folder")
@@ -49,7 +55,8 @@ def _run_synth(args: argparse.Namespace) -> int:
         raise JeopardaError(f"--sr-truth is for the {_layouts_taking('sr_truth')} layout")
     bar = Progress(args.patches, "synth")
     line = kind.load("writer")(args.out, SynthRequest(args.patches, args.seed, progress=bar.update, block=args.block,
-                                             sr_truth=args.sr_truth))
+                                                      sr_truth=args.sr_truth,
+                                                      workers=args.workers or default_workers()))
     bar.close()
     print(line)
     return 0

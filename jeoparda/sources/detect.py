@@ -102,14 +102,15 @@ def synth_v1(out: Path, request: SynthRequest) -> str:
     from jeoparda.sources.synth import synthesize
 
     return _splits_line(out, request, synthesize(out, request.patches, request.seed, progress=request.progress,
-                                                 truth=request.sr_truth))
+                                                 truth=request.sr_truth, workers=request.workers))
 
 
 def synth_v2(out: Path, request: SynthRequest, lmdb: bool = False) -> str:
     from jeoparda.sources.synth_v2 import synthesize_v2
 
     return _splits_line(out, request, synthesize_v2(out, request.patches, request.seed, lmdb=lmdb,
-                                                    progress=request.progress, block=request.block))
+                                                    progress=request.progress, block=request.block,
+                                                    workers=request.workers))
 
 
 def open_v2(opts: SourceOptions) -> Source:
@@ -127,7 +128,8 @@ def synth_lmdb(out: Path, request: SynthRequest) -> str:
 def synth_eurosat(out: Path, request: SynthRequest) -> str:
     from jeoparda.sources.synth_eurosat import synthesize_eurosat
 
-    written = synthesize_eurosat(out, request.patches, request.seed, progress=request.progress)["all"]
+    written = synthesize_eurosat(out, request.patches, request.seed, progress=request.progress,
+                                 workers=request.workers)["all"]
     return f"wrote {len(written)} images to {out}/EuroSAT_MS (splits: convert's class-stratified 70/20/10)"
 
 

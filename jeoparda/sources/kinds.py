@@ -17,13 +17,15 @@ from jeoparda.backend_tables import load_target
 
 @dataclass(frozen=True)
 class SynthRequest:
-    """What `jeoparda synth` asks a kind's writer for (block, sr_truth: where the kind takes them)."""
+    """What `jeoparda synth` asks a kind's writer for (block, sr_truth: where the kind takes them;
+    workers: processes to render with, 1 for this one; the output must not depend on it)."""
 
     patches: int
     seed: int = 0
     progress: Callable[[int], object] | None = None
     block: bool = False
     sr_truth: bool = False
+    workers: int = 1
 
 
 @dataclass(frozen=True)

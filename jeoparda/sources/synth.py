@@ -6,13 +6,17 @@ is a Voronoi partition of the 120x120 grid into regions of 1-4 labels. The 10 m 
 averaged down to 20 m and 60 m, as the sensor would see it, and each band is written as a real
 georeferenced GeoTIFF at its native resolution. The signatures do not depend on ``seed``, so
 archives made with different seeds describe the same "world"; the seed only picks the patches.
+Patches stream to disk, rendered by ``--workers`` processes (jeoparda.sources.synth_pool), each from
+its own generator: the archive is the same for a seed whatever the number of workers.
 """
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +25,7 @@ from jeoparda.labels import LABEL43_TO_19, LABELS43
 from jeoparda.sentinel2 import BANDS, TARGET_SIZE
 from jeoparda.sources.bigearthnet_v1 import ARCHIVE_DIRNAME, LABELS_SUFFIX
 from jeoparda.sources.geotiff import write_band
+from jeoparda.sources.synth_pool import chunked, ordered_map
 
 #: Reflectance x 10000 per family, in canonical band order (B01 ... B12).
 _FAMILIES = {
@@ -153,8 +158,70 @@ def truth_path(out: Path, name: str) -> Path:
     return Path(out) / TRUTH_DIRNAME / f"{name}.npy"
 
 
+#: Patches per group of four tiles: a tile's 10,000 cells are at most half taken.
+PATCHES_PER_FOUR_TILES = 20_000
+
+
+def tile_count(patches: int) -> int:
+    """Tiles an archive of ``patches`` patches is scattered over: the four of ``TILES`` up to
+    20,000 patches, four more per 20,000 beyond (590,326, BigEarthNet's size, take 120)."""
+    return len(TILES) * max(1, -(-patches // PATCHES_PER_FOUR_TILES))
+
+
+def tile(t: int) -> tuple:
+    """Tile ``t``: one of ``TILES``, from the fifth on a later acquisition (every 5 days, the
+    revisit) of the same tile, as the real archive holds several dates of a tile."""
+    prefix, tile_id, epsg, origin = TILES[t % len(TILES)]
+    later = t // len(TILES)
+    if later == 0:
+        return TILES[t]
+    mission, level, stamp = prefix.split("_")
+    when = datetime.strptime(stamp, "%Y%m%dT%H%M%S") + timedelta(days=5 * later)
+    return f"{mission}_{level}_{when:%Y%m%dT%H%M%S}", tile_id, epsg, origin
+
+
+def pick_cells(rng: np.random.Generator, patches: int) -> np.ndarray:
+    """Distinct grid cells for ``patches`` scattered patches (cell // 10,000 is the tile)."""
+    return rng.choice(tile_count(patches) * 100 * 100, size=patches, replace=False)
+
+
+def place(cell: int) -> tuple[tuple, int, int]:
+    """The tile, row and column of grid cell ``cell`` (100 x 100 patches per tile)."""
+    row, col = divmod(int(cell % 10000), 100)
+    return tile(int(cell) // 10000), row, col
+
+
+def patch_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of patch ``index``: its draws depend on neither the other patches nor the
+    process that renders it, so an archive is the same whatever ``--workers``."""
+    return np.random.default_rng([seed, index])
+
+
+@dataclass(frozen=True)
+class _Job:
+    out: Path
+    seed: int
+    truth: bool
+
+
+def _write_chunk(job: _Job, items: Sequence[tuple[int, int, int]]) -> int:
+    """Render and write the patches ``(index, cell, kind)`` of one chunk (in a worker or here)."""
+    world, weights = make_world(), label_weights()
+    for index, cell, kind in items:
+        rng = patch_rng(job.seed, index)
+        tile, row, col = place(cell)
+        name = f"{tile[0]}_{row}_{col}"
+        labels = np.sort(rng.choice(43, size=rng.integers(1, 5), replace=False, p=weights))
+        image, _ = render_patch(world, labels, rng, noisy=kind != 0)
+        write_patch(job.out / ARCHIVE_DIRNAME, name, image, [LABELS43[j] for j in labels], tile, row, col)
+        if job.truth:
+            truth_path(job.out, name).parent.mkdir(exist_ok=True)
+            np.save(truth_path(job.out, name), np.clip(np.rint(image), 0, 65535).astype(np.uint16))
+    return len(items)
+
+
 def synthesize(out: Path, patches: int, seed: int = 0, progress: Callable[[int], object] | None = None,
-               truth: bool = False) -> dict[str, list[str]]:
+               truth: bool = False, workers: int = 1) -> dict[str, list[str]]:
     """Write a synthetic archive of ``patches`` patches under ``out``; returns the splits.
 
     With ``truth``, also ``out/sr-truth/<patch>.npy``: the 10 m rendering every band was averaged
@@ -163,37 +230,26 @@ def synthesize(out: Path, patches: int, seed: int = 0, progress: Callable[[int],
     Layout: ``out/BigEarthNet-v1.0/<patch>/...``, ``out/splits/{train,val,test}.csv`` (70/15/15,
     every patch listed) and ``out/patches_with_seasonal_snow.csv`` /
     ``out/patches_with_cloud_and_shadow.csv`` (about 3 % and 2 % of the patches, rendered bright).
+
+    Patches stream to disk (``workers`` processes render and write them; 1: this process); only
+    their names stay in memory. The same archive for a seed, whatever ``workers``.
     """
     if patches < 1:
         raise ValueError("patches must be at least 1")
     out = Path(out)
-    root = out / ARCHIVE_DIRNAME
-    root.mkdir(parents=True, exist_ok=True)
-    world, weights = make_world(), label_weights()
+    (out / ARCHIVE_DIRNAME).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    cells = rng.choice(len(TILES) * 100 * 100, size=patches, replace=False)
+    cells = pick_cells(rng, patches)
     kinds = rng.choice(3, size=patches, p=[0.95, 0.03, 0.02])  # clean, snow, cloud
-    names: list[str] = []
-    snow: list[str] = []
-    cloud: list[str] = []
-    for i, cell in enumerate(cells):
-        tile = TILES[cell // 10000]
-        row, col = divmod(int(cell % 10000), 100)
-        name = f"{tile[0]}_{row}_{col}"
-        labels = np.sort(rng.choice(43, size=rng.integers(1, 5), replace=False, p=weights))
-        image, _ = render_patch(world, labels, rng, noisy=kinds[i] != 0)
-        write_patch(root, name, image, [LABELS43[j] for j in labels], tile, row, col)
-        if truth:
-            truth_path(out, name).parent.mkdir(exist_ok=True)
-            np.save(truth_path(out, name), np.clip(np.rint(image), 0, 65535).astype(np.uint16))
-        names.append(name)
-        (snow if kinds[i] == 1 else cloud if kinds[i] == 2 else []).append(name)
+    names = [f"{tile[0]}_{row}_{col}" for tile, row, col in map(place, cells)]
+    items = [(i, int(cell), int(kind)) for i, (cell, kind) in enumerate(zip(cells, kinds, strict=True))]
+    for done in ordered_map(partial(_write_chunk, _Job(out, seed, truth)), chunked(items), workers):
         if progress is not None:
-            progress(1)
+            progress(done)
     splits = split_names(names, rng)
     (out / "splits").mkdir(exist_ok=True)
     for split, members in splits.items():
         write_csv(out / "splits" / f"{split}.csv", members)
-    write_csv(out / "patches_with_seasonal_snow.csv", sorted(snow))
-    write_csv(out / "patches_with_cloud_and_shadow.csv", sorted(cloud))
+    for listed, kind in (("patches_with_seasonal_snow.csv", 1), ("patches_with_cloud_and_shadow.csv", 2)):
+        write_csv(out / listed, sorted(n for n, k in zip(names, kinds, strict=True) if k == kind))
     return splits

@@ -5,11 +5,13 @@ cover drawn as a class-specific shape (a road across fields, a river band, build
 rows), with per-class spectral signatures (13 bands, B10 cirrus low) and textures. Images are
 64x64, written as EuroSAT ships them: one GeoTIFF per image, 13 pixel-interleaved uint16 bands in
 the file order (B8A last), ``EuroSAT_MS/<Class>/<Class>_<n>.tif``. Class sizes follow the real
-data set's proportions. The recipes do not depend on ``seed``; the seed picks the images.
+data set's proportions. The recipes do not depend on ``seed``; the seed picks the images, each
+from its own generator, so ``--workers`` processes render them to the same files.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,8 @@ import tifffile
 
 from jeoparda.sentinel2 import BAND_NAMES13
 from jeoparda.sources.eurosat import CLASS_SIZES, CLASSES, FILE_BANDS, SIZE
-from jeoparda.sources.synth import _FAMILIES
+from jeoparda.sources.synth import _FAMILIES, patch_rng
+from jeoparda.sources.synth_pool import chunked, ordered_map
 
 _WORLD_SEED = 20190401
 #: class -> (background family, foreground family or None, shape of the foreground)
@@ -72,26 +75,33 @@ def render(cls: str, rng: np.random.Generator, signatures: dict) -> np.ndarray:
     return np.clip(np.rint(image), 0, 65535)
 
 
-def synthesize_eurosat(out: Path, images: int, seed: int = 0,
-                       progress: Callable[[int], Any] | None = None) -> dict[str, list[str]]:
+def _write_chunk(root: Path, seed: int, items: Sequence[tuple[int, str, int]]) -> int:
+    """Render and write the images ``(index, class, n)`` of one chunk (in a worker or here)."""
+    signatures = _signatures()
+    to_file = [BAND_NAMES13.index(b) for b in FILE_BANDS]
+    for index, cls, n in items:
+        image = render(cls, patch_rng(seed, index), signatures)[to_file].transpose(1, 2, 0).astype(np.uint16)
+        tifffile.imwrite(root / cls / f"{cls}_{n}.tif", image, photometric="minisblack",
+                         planarconfig="contig", metadata=None)
+    return len(items)
+
+
+def synthesize_eurosat(out: Path, images: int, seed: int = 0, progress: Callable[[int], Any] | None = None,
+                       workers: int = 1) -> dict[str, list[str]]:
     """Write ``images`` images under ``out/EuroSAT_MS``; returns {"all": names} (no split lists:
-    convert's class-stratified split applies, as for the real download)."""
+    convert's class-stratified split applies, as for the real download). ``workers`` processes
+    render and write them (1: this one); each image has its own generator, so the files are the
+    same whatever ``workers``."""
     if images < len(CLASSES):
         raise ValueError(f"images must be at least {len(CLASSES)} (one per class)")
     root = Path(out) / "EuroSAT_MS"
-    signatures = _signatures()
-    rng = np.random.default_rng(seed)
     share = np.floor(np.array(CLASS_SIZES) / sum(CLASS_SIZES) * images).astype(int)
     share[: images - share.sum()] += 1
-    to_file = [BAND_NAMES13.index(b) for b in FILE_BANDS]
-    names = []
-    for cls, count in zip(CLASSES, share, strict=True):
+    items = [(cls, n) for cls, count in zip(CLASSES, share, strict=True) for n in range(1, count + 1)]
+    for cls in CLASSES:
         (root / cls).mkdir(parents=True, exist_ok=True)
-        for n in range(1, count + 1):
-            image = render(cls, rng, signatures)[to_file].transpose(1, 2, 0).astype(np.uint16)
-            tifffile.imwrite(root / cls / f"{cls}_{n}.tif", image, photometric="minisblack",
-                             planarconfig="contig", metadata=None)
-            names.append(f"{cls}_{n}")
-            if progress is not None:
-                progress(1)
-    return {"all": names}
+    work = [(i, cls, n) for i, (cls, n) in enumerate(items)]
+    for done in ordered_map(partial(_write_chunk, root, seed), chunked(work), workers):
+        if progress is not None:
+            progress(done)
+    return {"all": [f"{cls}_{n}" for cls, n in items]}

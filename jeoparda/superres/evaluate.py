@@ -57,7 +57,9 @@ def _score(pair: SRPair, cases: Iterable[Case], prefix: str,
             out = pair.nets[name](torch.from_numpy(inputs["bicubic"])).numpy()
             acc["model", name].add(truth, np.clip(out / SCALE, 0, 65535))
             for method in INTERPOLATIONS:
-                acc[method, name].add(truth, inputs[method][:, GROUPS[name].residual_channels] / SCALE)
+                # clipped as the model's output is, and as convert stores either (uint16)
+                acc[method, name].add(truth, np.clip(inputs[method][:, GROUPS[name].residual_channels] / SCALE,
+                                                     0, 65535))
         count += 1
         if tick is not None:
             tick(1)
