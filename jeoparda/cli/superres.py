@@ -26,7 +26,7 @@ def add_sr(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_train(actions: argparse._SubParsersAction) -> None:
-    from jeoparda.superres.train import SRTrainOptions
+    from jeoparda.superres.options import SRTrainOptions
 
     d = SRTrainOptions(Path(), Path())
     p = actions.add_parser(
@@ -73,7 +73,8 @@ def _add_train(actions: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
-    from jeoparda.superres.train import SRTrainOptions, train_sr
+    from jeoparda.superres.options import SRTrainOptions
+    from jeoparda.superres.train import train_sr
 
     # every option of sr train is a field of SRTrainOptions under the same name
     given = vars(args)

@@ -11,7 +11,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,10 @@ from jeoparda.errors import JeopardaError
 from jeoparda.progress import Progress
 from jeoparda.safe_files import refuse_link
 from jeoparda.superres.data import load_split, native_patches
-from jeoparda.superres.degrade import DEFAULT_MTF, mtf_sigma
 from jeoparda.superres.evaluate import evaluate
 from jeoparda.superres.model_file import SRModel, save_model
 from jeoparda.superres.network import SRPair
+from jeoparda.superres.options import SRTrainOptions
 from jeoparda.superres.pairs import GROUPS
 from jeoparda.superres.windows import WindowPool
 from jeoparda.training.records import RunEnd, RunStart, SRSteps
@@ -41,42 +41,7 @@ from jeoparda.training.results import RESULTS_NAME, ResultsLog, git_sha, version
 from jeoparda.training.setup import auto_threads
 
 Say = Callable[[str], object]
-LOSSES = {"mse": torch.nn.functional.mse_loss, "l1": torch.nn.functional.l1_loss}
-
-
-@dataclass(frozen=True)
-class SRTrainOptions:
-    data: Path
-    out: Path
-    run_dir: Path | None = None
-    split: str = "train"
-    eval_split: str = "val"
-    patches: int = 500          # training patches read (each yields many windows)
-    eval_patches: int = 100
-    steps: int = 3000
-    batch: int = 16             # windows per network per rank and step
-    window: int = 32            # px of the 20 m network's windows (the 60 m one uses its 18 px crops)
-    features: int = 32
-    blocks: int = 4
-    lr: float = 1e-3
-    loss: str = "mse"           # mse | l1 (DSen2's); RMSE is dominated by edges, which mse weighs more
-    mtf: float = DEFAULT_MTF
-    seed: int = 0
-    backend: str = "ddp"
-    log_every: int = 50
-
-    def check(self) -> None:
-        for key in ("patches", "eval_patches", "steps", "batch", "window", "features", "blocks", "log_every"):
-            if getattr(self, key) < 1:
-                raise JeopardaError(f"--{key.replace('_', '-')} must be at least 1 (got {getattr(self, key)})")
-        if self.loss not in LOSSES:
-            raise JeopardaError(f"--loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
-        if not self.lr > 0:
-            raise JeopardaError(f"--lr must be > 0 (got {self.lr})")
-        try:
-            mtf_sigma(2, self.mtf)
-        except ValueError as exc:
-            raise JeopardaError(f"--mtf: {exc}") from None
+LOSSES = {"mse": torch.nn.functional.mse_loss, "l1": torch.nn.functional.l1_loss}  # options.LOSS_NAMES
 
 
 def _cosine(steps: int) -> Callable[[int], float]:

@@ -101,3 +101,17 @@ def test_one_ranks_bad_data_ends_every_rank_after_one_check(monkeypatch, tmp_pat
     results, log = on_ranks(2, pools)
     assert [str(r) for r in results] == [f"{tmp_path}: rank 1 cannot read", ""]
     assert all(isinstance(r, JeopardaError) for r in results) and sorted(log) == ["gather 0", "gather 1"]
+
+
+def test_the_cli_options_name_every_loss_and_parse_without_torch():
+    import subprocess
+    import sys
+
+    from jeoparda.superres.options import LOSS_NAMES
+    from jeoparda.superres.train import LOSSES
+
+    assert tuple(LOSSES) == LOSS_NAMES
+    code = ("import sys; from jeoparda.cli import build_parser; build_parser(); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
