@@ -74,6 +74,17 @@ def step_loader(ch: Check, st: Step) -> None:
     registered = bool(res.get("ring_registered"))
     st.claim("reader ring page-locked in place (cudaHostRegister)", registered, True,
              registered if ch.expect("cuda") == "cuda" else None, "" if ch.expect("cuda") == "cuda" else "CPU run")
+    # the node's storage in the same access pattern (no model): cold (pages dropped) against warm
+    io = last_json(ch.jeoparda("bench-io", "bench", "io", "--data", str(ch.v1_data()), "--cold", "--passes", "1",
+                               "--json", "--batch-size", str(s.loader_batch), "--workers", str(s.workers),
+                               "--out", str(ch.runs("bench-io"))))
+    direct = io["figures"].get("direct", {})
+    st.figures["io"] = {kind: {k: found[k] for k in ("images_per_s", "gb_per_s", "first_batch_s")}
+                        for kind, found in direct.items()}
+    st.figures["io_memory_note"] = io["memory_note"]
+    cold = io["cold_measured"]
+    st.claim("bench io: a cold pass (page cache dropped and checked)", cold, True, cold or None,
+             "" if cold else "the data's file system keeps its pages (tmpfs?): warm figures only")
 
 
 def bench_train(ch: Check, label: str, backend: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -283,7 +294,8 @@ def step_gpu_tests(ch: Check, st: Step) -> str | None:
 FUNCS: dict[str, Callable[[Check, Step], str | None]] = {
     "env": step_env, "data": step_data, "loader": step_loader, "train": step_train, "ddp": step_ddp,
     "predict": step_predict, "sr": step_sr, "gpu_tests": step_gpu_tests}
-TITLES = {"env": "environment", "data": "synth + convert (v1.0)", "loader": "bench loader to the device",
+TITLES = {"env": "environment", "data": "synth + convert (v1.0)",
+          "loader": "bench loader to the device, bench io cold/warm",
           "train": "ResNet-50 bench train, synthetic vs shards", "ddp": "2 DDP processes (torchrun)",
           "predict": "FCN on a v2.0 tile, predict on the device", "sr": "sr train, convert --resample learned",
           "gpu_tests": "pytest -m gpu tests/gpu"}

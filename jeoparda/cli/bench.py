@@ -1,4 +1,4 @@
-"""``jeoparda bench loader|train|allreduce``: benchmarks of the suite's parts."""
+"""``jeoparda bench loader|train|infer|io|allreduce``: benchmarks of the suite's parts."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jeoparda.backend_tables import DATA_BACKENDS, DIST_BACKENDS
+from jeoparda.cli.bench_io import add_io
 from jeoparda.cli.common import add_config_args, add_max_memory, non_negative_int, positive_int, run_config
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
                      help="auto (the first visible GPU, else the CPU), cpu, cuda or cuda:N (default auto)")
     inf.add_argument("--json", action="store_true", help="end with one JSON line")
     inf.set_defaults(func=_run_bench_infer)
+    add_io(bench)
     ar = bench.add_parser(
         "allreduce", help="all-reduce time and bus bandwidth over message sizes",
         description="Time all-reduce of float32 messages from 4 KiB up to --max-bytes (default: "

@@ -109,9 +109,10 @@ def environment(runs: list[Run]) -> list[str]:
 
 
 def markdown(rows: list[Row], runs: list[Run], skipped: list[str], compared: list[list[str]],
-             projections: list[list[str]], plots: list[str], judged: Sequence[str] = ()) -> str:
-    """The whole report.md; ``compared``, ``projections`` and ``judged`` (against a baseline) are
-    finished sections, ``plots`` the file names of the plots of the whole report."""
+             projections: list[list[str]], plots: list[str], judged: Sequence[str] = (),
+             io: Sequence[str] = ()) -> str:
+    """The whole report.md; ``compared``, ``projections``, ``judged`` (against a baseline) and ``io``
+    (the storage benchmarks) are finished sections, ``plots`` the file names of the plots."""
     lines = ["# Scaling report", "", HOW_TO_READ, ""]
     lines += summary_lines(rows, runs)
     lines += list(judged)
@@ -120,6 +121,7 @@ def markdown(rows: list[Row], runs: list[Run], skipped: list[str], compared: lis
     lines += scaling_sections(rows)
     for section in projections:
         lines += section
+    lines += list(io)
     lines += ["## Plots", ""] + [f"![{p.removesuffix('.png')}]({p})" for p in plots] + [""]
     labels = {path: r.system_label for r in rows for path in r.runs}
     lines += details_lines(runs, labels) + not_counted(runs, skipped) + environment(runs)

@@ -1,4 +1,5 @@
-"""``jeoparda report``: results logs -> scaling.csv, summary.json, report.md, report.html and PNG plots.
+"""``jeoparda report``: results logs -> scaling.csv, summary.json, report.md, report.html and PNG plots
+(``jeoparda bench io`` logs go to the I/O section, not the scaling).
 
 The figures come from report/scaling.py (rows per system and configuration), the text from
 report/markdown.py, report/summary.py and report/compare.py, the page from report/page.py.
@@ -16,11 +17,12 @@ from jeoparda.report.baseline import baseline_section, compare, write_baseline
 from jeoparda.report.baseline_file import Baseline
 from jeoparda.report.cells import group_title, pct
 from jeoparda.report.compare import comparison_lines, comparisons
+from jeoparda.report.io_section import io_section
 from jeoparda.report.markdown import markdown
 from jeoparda.report.page import to_html
 from jeoparda.report.plots import comparison_names, comparison_plots, confusion_plot, write_plots
 from jeoparda.report.projection import attach_projection, read_projection
-from jeoparda.report.scaling import Row, Run, read_run, scaling_rows
+from jeoparda.report.scaling import IO_JOB, Row, Run, read_run, scaling_rows
 from jeoparda.report.summary import summary_doc, write_summary
 from jeoparda.safe_files import writing
 
@@ -92,11 +94,17 @@ def _comparisons(rows: list[Row], out: Path) -> tuple[list[list[str]], list[Path
 def make_report(patterns: list[str], out: Path, projections: Sequence[Path] = (),
                 baseline: Baseline | None = None) -> tuple[list[Row], list[Run]]:
     """Read the runs, compute the rows, attach projections (``jeoparda project --out``), judge them
-    against ``baseline`` (its section follows the summary; also OUT/baseline.md), write everything."""
-    runs, skipped = [], []
+    against ``baseline`` (its section follows the summary; also OUT/baseline.md), write everything;
+    returns the rows and every run read (training runs first, then bench io runs)."""
+    runs: list[Run] = []
+    io_runs: list[Run] = []
+    skipped: list[str] = []
     for path in expand(patterns):
-        run = read_run(path)
-        (runs.append(run) if run else skipped.append(str(path)))
+        run = read_run(path, io=True)
+        if run is None:
+            skipped.append(str(path))
+        else:
+            (io_runs if run.start.job == IO_JOB else runs).append(run)
     rows = scaling_rows(runs)
     docs = [(read_projection(p), str(p)) for p in projections]
     for doc, _ in docs:
@@ -113,8 +121,8 @@ def make_report(patterns: list[str], out: Path, projections: Sequence[Path] = ()
         write_baseline(out, checks, baseline.source)
         judged = baseline_section(checks, baseline.source)
     text = markdown(rows, runs, skipped, compared, [projection_section(rows, doc, source) for doc, source in docs],
-                    [p.name for p in plots], judged)
+                    [p.name for p in plots], judged, io_section(io_runs))
     for name, body in (("report.md", text), ("report.html", to_html(text, plots + compare_plots))):
         with writing(out / name) as fh:
             fh.write(body)
-    return rows, runs
+    return rows, runs + io_runs

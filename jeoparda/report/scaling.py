@@ -23,6 +23,8 @@ from jeoparda.training.records import JOBS, Epoch, LogError, RunEnd, RunStart, r
 
 #: The jobs whose epochs time training steps (records.JOBS): the runs a scaling report counts.
 SCALED_JOBS = ("train", "bench")
+#: The job whose epochs time reads (``jeoparda bench io``): the report's I/O section, never scaled.
+IO_JOB = "io"
 
 
 @dataclass
@@ -83,16 +85,17 @@ def finite(value: Any) -> float | None:
     return None
 
 
-def read_run(path: Path) -> Run | None:
+def read_run(path: Path, io: bool = False) -> Run | None:
     """A training run from a run folder or a results.jsonl; None (with a warning naming it) if the
-    log is damaged, its job is not one that times training (``jeoparda sr train``), or its figures
-    cannot be divided by (no worker, an epoch of no throughput or no time)."""
+    log is damaged, its job is not one that times training (``jeoparda sr train``; with ``io``, a
+    ``jeoparda bench io`` run is taken too), or its figures cannot be divided by (no worker, an
+    epoch of no throughput or no time)."""
     try:
         log = read_log(Path(path))
     except LogError as exc:
         warnings.warn(f"{exc.path}: skipped, {exc.why}", stacklevel=2)
         return None
-    if log.start.job not in SCALED_JOBS:
+    if log.start.job not in SCALED_JOBS + ((IO_JOB,) if io else ()):
         warnings.warn(f"{log.path}: skipped, a {JOBS.get(log.start.job, log.start.job)}, not a training run "
                       "to scale", stacklevel=2)
         return None

@@ -47,11 +47,11 @@ def _open_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, if_checkpoint: bo
 
 
 @contextlib.contextmanager
-def session(cfg: RunConfig, out: Path | None, resume: bool, if_checkpoint: bool = False
+def session(cfg: RunConfig, out: Path | None, resume: bool, if_checkpoint: bool = False, name: str = ""
             ) -> Iterator[tuple[ClusterEnv, Backend, Accelerator, Path, bool]]:
     """Environment, backend, accelerator (a GPU of the rank's own), threads and run folder for one
-    rank, and whether to resume; collective failures become one clear error; the backend is shut
-    down on the way out."""
+    rank (default runs/<name, else the model>-<id>), and whether to resume; collective failures
+    become one clear error; the backend is shut down on the way out."""
     if resume and out is None:
         raise JeopardaError("--resume needs --out RUN_DIR (the run to continue)")
     env = detect()
@@ -63,7 +63,7 @@ def session(cfg: RunConfig, out: Path | None, resume: bool, if_checkpoint: bool 
         accel = bind_gpu(env, backend.gather_objects, share=cfg.dist.share_gpus)
         backend.bind(accel.device)
         configure_threads(cfg, env, accel)
-        run_dir = run_folder(backend, out, cfg.model, env)
+        run_dir = run_folder(backend, out, name or cfg.model, env)
         resume = root_decides(backend, partial(_open_run_dir, run_dir, cfg, resume, if_checkpoint))
         yield env, backend, accel, run_dir, resume
     except RuntimeError as exc:

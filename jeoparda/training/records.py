@@ -38,7 +38,7 @@ LEGACY_QUALITY = {"multilabel": ("f1_samples", "F1 (samples)"), "singlelabel": (
                   "segmentation": ("miou", "mIoU")}
 #: The command that wrote a log, by ``job``.
 JOBS = {"train": "training run (jeoparda train)", "bench": "training benchmark (jeoparda bench train)",
-        "sr": "super-resolution run (jeoparda sr train)"}
+        "sr": "super-resolution run (jeoparda sr train)", "io": "storage benchmark (jeoparda bench io)"}
 
 NULL = {"null": True}  # field metadata: written as null when None
 
