@@ -16,6 +16,11 @@ from typing import Any
 MEMORY_RULE = 5
 
 
+def _rates(images: int, nbytes: int, seconds: float) -> dict[str, float]:
+    """images/s and GB/s (decimal) of a share read in ``seconds``."""
+    return {"images_per_s": images / max(seconds, 1e-9), "gb_per_s": nbytes / 1e9 / max(seconds, 1e-9)}
+
+
 def pass_figures(rows: list[dict[str, Any]], number: int, kind: str, where: str) -> dict[str, Any]:
     """One pass over all ranks (``rows``: each rank's ``rank, host, seconds, images, bytes,
     first_batch_s, cached_before``)."""
@@ -24,15 +29,13 @@ def pass_figures(rows: list[dict[str, Any]], number: int, kind: str, where: str)
     by_host: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_host[r["host"]].append(r)
-    nodes = [{"host": host, "ranks": len(mine), "images_per_s": sum(r["images"] for r in mine) / max(
-        max(r["seconds"] for r in mine), 1e-9), "gb_per_s": sum(r["bytes"] for r in mine) / 1e9 / max(
-        max(r["seconds"] for r in mine), 1e-9)} for host, mine in sorted(by_host.items())]
-    ranks = [{**r, "images_per_s": r["images"] / max(r["seconds"], 1e-9),
-              "gb_per_s": r["bytes"] / 1e9 / max(r["seconds"], 1e-9)} for r in sorted(rows, key=lambda r: r["rank"])]
+    nodes = [{"host": host, "ranks": len(mine), **_rates(sum(r["images"] for r in mine), sum(r["bytes"] for r in mine),
+                                                         max(r["seconds"] for r in mine))}
+             for host, mine in sorted(by_host.items())]
+    ranks = [{**r, **_rates(r["images"], r["bytes"], r["seconds"])} for r in sorted(rows, key=lambda r: r["rank"])]
     cached = [r["cached_before"] for r in rows if r["cached_before"] is not None]
     return {"pass": number, "kind": kind, "source": where, "seconds": seconds, "images": images, "bytes": nbytes,
-            "images_per_s": images / max(seconds, 1e-9), "gb_per_s": nbytes / 1e9 / max(seconds, 1e-9),
-            "first_batch_s": max(r["first_batch_s"] for r in rows),
+            **_rates(images, nbytes, seconds), "first_batch_s": max(r["first_batch_s"] for r in rows),
             "cached_before": statistics.mean(cached) if cached else None, "ranks": ranks, "nodes": nodes}
 
 

@@ -6,15 +6,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from jeoparda.cli.common import add_config_args, positive_int, run_config
+from jeoparda.cli.common import add_config_args, non_negative_int, positive_float, positive_int, run_config
 from jeoparda.errors import JeopardaError
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
 
 
 def add_io(bench: argparse._SubParsersAction) -> None:
@@ -43,9 +36,10 @@ def add_io(bench: argparse._SubParsersAction) -> None:
                     help="also stage the shards to node-local DIR (default data.stage_dir, else $TMPDIR), timed, "
                     "then run the same passes on the copy")
     io.add_argument("--batch-size", type=positive_int, help="per rank, train.batch_size (default 32)")
-    io.add_argument("--workers", type=int, help="data.workers: reader processes per rank (default 2; 0: the rank)")
+    io.add_argument("--workers", type=non_negative_int,
+                    help="data.workers: reader processes per rank (default 2; 0: the rank)")
     need = io.add_mutually_exclusive_group()
-    need.add_argument("--need-images-per-s", type=_positive_float, metavar="X",
+    need.add_argument("--need-images-per-s", type=positive_float, metavar="X",
                       help="images/s training needs (all ranks): say whether the storage keeps up")
     need.add_argument("--need-from", type=Path, metavar="RUN_DIR",
                       help="take that figure from a jeoparda train or bench train run (its median images/s)")
@@ -60,21 +54,20 @@ def _need(args: argparse.Namespace) -> tuple[float | None, str]:
         return args.need_images_per_s, "--need-images-per-s"
     if args.need_from is None:
         return None, ""
-    import statistics
-
+    from jeoparda.report.scaling import SCALED_JOBS, Run
     from jeoparda.training.records import LogError, read_log
 
     try:
         log = read_log(args.need_from)
     except LogError as exc:
         raise JeopardaError(f"--need-from: {exc}") from None
-    if log.start.job not in ("train", "bench") or not log.epochs:
+    if log.start.job not in SCALED_JOBS or not log.epochs:
         raise JeopardaError(f"--need-from {args.need_from}: not a training run with timed epochs "
                             f"(job {log.start.job}, {len(log.epochs)} epochs)")
-    steady = log.epochs[1:] or log.epochs
-    rate = statistics.median(e.images_per_s for e in steady)
-    return rate, (f"{args.need_from}: {log.start.model}, {log.start.world_size} worker(s) of batch "
-                  f"{log.start.batch_size_per_worker}, median of {len(steady)} epoch(s)")
+    run = Run(log.path, log.start, log.epochs, log.end)  # the report's rule: the epochs after the first
+    return run.steady("images_per_s"), (f"{args.need_from}: {log.start.model}, {log.start.world_size} worker(s) of "
+                                        f"batch {log.start.batch_size_per_worker}, median of "
+                                        f"{len(run.steady_epochs)} epoch(s)")
 
 
 def _run_bench_io(args: argparse.Namespace) -> int:
@@ -87,8 +80,6 @@ def _run_bench_io(args: argparse.Namespace) -> int:
     cfg = run_config(args)
     data: dict[str, Any] = {k: v for k, v in (("path", args.data and str(args.data)), ("workers", args.workers))
                             if v is not None}
-    if args.workers is not None and args.workers < 0:
-        raise JeopardaError(f"--workers must not be negative, got {args.workers}")
     train = replace(cfg.train, batch_size=args.batch_size) if args.batch_size else cfg.train
     cfg = replace(cfg, data=replace(cfg.data, **data), train=train)
     need, source = _need(args)
