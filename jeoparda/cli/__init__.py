@@ -8,13 +8,14 @@ import warnings
 from collections.abc import Sequence
 
 from jeoparda import __version__
-from jeoparda.cli import bench, config, data, predict, project, superres, train
+from jeoparda.cli import bench, config, data, download, predict, project, superres, train
 from jeoparda.errors import JeopardaError, os_error_line
 
 DESCRIPTION = """\
 jeoparda: distributed deep-learning benchmarks on Sentinel-2 (BigEarthNet) for HPC systems.
 
 Typical flow:
+  jeoparda download bigearthnet-v2 --out ARCHIVE  # the published archive, verified and unpacked
   jeoparda synth --out ARCHIVE --patches 600        # or use the real BigEarthNet-S2 archive
   jeoparda convert --source ARCHIVE --out DATA      # archive -> sharded 12-band HDF5
   jeoparda inspect DATA                             # summary and checksum verification
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"jeoparda {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    download.add_download(sub)
     data.add_synth(sub)
     data.add_convert(sub)
     data.add_inspect(sub)

@@ -1,0 +1,1 @@
+"""``jeoparda download``: the published archives, fetched, verified and unpacked (docs/download.md)."""
