@@ -107,7 +107,7 @@ def run_download(req: DownloadRequest, out: TextIO | None = None, err: TextIO | 
     if failures:
         return 1
     print(f"{data.name}: all {len(items)} files in {req.out}, verified", file=out)
-    print(convert_command(data, req.out, {i.file.part for i in items}), file=out)
+    print(convert_command(data, req.out, {f.part for f in data.files if f.name in state.done()}), file=out)
     return 0
 
 
@@ -158,12 +158,18 @@ def _job(item: Item, out: Path, work: Path, policy: Policy) -> Job:
     return Job(item, sizes, to_fetch)
 
 
-def _check_space(out: Path, jobs: list[Job]) -> None:
-    """Refuse to start where the transfers and what unpacking writes do not fit (the archives are
-    removed only after their unpacking, so both count)."""
+def _space(jobs: list[Job]) -> tuple[int, int]:
+    """Bytes still to fetch, and about what unpacking writes (the archives are removed only after
+    their unpacking, so both count); a file without a published estimate unpacks to 1.5x itself."""
     fetch = sum(j.to_fetch for j in jobs)
-    written = sum((j.item.file.unpacked_bytes or int(1.5 * sum(s or 0 for s in j.sizes)))  # no estimate: 1.5x
+    written = sum((j.item.file.unpacked_bytes or int(1.5 * sum(s or 0 for s in j.sizes)))
                   for j in jobs if j.item.file.unpack)
+    return fetch, written
+
+
+def _check_space(out: Path, jobs: list[Job]) -> None:
+    """Refuse to start where the transfers and what unpacking writes do not fit."""
+    fetch, written = _space(jobs)
     free = shutil.disk_usage(out).free
     if fetch + written > free:
         raise JeopardaError(f"{out}: needs about {human_bytes(fetch + written)} ({human_bytes(fetch)} to fetch, "
@@ -242,4 +248,9 @@ def _print_plan(data: DataSet, items: list[Item], pending: list[Item], req: Down
         for piece in item.pieces:
             size = human_bytes(piece.size) if piece.size is not None else "size from the server"
             print(f"  {status:5}  {piece.name}  {size}  MD5 {piece.md5}  {piece.url}", file=out)
+    fetch, written = _space([Job(i, [p.size for p in i.pieces], sum(p.size or 0 for p in i.pieces)) for i in pending])
+    where = next(p for p in (req.out, *req.out.absolute().parents) if p.exists())
+    print(f"needs about {human_bytes(fetch + written)} ({human_bytes(fetch)} to fetch, about {human_bytes(written)} "
+          f"unpacked; sizes the server gives not counted); {human_bytes(shutil.disk_usage(where).free)} free in {where}",
+          file=out)
     print(convert_command(data, req.out, {i.file.part for i in items}), file=out)

@@ -51,6 +51,10 @@ class FolderState:
         entries = record.get("entries") or []
         return entries if entries and all(os.path.lexists(self.out / e) for e in entries) else None
 
+    def done(self) -> set[str]:
+        """The files recorded as done (server names)."""
+        return set(self._state["files"])
+
     def owned(self) -> set[str]:
         """Top-level names in the folder that an earlier run of this download put there."""
         return {e.split("/", 1)[0] for r in self._state["files"].values() for e in r.get("entries", [])}

@@ -196,6 +196,11 @@ def test_list_and_dry_run_fetch_nothing(tmp_path, capsys):
     assert main(["download", "bigearthnet-v2", "--out", str(tmp_path / "D"), "--dry-run"]) == 0
     plan = capsys.readouterr().out
     assert "BigEarthNet-S2.tar.zst  63.3 GB" in plan and "BigEarthNet-S1" not in plan and not (tmp_path / "D").exists()
+    from jeoparda.download.meter import human_bytes
+    chosen = DATASETS["bigearthnet-v2"].select(None)
+    fetch, unpacked = sum(f.size or 0 for f in chosen), sum(f.unpacked_bytes for f in chosen)
+    assert f"needs about {human_bytes(fetch + unpacked)} ({human_bytes(fetch)} to fetch, about " \
+           f"{human_bytes(unpacked)} unpacked" in plan
 
 
 def _start_and_wait_for_bytes(cmd: list[str], partial: Path, least: int) -> subprocess.Popen:
@@ -298,3 +303,22 @@ def test_a_disk_filling_mid_extraction_keeps_the_verified_archive_for_the_rerun(
         assert _gets(files) == [] and len(os.listdir(disk / "D" / "EuroSAT_MS" / "Forest")) == 5
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_links_planted_in_the_download_folder_are_refused(tmp_path, capsys):
+    published = _v2_files()
+    out = tmp_path / "D"
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    (out / ".jeoparda-download").mkdir(parents=True)
+    os.symlink(victim, out / ".jeoparda-download" / "BigEarthNet-S2.tar.zst.partial")
+    os.symlink(victim, out / "metadata.parquet")
+    files = Files(published)
+    with Server(files) as url:
+        assert main(["download", "bigearthnet-v2", "--out", str(out), "--parts", "s2,metadata", "--mirror", url,
+                     "--checksums", str(_sums(tmp_path / "s", published))]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("jeoparda: error")]
+    assert len(err) == 2 and all("is a symbolic link" in line for line in err)
+    assert any("BigEarthNet-S2.tar.zst.partial" in line for line in err)
+    assert any(line.split(": ")[2].endswith("D/metadata.parquet") for line in err)
+    assert victim.read_bytes() == b"keep me"
