@@ -250,7 +250,7 @@ def _print_plan(data: DataSet, items: list[Item], pending: list[Item], req: Down
             print(f"  {status:5}  {piece.name}  {size}  MD5 {piece.md5}  {piece.url}", file=out)
     fetch, written = _space([Job(i, [p.size for p in i.pieces], sum(p.size or 0 for p in i.pieces)) for i in pending])
     where = next(p for p in (req.out, *req.out.absolute().parents) if p.exists())
+    free = human_bytes(shutil.disk_usage(where).free)
     print(f"needs about {human_bytes(fetch + written)} ({human_bytes(fetch)} to fetch, about {human_bytes(written)} "
-          f"unpacked; sizes the server gives not counted); {human_bytes(shutil.disk_usage(where).free)} free in {where}",
-          file=out)
+          f"unpacked; sizes the server gives not counted); {free} free in {where}", file=out)
     print(convert_command(data, req.out, {i.file.part for i in items}), file=out)
