@@ -74,6 +74,11 @@ def read_overrides(path: Path) -> dict[str, str]:
     return out
 
 
+def _natural(name: str) -> list[int | str]:
+    """Sort key: numbers by value (part2 before part10)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
 def _part_of(name: str, whole: str) -> bool:
     """Whether ``name`` names a part of ``whole``: ``whole.000``, ``whole.part1``, ``wholeaa``."""
     return name.startswith(whole) and re.fullmatch(r"\.?[A-Za-z0-9_-]+", name[len(whole):]) is not None
@@ -92,7 +97,7 @@ def plan_items(files: Sequence[RemoteFile], base_url: str | None, overrides: dic
     items = []
     for remote in files:
         base = base_url if base_url is not None else remote.base_url
-        parts = sorted(n for n in overrides if n not in known and _part_of(n, remote.name))
+        parts = sorted((n for n in overrides if n not in known and _part_of(n, remote.name)), key=_natural)
         if remote.name in overrides:
             remote = replace(remote, md5=overrides[remote.name], size=None, source=str(override_file),
                              unpacked_bytes=0)  # another file: the published figures no longer hold

@@ -31,19 +31,19 @@ class ByteMeter:
     that is how an interrupted run ends its worker threads at their next chunk."""
 
     def __init__(self, total: int, desc: str, stream: TextIO | None = None, interval_s: float = 30.0,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, already: int = 0, bar: bool = True) -> None:
         self.total, self.desc = total, desc
         self._stop = stop
         self.stream = stream or sys.stderr
-        self.count = 0
+        self.count = self._already = already  # bytes held before this run: counted, but not in the rate
         self._lock = threading.Lock()
         self._start = self._last = time.perf_counter()
         self._interval = interval_s
         self._bar = None
-        if getattr(self.stream, "isatty", lambda: False)():
+        if bar and getattr(self.stream, "isatty", lambda: False)():  # one bar: the others print lines
             from tqdm import tqdm
-            self._bar = tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1000,
-                             file=self.stream, dynamic_ncols=True)
+            self._bar = tqdm(total=total, initial=already, desc=desc, unit="B", unit_scale=True,
+                             unit_divisor=1000, file=self.stream, dynamic_ncols=True)
 
     def add(self, n: int) -> None:
         if self._stop is not None and self._stop.is_set():
@@ -61,7 +61,7 @@ class ByteMeter:
     def line(self, now: float | None = None) -> str:
         """'desc: 1.2 GB of 63.3 GB (2 %), 45.0 MB/s, ETA 0:23:10'."""
         elapsed = max((now or time.perf_counter()) - self._start, 1e-9)
-        rate = self.count / elapsed
+        rate = max(self.count - self._already, 0) / elapsed
         share = f" ({100 * self.count / self.total:.0f} %)" if self.total else ""
         eta = f", ETA {human_seconds((self.total - self.count) / rate)}" if rate > 0 and self.total > self.count else ""
         return (f"{self.desc}: {human_bytes(self.count)} of {human_bytes(self.total)}{share}, "

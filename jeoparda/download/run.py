@@ -1,31 +1,33 @@
 """``jeoparda download``: plan what is missing, check the space, fetch in parallel, verify, unpack.
 
 Per file: fetch (resumed) → MD5 against the published (or ``--checksums``) value → unpack from
-where it lies → record it done → remove the archive (unless kept). A file that fails leaves the
-others going; the run ends non-zero naming each failure, and a rerun fetches only what is missing
-or was refused.
+where it lies (its entries recorded as pending before they are moved in) → record it done →
+remove the archive (unless kept). A file that fails leaves the others going; the run ends
+non-zero naming each failure, and a rerun fetches only what is missing or was refused. Ctrl-C or
+SIGTERM stops every transfer at its next chunk or back-off; partial files stay for the rerun.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-import shlex
-import shutil
+import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from jeoparda.download.catalog import DataSet, dataset
-from jeoparda.download.checksums import Item, Piece, md5_of, plan_items, read_overrides
+from jeoparda.download.checksums import Item, md5_of, plan_items, read_overrides
 from jeoparda.download.meter import ByteMeter, Stopped, human_bytes
+from jeoparda.download.plan import Job, check_space, convert_command, job_for, print_plan, settled_in_place
 from jeoparda.download.state import FolderState, check_folder, locked
-from jeoparda.download.transfer import Policy, fetch, remote_size
+from jeoparda.download.transfer import Interrupted, Policy, fetch
 from jeoparda.download.unpack import unpack
-from jeoparda.errors import JeopardaError
+from jeoparda.errors import JeopardaError, os_error_line
 from jeoparda.safe_files import make_dirs, refuse_link
 
 
@@ -42,15 +44,6 @@ class DownloadRequest:
     keep_archives: bool = False
     dry_run: bool = False
     policy: Policy = field(default_factory=Policy)
-
-
-@dataclass
-class Job:
-    """One file still to do: its pieces' lengths (None: unknown) and what its transfer still needs."""
-
-    item: Item
-    sizes: list[int | None]
-    to_fetch: int = 0
 
 
 def items_of(req: DownloadRequest) -> tuple[DataSet, list[Item]]:
@@ -71,39 +64,25 @@ def run_download(req: DownloadRequest, out: TextIO | None = None, err: TextIO | 
     state = FolderState(req.out, data)
     if req.out.is_dir():
         check_folder(req.out, data, state)
-    pending = [i for i in items if state.entries(i.file.name, i.whole_md5) is None]
     if req.dry_run:
-        _print_plan(data, items, pending, req, out)
+        print_plan(data, items, [i for i in items if state.entries(i.file.name, i.whole_md5) is None], req.out, out)
         return 0
     make_dirs(req.out)
-    with locked(state):
-        pending = [i for i in pending if not _kept_file_ok(i, state)]
-        jobs, failures = [], []
-        for item in pending:  # a file the server lacks fails alone; the others go on
-            try:
-                jobs.append(_job(item, state.out, state.work, req.policy))
-            except JeopardaError as exc:
-                failures.append(str(exc))
-        _check_space(req.out, jobs)
-        total = sum(j.to_fetch for j in jobs)
-        print(f"{data.name}: {len(jobs)} of {len(items)} files to do, {human_bytes(total)} to fetch"
-              + (f" from {req.mirror}" if req.mirror else ""), file=err, flush=True)
-        stop = threading.Event()
-        meter = ByteMeter(total, "download", stream=err, stop=stop)
-        with ThreadPoolExecutor(max(1, min(req.workers, len(jobs) or 1))) as pool:
-            futures = [pool.submit(_settle, functools.partial(_do, j, req, state, meter, err, stop)) for j in jobs]
-            try:
-                results = [f.result() for f in futures]
-            except KeyboardInterrupt:  # the workers end at their next chunk; partial files stay for the rerun
-                stop.set()
-                raise
-        meter.close()
-    failures += [r for r in results if r is not None]
+    failures: list[str] = []
+    with locked(state), _stopped_by_sigterm():
+        jobs: list[Job] = []
+        for item in items:  # a file the server lacks, or one in the way, fails alone; the others go on
+            line = _settle(functools.partial(_plan_one, item, state, req.policy, jobs))
+            failures += [line] if line else []
+        check_space(req.out, jobs)
+        print(f"{data.name}: {len(jobs)} of {len(items)} files to do, {human_bytes(sum(j.to_fetch for j in jobs))} "
+              "to fetch" + (f" from {req.mirror}" if req.mirror else ""), file=err, flush=True)
+        failures += _run_jobs(jobs, req, state, err)
     for line in failures:
         print(f"jeoparda: error: {line}", file=err, flush=True)
     if len(failures) > 1:
-        print(f"{data.name}: {len(failures)} of {len(pending)} files failed; rerun the same command to fetch "
-              "only what is missing or was refused", file=err)
+        print(f"{data.name}: {len(failures)} files failed; rerun the same command to fetch only what is missing "
+              "or was refused", file=err)
     if failures:
         return 1
     print(f"{data.name}: all {len(items)} files in {req.out}, verified", file=out)
@@ -111,86 +90,76 @@ def run_download(req: DownloadRequest, out: TextIO | None = None, err: TextIO | 
     return 0
 
 
-def _settle(work: Callable[[], None]) -> str | None:
+def _plan_one(item: Item, state: FolderState, policy: Policy, jobs: list[Job]) -> None:
+    if not settled_in_place(item, state):
+        jobs.append(job_for(item, state, policy))
+
+
+def _run_jobs(jobs: list[Job], req: DownloadRequest, state: FolderState, err: TextIO) -> list[str]:
+    """Each job on a thread of its own (``--workers`` at once); the failures' lines."""
+    stop = req.policy.stop
+    meter = ByteMeter(sum(j.have + j.to_fetch for j in jobs), "download", stream=err, stop=stop,
+                      already=sum(j.have for j in jobs))
+    pool = ThreadPoolExecutor(max(1, min(req.workers, len(jobs) or 1)))
+    try:
+        futures = [pool.submit(_settle, functools.partial(_do, j, req, state, meter, err)) for j in jobs]
+        results = [f.result() for f in futures]
+    except KeyboardInterrupt:  # the workers end at their next chunk or back-off; partial files stay
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    meter.close()
+    return [line for line in results if line is not None]
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm() -> Iterator[None]:
+    """SIGTERM (Slurm's time limit, scancel) ends the run as Ctrl-C does: transfers stop, partial files stay."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _settle(work: Callable[[], Any]) -> str | None:
     """None when ``work`` succeeded, else its one line (a failed file never stops the others)."""
     try:
         work()
-    except Stopped:
+    except (Stopped, Interrupted):
         return "interrupted"
     except JeopardaError as exc:
         return str(exc)
     except OSError as exc:
-        from jeoparda.errors import os_error_line
         return os_error_line(exc, "download")
     return None
 
 
-def _kept_file_ok(item: Item, state: FolderState) -> bool:
-    """A plain file already at its place (copied in by hand, or a record lost) that verifies."""
-    if item.file.unpack or item.split:
-        return False
-    path = state.out / item.file.target
-    if not path.is_file() or path.is_symlink() or md5_of([path]) != item.whole_md5:
-        return False
-    state.mark(item.file.name, item.whole_md5, [item.file.target])
-    return True
-
-
-def _job(item: Item, out: Path, work: Path, policy: Policy) -> Job:
-    if item.file.unpack and os.path.lexists(out / item.file.target):
-        raise JeopardaError(f"{out / item.file.target}: exists, but no jeoparda download recorded it; move it away "
-                            f"to fetch {item.file.name} again, or leave out --parts {item.file.part}")
-    sizes: list[int | None] = []
-    to_fetch = 0
-    for piece in item.pieces:
-        if (work / piece.name).is_file():
-            sizes.append((work / piece.name).stat().st_size)
-            continue
-        size = remote_size(piece.url, policy)  # also: a mirror without the file is one line now
-        if size is not None and piece.size is not None and size != piece.size:
-            raise JeopardaError(f"{piece.url}: the server has {size:,} bytes; the published size is "
-                                f"{piece.size:,} (a different file? give its checksum with --checksums)")
-        size = size if size is not None else piece.size
-        partial = work / (piece.name + ".partial")
-        have = partial.stat().st_size if partial.is_file() else 0
-        sizes.append(size)
-        to_fetch += max((size or 0) - have, 0)
-    return Job(item, sizes, to_fetch)
-
-
-def _space(jobs: list[Job]) -> tuple[int, int]:
-    """Bytes still to fetch, and about what unpacking writes (the archives are removed only after
-    their unpacking, so both count); a file without a published estimate unpacks to 1.5x itself."""
-    fetch = sum(j.to_fetch for j in jobs)
-    written = sum((j.item.file.unpacked_bytes or int(1.5 * sum(s or 0 for s in j.sizes)))
-                  for j in jobs if j.item.file.unpack)
-    return fetch, written
-
-
-def _check_space(out: Path, jobs: list[Job]) -> None:
-    """Refuse to start where the transfers and what unpacking writes do not fit."""
-    fetch, written = _space(jobs)
-    free = shutil.disk_usage(out).free
-    if fetch + written > free:
-        raise JeopardaError(f"{out}: needs about {human_bytes(fetch + written)} ({human_bytes(fetch)} to fetch, "
-                            f"about {human_bytes(written)} unpacked) but {human_bytes(free)} is free; make room "
-                            "or fetch fewer --parts")
-
-
-def _do(job: Job, req: DownloadRequest, state: FolderState, meter: ByteMeter, err: TextIO,
-        stop: threading.Event) -> None:
-    item = job.item
-    paths = [_fetched(p, state.work, req.policy, meter, err, stop) for p in item.pieces]
+def _do(job: Job, req: DownloadRequest, state: FolderState, meter: ByteMeter, err: TextIO) -> None:
+    item, stop = job.item, req.policy.stop
+    if stop.is_set():
+        raise Interrupted
+    paths = [_fetched(item, k, size, state.work, req.policy, meter, err) for k, size in enumerate(job.sizes)]
     if item.split and _verify(paths, item.whole_md5, f"{item.file.name} (its parts joined)", err, stop) is not None:
         raise JeopardaError(f"{item.file.name}: its parts are each intact but joined do not match MD5 "
                             f"{item.whole_md5} ({item.file.source}); nothing of it was unpacked")
     if item.file.unpack:
-        size = sum(p.stat().st_size for p in paths)
-        unpacking = ByteMeter(size, f"unpack {item.file.name}", stream=err, stop=stop)
+        unpacking = ByteMeter(sum(p.stat().st_size for p in paths), f"unpack {item.file.name}", stream=err,
+                              stop=stop, bar=False)
         entries = unpack(item.file.unpack, paths, state.out, state.work / f"unpack-{item.file.name}",
-                         item.file.name, unpacking.add)
+                         item.file.name, unpacking.add,
+                         before_move=lambda names: state.mark(item.file.name, item.whole_md5, names, pending=True))
         unpacking.close()
-        if not req.keep_archives:
+        state.mark(item.file.name, item.whole_md5, entries)
+        if not req.keep_archives:  # only once recorded: a rerun never needs what was removed
             for path in paths:
                 path.unlink()
     else:
@@ -199,21 +168,23 @@ def _do(job: Job, req: DownloadRequest, state: FolderState, meter: ByteMeter, er
         refuse_link(dest)
         os.replace(paths[0], dest)
         entries = [item.file.target]
-    state.mark(item.file.name, item.whole_md5, entries)
+        state.mark(item.file.name, item.whole_md5, entries)
     print(f"{item.file.name}: verified (MD5 {item.whole_md5}), in place as {', '.join(entries)}", file=err, flush=True)
 
 
-def _fetched(piece: Piece, work: Path, policy: Policy, meter: ByteMeter, err: TextIO, stop: threading.Event) -> Path:
-    """The verified piece in the work folder: fetched (or continued) and checked; a damaged one is deleted."""
+def _fetched(item: Item, k: int, size: int | None, work: Path, policy: Policy, meter: ByteMeter, err: TextIO) -> Path:
+    """Piece ``k`` of ``item`` verified in the work folder: fetched (or continued) and checked against
+    ``size`` (published, or the server's); a damaged one is deleted."""
+    piece = item.pieces[k]
     done = work / piece.name
     refuse_link(done)
     if not done.is_file():
         partial = work / (piece.name + ".partial")
-        fetch(piece.url, partial, piece.size, policy, meter.add,
+        fetch(piece.url, partial, size, policy, meter.add,
               warn=lambda text: print(f"jeoparda: warning: {text}", file=err, flush=True))
         os.replace(partial, done)
         partial.with_name(partial.name + ".json").unlink(missing_ok=True)
-    got = _verify([done], piece.md5, piece.name, err, stop)
+    got = _verify([done], piece.md5, piece.name, err, policy.stop)
     if got is not None:
         done.unlink()
         raise JeopardaError(f"{piece.url}: damaged, MD5 {got} where {piece.md5} is published; deleted, "
@@ -223,34 +194,7 @@ def _fetched(piece: Piece, work: Path, policy: Policy, meter: ByteMeter, err: Te
 
 def _verify(paths: list[Path], md5: str, label: str, err: TextIO, stop: threading.Event) -> str | None:
     """None where ``paths`` joined have MD5 ``md5``, else the MD5 they have."""
-    meter = ByteMeter(sum(p.stat().st_size for p in paths), f"verify {label}", stream=err, stop=stop)
+    meter = ByteMeter(sum(p.stat().st_size for p in paths), f"verify {label}", stream=err, stop=stop, bar=False)
     got = md5_of(paths, meter.add)
     meter.close()
     return None if got == md5 else got
-
-
-def convert_command(data: DataSet, out: Path, parts: set[str]) -> str:
-    """The `jeoparda convert` command that reads what was fetched."""
-    shards = out.parent / f"{out.name}-shards"
-    line = f"jeoparda convert --source {shlex.quote(str(out))} --out {shlex.quote(str(shards))} " \
-           f"--format {data.convert_format}"
-    if data.name == "bigearthnet-v2" and "s1" in parts:
-        line += " --with-s1"
-    note = f"\n# {data.note}" if data.note and "s1" in parts else ""
-    return f"next: {line}{note}"
-
-
-def _print_plan(data: DataSet, items: list[Item], pending: list[Item], req: DownloadRequest, out: TextIO) -> None:
-    print(f"{data.name}: {data.title}; {len(pending)} of {len(items)} files to do in {req.out} (dry run: "
-          "nothing fetched)", file=out)
-    for item in items:
-        status = "to do" if item in pending else "done"
-        for piece in item.pieces:
-            size = human_bytes(piece.size) if piece.size is not None else "size from the server"
-            print(f"  {status:5}  {piece.name}  {size}  MD5 {piece.md5}  {piece.url}", file=out)
-    fetch, written = _space([Job(i, [p.size for p in i.pieces], sum(p.size or 0 for p in i.pieces)) for i in pending])
-    where = next(p for p in (req.out, *req.out.absolute().parents) if p.exists())
-    free = human_bytes(shutil.disk_usage(where).free)
-    print(f"needs about {human_bytes(fetch + written)} ({human_bytes(fetch)} to fetch, about {human_bytes(written)} "
-          f"unpacked; sizes the server gives not counted); {free} free in {where}", file=out)
-    print(convert_command(data, req.out, {i.file.part for i in items}), file=out)

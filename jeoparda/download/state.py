@@ -17,9 +17,11 @@ from typing import Any
 
 from jeoparda.download.catalog import DataSet, owner_of
 from jeoparda.errors import JeopardaError
-from jeoparda.safe_files import make_dirs, open_write, write_bytes_atomic
+from jeoparda.safe_files import make_dirs, open_regular, open_write, refuse_link, write_bytes_atomic
 
 WORK = ".jeoparda-download"
+#: state.json lists a few files: a few kB; anything near this is not ours.
+STATE_LIMIT = 16 << 20
 
 
 class FolderState:
@@ -31,11 +33,14 @@ class FolderState:
         self.path = self.work / "state.json"
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {"dataset": data.name, "files": {}}
-        if self.path.exists():
+        refuse_link(self.work)
+        refuse_link(self.path)
+        if os.path.lexists(self.path):
             try:
-                saved = json.loads(self.path.read_text())
+                with open_regular(self.path, STATE_LIMIT) as handle:  # a link, FIFO or device is refused
+                    saved = json.loads(handle.read())
                 saved["files"].items()
-            except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            except (ValueError, KeyError, AttributeError, TypeError):
                 raise JeopardaError(f"{self.path}: not a jeoparda download record; remove {self.work} and rerun "
                                     "(the files in the folder are then checked again)") from None
             if saved.get("dataset") != data.name:
@@ -43,25 +48,31 @@ class FolderState:
                                     "choose another --out")
             self._state = saved
 
+    def record(self, name: str) -> dict[str, Any]:
+        """What is recorded of file ``name``: md5, entries, and pending while its entries are moved in."""
+        record = self._state["files"].get(name)
+        return record if isinstance(record, dict) else {}
+
     def entries(self, name: str, md5: str) -> list[str] | None:
         """The entries file ``name`` put into the folder, where it was done with this MD5 and they are all there."""
-        record = self._state["files"].get(name)
-        if not isinstance(record, dict) or record.get("md5") != md5:
+        record = self.record(name)
+        if record.get("md5") != md5 or record.get("pending"):
             return None
         entries = record.get("entries") or []
         return entries if entries and all(os.path.lexists(self.out / e) for e in entries) else None
 
     def done(self) -> set[str]:
         """The files recorded as done (server names)."""
-        return set(self._state["files"])
+        return {name for name in self._state["files"] if not self.record(name).get("pending")}
 
     def owned(self) -> set[str]:
         """Top-level names in the folder that an earlier run of this download put there."""
         return {e.split("/", 1)[0] for r in self._state["files"].values() for e in r.get("entries", [])}
 
-    def mark(self, name: str, md5: str, entries: list[str]) -> None:
+    def mark(self, name: str, md5: str, entries: list[str], pending: bool = False) -> None:
+        """Record file ``name`` as done (or, ``pending``, as having these entries on their way in)."""
         with self._lock:
-            self._state["files"][name] = {"md5": md5, "entries": entries}
+            self._state["files"][name] = {"md5": md5, "entries": entries, **({"pending": True} if pending else {})}
             write_bytes_atomic(self.path, json.dumps(self._state, indent=1, sort_keys=True).encode())
 
 
@@ -90,7 +101,10 @@ def locked(state: FolderState) -> Iterator[None]:
             raise JeopardaError(f"{state.out}: another jeoparda download is writing this folder; "
                                 "wait for it or choose another --out") from None
         for scratch in state.work.glob("unpack-*"):
-            shutil.rmtree(scratch, ignore_errors=True)
+            if scratch.is_symlink():
+                scratch.unlink()
+            else:
+                shutil.rmtree(scratch, ignore_errors=True)
         yield
     finally:
         os.close(fd)

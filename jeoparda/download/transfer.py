@@ -15,16 +15,16 @@ import os
 import random
 import re
 import sys
-import time
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jeoparda import __version__
 from jeoparda.errors import JeopardaError
-from jeoparda.safe_files import open_write, refuse_link, write_bytes_atomic
+from jeoparda.safe_files import open_regular, open_write, refuse_link, write_bytes_atomic
 
 CHUNK = 1 << 20
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -39,6 +39,11 @@ class Policy:
     backoff_s: float = 2.0
     max_backoff_s: float = 60.0
     timeout_s: float = 60.0
+    stop: threading.Event = field(default_factory=threading.Event, compare=False)  # set: stop waiting, give up
+
+
+class Interrupted(Exception):
+    """The run was interrupted (``Policy.stop`` set) while this transfer waited or read."""
 
 
 class _Retry(Exception):
@@ -92,10 +97,11 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _sleep(policy: Policy, attempt: int) -> float:
+def _sleep(policy: Policy, attempt: int) -> None:
+    """The back-off before try ``attempt + 2``; an interruption ends it at once."""
     delay = min(policy.backoff_s * 2 ** attempt, policy.max_backoff_s) * (1 + 0.1 * random.random())
-    time.sleep(delay)
-    return delay
+    if policy.stop.wait(delay):
+        raise Interrupted
 
 
 def _validator_path(partial: Path) -> Path:
@@ -104,8 +110,9 @@ def _validator_path(partial: Path) -> Path:
 
 def _read_validator(partial: Path, url: str) -> str | None:
     try:
-        saved = json.loads(_validator_path(partial).read_text())
-    except (OSError, ValueError):
+        with open_regular(_validator_path(partial), 1 << 16) as handle:
+            saved = json.loads(handle.read())
+    except (OSError, ValueError, JeopardaError):
         return None
     return saved.get("validator") if isinstance(saved, dict) and saved.get("url") == url else None
 
@@ -116,24 +123,33 @@ def fetch(url: str, partial: Path, expected_size: int | None, policy: Policy,
     warn = warn or (lambda text: print(f"jeoparda: warning: {text}", file=sys.stderr, flush=True))
     refuse_link(partial)
     attempt = 0
+    best = _size(partial)  # the most bytes held so far: only passing it counts as progress
     while True:
-        have = partial.stat().st_size if partial.exists() else 0
+        if policy.stop.is_set():
+            raise Interrupted
         try:
-            total = _one_try(url, partial, have, expected_size, policy, progress)
+            total = _one_try(url, partial, _size(partial), expected_size, policy, progress)
             if total is not None:
                 return total
-            attempt = 0  # bytes arrived: a later drop starts the count of tries again
-            warn(f"{url}: the connection ended at byte {partial.stat().st_size:,}; continuing from there")
+            problem = f"{url}: the connection ended at byte {_size(partial):,}"
         except _Retry as exc:
-            now = partial.stat().st_size if partial.exists() else 0
-            if now > have:
-                attempt = 0
-            if attempt >= policy.retries:
-                raise JeopardaError(f"{exc} after {policy.retries + 1} tries; rerun to continue from "
-                                    f"{now:,} bytes") from None
-            warn(f"{exc}; retrying from byte {now:,} (try {attempt + 2} of {policy.retries + 1})")
-            _sleep(policy, attempt)
+            problem = str(exc)
+        now = _size(partial)
+        if now > best:  # bytes beyond any earlier try: the count of tries starts again
+            best, attempt = now, 0
+        elif attempt >= policy.retries:  # no progress (a server that drops and cannot resume): give up
+            raise JeopardaError(f"{problem} after {policy.retries + 1} tries without progress; rerun to "
+                                f"continue from {now:,} bytes") from None
+        else:
             attempt += 1
+        warn(f"{problem}; continuing from byte {now:,}" + (f" (try {attempt + 1} of {policy.retries + 1})"
+                                                              if attempt else ""))
+        if attempt:
+            _sleep(policy, attempt - 1)
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
 
 
 def _one_try(url: str, partial: Path, have: int, expected: int | None, policy: Policy,
@@ -178,11 +194,13 @@ def _one_try(url: str, partial: Path, have: int, expected: int | None, policy: P
         if expected is not None and total is not None and total != expected:
             raise JeopardaError(f"{url}: the server has {total:,} bytes; the published size is {expected:,} "
                                 "(a different file? give its checksum with --checksums)")
-        got = _copy(resp, partial, have, progress)
+        got, whole = _copy(resp, partial, have, progress, policy.stop)
     size = have + got
-    if total is None or size == total:
-        if total is None and expected is not None and size != expected:
-            raise _Retry(f"{url}: the connection ended at byte {size:,} of {expected:,}")
+    if total is None and expected is not None:
+        total = expected
+    if total is None:  # no length anywhere: a body read to its end is the file (the MD5 check follows)
+        return size if whole else None
+    if size == total:
         return size
     if size > total:
         _restart(partial, size, progress)
@@ -192,20 +210,24 @@ def _one_try(url: str, partial: Path, have: int, expected: int | None, policy: P
     return None
 
 
-def _copy(resp: http.client.HTTPResponse, partial: Path, have: int, progress: Callable[[int], object]) -> int:
-    """Append the response body to ``partial``; the bytes written (a drop mid-body keeps them)."""
+def _copy(resp: http.client.HTTPResponse, partial: Path, have: int, progress: Callable[[int], object],
+          stop: threading.Event) -> tuple[int, bool]:
+    """Append the response body to ``partial``: the bytes written (a drop mid-body keeps them), and
+    whether the body ended normally."""
     fd = open_write(partial, append=bool(have))  # from zero: truncated
     got = 0
     try:
         while True:
+            if stop.is_set():
+                raise Interrupted
             try:
                 chunk = resp.read1(CHUNK)  # what has arrived: progress and Ctrl-C need not wait for a MiB
             except (OSError, http.client.HTTPException) as exc:
                 if got:
-                    return got
+                    return got, False
                 raise _Retry(f"{resp.geturl()}: {_reason(exc)}") from None
             if not chunk:
-                return got
+                return got, True
             view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view):]

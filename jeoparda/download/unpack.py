@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, Literal
 
 from jeoparda.errors import JeopardaError
+from jeoparda.safe_files import refuse_link
 
 KINDS = ("tar.zst", "tar.gz", "zip")
 
@@ -77,8 +78,10 @@ def _extract_tar(stream: IO[bytes], mode: Literal["r|", "r|gz"], into: Path) -> 
         raise JeopardaError("unpacking tar archives safely needs Python 3.11.4 or later (tarfile's data filter)")
     count = 0
     with tarfile.open(fileobj=stream, mode=mode) as archive:
-        for member in archive:
-            archive.extract(member, into, filter="data")
+        while (member := archive.next()) is not None:
+            # folders keep the default mode: a read-only one in the archive would refuse its own members
+            archive.extract(member, into, filter="data", set_attrs=not member.isdir())
+            archive.members.clear()  # type: ignore[attr-defined]  # a stream's members are not read again
             count += 1
     return count
 
@@ -112,9 +115,12 @@ def extract(kind: str, paths: Sequence[Path], into: Path, progress: Callable[[in
 
 
 def unpack(kind: str, paths: Sequence[Path], out: Path, scratch: Path, label: str,
-           progress: Callable[[int], object] | None = None) -> list[str]:
+           progress: Callable[[int], object] | None = None,
+           before_move: Callable[[list[str]], object] = lambda entries: None) -> list[str]:
     """Extract into ``scratch`` (made here, removed whatever happens), then rename each top-level
-    entry into ``out``; the entries' names. Every failure is one line naming ``label``."""
+    entry into ``out`` (``before_move`` hears their names first); the entries' names. Every failure
+    is one line naming ``label``."""
+    refuse_link(scratch)
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(mode=0o700)
     try:
@@ -135,6 +141,7 @@ def unpack(kind: str, paths: Sequence[Path], out: Path, scratch: Path, label: st
         clash = next((e for e in entries if os.path.lexists(out / e)), None)
         if clash:
             raise JeopardaError(f"{out / clash}: already exists, and {label} unpacks to it; move it away and rerun")
+        before_move(entries)
         for entry in entries:
             os.rename(scratch / entry, out / entry)
         return entries

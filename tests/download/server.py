@@ -18,7 +18,10 @@ class Files:
     drop_after: dict[str, int] = field(default_factory=dict)  # name -> drop the connection once after N bytes
     status: dict[str, int] = field(default_factory=dict)      # name -> answer this status instead
     rate: int = 0                       # bytes per second (0: as fast as it goes)
+    drop_always: bool = False           # drop at every request, not once
+    no_length: bool = False             # send no Content-Length (the body ends when the connection closes)
     log: list[tuple[str, str, str | None]] = field(default_factory=list)
+    if_range: list[str | None] = field(default_factory=list)  # If-Range headers received
     proxied: list[str] = field(default_factory=list)           # absolute URLs asked for (a proxy's requests)
 
 
@@ -43,6 +46,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, head: bool) -> None:
         files, name = self.files, self._name()
         files.log.append((self.command, name, self.headers.get("Range")))
+        files.if_range.append(self.headers.get("If-Range"))
         if name in files.status:
             self.send_response(files.status[name])
             self.send_header("Content-Length", "0")
@@ -52,8 +56,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         body = files.data[name]
+        etag = f'"{hash(body) & 0xffffffff:x}"'
         start = 0
         match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        if self.headers.get("If-Range") not in (None, etag):
+            match = None  # the file changed since the validator: the whole new file (RFC 9110, If-Range)
         if match and files.ranges:
             start = int(match[1])
             if start >= len(body):
@@ -66,13 +73,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         else:
             self.send_response(200)
-        self.send_header("Content-Length", str(len(body) - start))
-        self.send_header("ETag", f'"{hash(body) & 0xffffffff:x}"')
+        if files.no_length:
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(body) - start))
+        self.send_header("ETag", etag)
         self.send_header("Accept-Ranges", "bytes" if files.ranges else "none")
         self.end_headers()
         if head:
             return
-        drop = files.drop_after.pop(name, None)
+        drop = files.drop_after.get(name) if files.drop_always else files.drop_after.pop(name, None)
         view = memoryview(body)[start:]
         sent = 0
         step = 16384

@@ -175,9 +175,9 @@ def test_a_folder_holding_another_download_is_refused(tmp_path, eurosat_zip, cap
 def test_too_little_free_space_is_refused_before_any_transfer(tmp_path, eurosat_zip, capsys, monkeypatch):
     import shutil
 
-    from jeoparda.download import run
+    from jeoparda.download import plan
     _, data = eurosat_zip
-    monkeypatch.setattr(run.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    monkeypatch.setattr(plan.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     files = Files({"EuroSAT_MS.zip": data})
     with Server(files) as url:
         assert main(["download", "eurosat", "--out", str(tmp_path / "D"), "--mirror", url, "--checksums",
@@ -280,7 +280,7 @@ def test_an_unrecorded_folder_in_the_way_fails_that_file_before_its_transfer(tmp
 def test_a_disk_filling_mid_extraction_keeps_the_verified_archive_for_the_rerun(tmp_path, capsys, monkeypatch):
     import shutil
 
-    from jeoparda.download import run
+    from jeoparda.download import plan
     disk = tmp_path / "disk"
     disk.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)],
@@ -288,7 +288,7 @@ def test_a_disk_filling_mid_extraction_keeps_the_verified_archive_for_the_rerun(
         pytest.skip("mounting a tmpfs needs root")
     try:
         data = zip_bytes({f"EuroSAT_MS/Forest/Forest_{i}.tif": os.urandom(400_000) for i in range(5)})  # 2 MB
-        monkeypatch.setattr(run.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 0, 10**12))
+        monkeypatch.setattr(plan.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 0, 10**12))
         files = Files({"EuroSAT_MS.zip": data})
         args = ["download", "eurosat", "--out", str(disk / "D"), "--checksums",
                 str(_sums(tmp_path / "s", {"EuroSAT_MS.zip": data}))]
@@ -317,8 +317,77 @@ def test_links_planted_in_the_download_folder_are_refused(tmp_path, capsys):
     with Server(files) as url:
         assert main(["download", "bigearthnet-v2", "--out", str(out), "--parts", "s2,metadata", "--mirror", url,
                      "--checksums", str(_sums(tmp_path / "s", published))]) == 1
-    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("jeoparda: error")]
-    assert len(err) == 2 and all("is a symbolic link" in line for line in err)
-    assert any("BigEarthNet-S2.tar.zst.partial" in line for line in err)
-    assert any(line.split(": ")[2].endswith("D/metadata.parquet") for line in err)
-    assert victim.read_bytes() == b"keep me"
+    err = sorted(line for line in capsys.readouterr().err.splitlines() if line.startswith("jeoparda: error"))
+    assert len(err) == 2
+    assert "BigEarthNet-S2.tar.zst.partial: is a symbolic link" in err[0]
+    assert "D/metadata.parquet: exists and is not metadata.parquet as published" in err[1]
+    assert victim.read_bytes() == b"keep me" and (out / "metadata.parquet").is_symlink()
+
+
+def test_a_users_own_table_at_a_downloads_place_is_refused_never_overwritten(tmp_path, capsys):
+    published = _v2_files()
+    out = tmp_path / "D"
+    out.mkdir()
+    (out / "metadata.parquet").write_bytes(b"my edited table")
+    files = Files(published)
+    with Server(files) as url:
+        assert main(["download", "bigearthnet-v2", "--out", str(out), "--parts", "metadata", "--mirror", url,
+                     "--checksums", str(_sums(tmp_path / "s", published))]) == 1
+    assert "metadata.parquet: exists and is not metadata.parquet as published" in _one_error(capsys)
+    assert (out / "metadata.parquet").read_bytes() == b"my edited table"
+
+
+def test_a_run_dying_while_moving_entries_in_is_adopted_by_the_rerun(tmp_path, capsys, monkeypatch):
+    from jeoparda.download.state import FolderState
+    published = _v2_files()
+    files = Files(published)
+    args = ["download", "bigearthnet-v2", "--out", str(tmp_path / "D"), "--parts", "maps", "--checksums",
+            str(_sums(tmp_path / "s", published))]
+    real_mark = FolderState.mark
+
+    def mark_fails_once_done(self, name, md5, entries, pending=False):
+        if not pending:
+            raise OSError(28, "No space left on device", str(self.path))
+        real_mark(self, name, md5, entries, pending)
+
+    with Server(files) as url:
+        monkeypatch.setattr(FolderState, "mark", mark_fails_once_done)
+        assert main(args + ["--mirror", url]) == 1
+        assert "state.json: No space left on device" in _one_error(capsys)
+        assert (tmp_path / "D" / ".jeoparda-download" / "Reference_Maps.tar.zst").is_file()  # kept: not recorded
+        monkeypatch.setattr(FolderState, "mark", real_mark)
+        files.log.clear()
+        assert main(args + ["--mirror", url]) == 0
+    assert files.log == [] and (tmp_path / "D" / "Reference_Maps" / "sub" / "f2.bin").is_file()
+
+
+def test_the_convert_command_names_the_folder_absolutely(tmp_path, eurosat_zip, capsys, monkeypatch):
+    _, data = eurosat_zip
+    monkeypatch.chdir(tmp_path)
+    with Server(Files({"EuroSAT_MS.zip": data})) as url:
+        assert main(["download", "eurosat", "--out", ".", "--mirror", url, "--checksums",
+                     str(_sums(tmp_path.parent / f"{tmp_path.name}.md5", {"EuroSAT_MS.zip": data}))]) == 0
+    command = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("next: "))
+    argv = shlex.split(command[6:])
+    assert argv[argv.index("--source") + 1] == str(tmp_path)
+    assert argv[argv.index("--out") + 1] == str(tmp_path.parent / f"{tmp_path.name}-shards")
+
+
+def test_ctrl_c_during_a_back_off_ends_the_run_at_once(tmp_path):
+    files = Files({"EuroSAT_MS.zip": b"x"}, status={"EuroSAT_MS.zip": 503})
+    with Server(files) as url:
+        proc = subprocess.Popen([sys.executable, "-m", "jeoparda", "download", "eurosat", "--out", str(tmp_path / "D"),
+                                 "--mirror", url, "--backoff", "30"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while not files.log and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=20)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130 and time.monotonic() - started < 10, err
+    assert len(files.log) == 1

@@ -101,3 +101,43 @@ def test_the_proxy_variables_are_honoured(tmp_path, monkeypatch):
         fetch("http://data.example.invalid/x/f.bin", tmp_path / "p", len(BODY), FAST)
     assert (tmp_path / "p").read_bytes() == BODY
     assert proxy.proxied == ["http://data.example.invalid/x/f.bin"]
+
+
+def test_a_file_changed_on_the_server_is_fetched_again_from_zero(tmp_path):
+    old, new = os.urandom(200_000), os.urandom(250_000)
+    partial = tmp_path / "p"
+    files = Files({"f.bin": old}, drop_after={"f.bin": 60_000})
+    def killed(text: str) -> None:
+        raise KeyboardInterrupt  # the first run dies at the drop
+
+    with Server(files) as url:
+        with pytest.raises(KeyboardInterrupt):
+            fetch(url + "f.bin", partial, None, FAST, warn=killed)
+        assert 0 < partial.stat().st_size < len(old)
+        files.data["f.bin"] = new  # a new ETag: If-Range makes the server send the whole new file
+        fetch(url + "f.bin", partial, None, FAST, warn=lambda text: None)
+    assert partial.read_bytes() == new
+    assert files.log[-1][2] is not None and files.if_range[-1] is not None  # asked to continue, if unchanged
+
+
+def test_a_partial_longer_than_the_file_starts_again(tmp_path):
+    files = Files({"f.bin": BODY})
+    partial = tmp_path / "p"
+    partial.write_bytes(BODY + b"extra bytes from elsewhere")
+    with Server(files) as url:
+        fetch(url + "f.bin", partial, None, FAST, warn=lambda text: None)
+    assert partial.read_bytes() == BODY
+
+
+def test_a_server_that_drops_and_cannot_resume_is_given_up_on(tmp_path):
+    files = Files({"f.bin": BODY}, ranges=False, drop_after={"f.bin": 50_000}, drop_always=True)
+    with Server(files) as url, pytest.raises(JeopardaError, match="after 4 tries without progress"):
+        fetch(url + "f.bin", tmp_path / "p", len(BODY), FAST, warn=lambda text: None)
+    assert len(files.log) == 5  # the first try's bytes were progress; four more were not
+
+
+def test_a_length_learnt_from_the_server_catches_a_body_cut_short(tmp_path):
+    files = Files({"f.bin": BODY}, drop_after={"f.bin": 100_000}, no_length=True)
+    with Server(files) as url:
+        fetch(url + "f.bin", tmp_path / "p", len(BODY), FAST, warn=lambda text: None)
+    assert (tmp_path / "p").read_bytes() == BODY

@@ -140,3 +140,29 @@ def test_a_disk_filling_mid_extraction_is_one_line_and_leaves_nothing(tmp_path, 
     with pytest.raises(JeopardaError, match="the disk filled while unpacking a.tar.zst; nothing of it was kept"):
         unpack("tar.zst", [archive], out, small_disk / "scratch", "a.tar.zst", None)
     assert os.listdir(out) == [] and os.listdir(small_disk) == ["out"]
+
+
+def test_memory_stays_flat_over_many_members(tmp_path):
+    """A tar stream's member list is dropped as it goes (BigEarthNet v2.0's S2 holds millions of files)."""
+    import tracemalloc
+
+    from jeoparda.download.unpack import _extract_tar
+
+    def peak_for(count: int) -> int:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for i in range(count):  # one name again and again: many members, one small file on disk
+                info = tarfile.TarInfo("Top/f")
+                info.size = 1
+                tar.addfile(info, io.BytesIO(bytes([i % 256])))
+        out = tmp_path / f"out{count}"
+        out.mkdir()
+        buf.seek(0)
+        tracemalloc.start()
+        assert _extract_tar(buf, "r|", out) == count
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak
+
+    small, large = peak_for(500), peak_for(3000)
+    assert large < small + 300_000  # keeping every member would add about 250 B each: 600 kB more here
