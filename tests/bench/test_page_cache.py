@@ -53,6 +53,21 @@ def test_a_missing_file_is_one_line_naming_it(tmp_path):
         drop([tmp_path / "nope.h5"])
 
 
+def _cold_sample(path: Path) -> tuple[int | None, int]:
+    """The sampler's count right after a drop that mincore (truthful: this user owns the file) confirms."""
+    from jeoparda.bench import page_cache
+
+    for _ in range(5):  # under heavy I/O the kernel may keep a few pages of one drop
+        if drop([path]).after.fraction == 0.0:
+            break
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        return page_cache._sampled_pages(fd, size), -(-size // page_cache._PAGE)
+    finally:
+        os.close(fd)
+
+
 def test_without_a_truthful_mincore_sampled_reads_tell_cached_from_not(tmp_path):
     """For files the user neither owns nor may write, the kernel's mincore says "all cached";
     reads that may not wait for storage (RWF_NOWAIT) tell the truth instead."""
@@ -60,16 +75,19 @@ def test_without_a_truthful_mincore_sampled_reads_tell_cached_from_not(tmp_path)
 
     if fs_type(tmp_path) in ("tmpfs", "ramfs"):
         pytest.skip(f"{tmp_path} is in memory: nothing to drop")
-    path = write_file(tmp_path / "f", 4_000_000)
-    drop([path])
+    path = write_file(tmp_path / "f", 16_000_000)  # probes 15 pages apart
+    # A refused read starts reading its page; on fast storage that can finish before the kernel looks
+    # again, and now and then the kernel reads a larger stretch for it: later probes then count cached.
+    # With readahead off that stays within the drop check's tolerance in all but a rare sample (about
+    # 1 in 30 on the project's VM), so one of three samples must (with readahead on, 1 in 7 did not).
+    samples = [_cold_sample(path) for _ in range(3)]
+    if samples[0][0] is None:
+        pytest.skip("RWF_NOWAIT reads are not supported here")
+    pages = samples[0][1]
+    assert min(cold for cold, _ in samples) <= page_cache.KEPT_FRACTION * pages, samples
+    path.read_bytes()
     fd = os.open(path, os.O_RDONLY)
     try:
-        size = os.fstat(fd).st_size
-        cold = page_cache._sampled_pages(fd, size)
-        if cold is None:
-            pytest.skip("RWF_NOWAIT reads are not supported here")
-        assert cold == 0
-        path.read_bytes()
-        assert page_cache._sampled_pages(fd, size) == -(-size // page_cache._PAGE)
+        assert page_cache._sampled_pages(fd, os.fstat(fd).st_size) == pages
     finally:
         os.close(fd)
