@@ -46,16 +46,25 @@ class Item:
         return len(self.pieces) > 1 or self.pieces[0].name != self.file.name
 
 
-def md5_of(paths: Sequence[Path], progress: Callable[[int], object] | None = None) -> str:
-    """The MD5 of ``paths`` read one after another (one file, or the parts of a split one)."""
-    digest = hashlib.md5(usedforsecurity=False)
+def md5s_of(paths: Sequence[Path], progress: Callable[[int], object] | None = None) -> tuple[list[str], str]:
+    """The MD5 of each of ``paths`` and of them joined, in one read (a split file's parts and the file)."""
+    joined = hashlib.md5(usedforsecurity=False)
+    each = []
     for path in paths:
+        digest = hashlib.md5(usedforsecurity=False)
         with open_regular(path, 1 << 50) as handle:
             while chunk := handle.read(CHUNK):
                 digest.update(chunk)
+                joined.update(chunk)
                 if progress:
                     progress(len(chunk))
-    return digest.hexdigest()
+        each.append(digest.hexdigest())
+    return each, joined.hexdigest()
+
+
+def md5_of(path: Path) -> str:
+    """The MD5 of one file."""
+    return md5s_of([path])[1]
 
 
 def read_overrides(path: Path) -> dict[str, str]:

@@ -21,13 +21,14 @@ def human_seconds(s: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-class Stopped(Exception):
-    """Raised in a worker thread by ``ByteMeter.add`` once the run was interrupted."""
+class Interrupted(Exception):
+    """The run was interrupted (its stop event set): raised in a worker thread by ``ByteMeter.add``
+    and by a transfer that was waiting or reading, so the thread ends at its next chunk."""
 
 
 class ByteMeter:
     """Counts bytes towards ``total``; ``add(n)`` may be called from several threads (negative
-    ``n`` when a transfer restarts from zero). Once ``stop`` is set, ``add`` raises ``Stopped``:
+    ``n`` when a transfer restarts from zero). Once ``stop`` is set, ``add`` raises ``Interrupted``:
     that is how an interrupted run ends its worker threads at their next chunk."""
 
     def __init__(self, total: int, desc: str, stream: TextIO | None = None, interval_s: float = 30.0,
@@ -47,7 +48,7 @@ class ByteMeter:
 
     def add(self, n: int) -> None:
         if self._stop is not None and self._stop.is_set():
-            raise Stopped
+            raise Interrupted
         with self._lock:
             self.count += n
             if self._bar is not None:

@@ -56,7 +56,7 @@ def settled_in_place(item: Item, state: FolderState) -> bool:
     path = out / item.file.target
     if not os.path.lexists(path):
         return False
-    if path.is_symlink() or not path.is_file() or md5_of([path]) != md5:
+    if path.is_symlink() or not path.is_file() or md5_of(path) != md5:
         raise JeopardaError(f"{path}: exists and is not {name} as published (MD5 {md5}); move it away to fetch it")
     state.mark(name, md5, [item.file.target])
     return True

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from jeoparda.download.catalog import DataSet, dataset
-from jeoparda.download.checksums import Item, md5_of, plan_items, read_overrides
-from jeoparda.download.meter import ByteMeter, Stopped, human_bytes
+from jeoparda.download.checksums import Item, Piece, md5s_of, plan_items, read_overrides
+from jeoparda.download.meter import ByteMeter, Interrupted, human_bytes
 from jeoparda.download.plan import Job, check_space, convert_command, job_for, print_plan, settled_in_place
 from jeoparda.download.state import FolderState, check_folder, locked
-from jeoparda.download.transfer import Interrupted, Policy, fetch
+from jeoparda.download.transfer import Policy, fetch
 from jeoparda.download.unpack import unpack
 from jeoparda.errors import JeopardaError, os_error_line
 from jeoparda.safe_files import make_dirs, refuse_link
@@ -134,7 +134,7 @@ def _settle(work: Callable[[], Any]) -> str | None:
     """None when ``work`` succeeded, else its one line (a failed file never stops the others)."""
     try:
         work()
-    except (Stopped, Interrupted):
+    except Interrupted:
         return "interrupted"
     except JeopardaError as exc:
         return str(exc)
@@ -147,10 +147,8 @@ def _do(job: Job, req: DownloadRequest, state: FolderState, meter: ByteMeter, er
     item, stop = job.item, req.policy.stop
     if stop.is_set():
         raise Interrupted
-    paths = [_fetched(item, k, size, state.work, req.policy, meter, err) for k, size in enumerate(job.sizes)]
-    if item.split and _verify(paths, item.whole_md5, f"{item.file.name} (its parts joined)", err, stop) is not None:
-        raise JeopardaError(f"{item.file.name}: its parts are each intact but joined do not match MD5 "
-                            f"{item.whole_md5} ({item.file.source}); nothing of it was unpacked")
+    paths = [_fetched(piece, size, state.work, req.policy, meter, err) for piece, size in zip(item.pieces, job.sizes)]
+    _verify(item, paths, err, stop)
     if item.file.unpack:
         unpacking = ByteMeter(sum(p.stat().st_size for p in paths), f"unpack {item.file.name}", stream=err,
                               stop=stop, bar=False)
@@ -172,10 +170,9 @@ def _do(job: Job, req: DownloadRequest, state: FolderState, meter: ByteMeter, er
     print(f"{item.file.name}: verified (MD5 {item.whole_md5}), in place as {', '.join(entries)}", file=err, flush=True)
 
 
-def _fetched(item: Item, k: int, size: int | None, work: Path, policy: Policy, meter: ByteMeter, err: TextIO) -> Path:
-    """Piece ``k`` of ``item`` verified in the work folder: fetched (or continued) and checked against
-    ``size`` (published, or the server's); a damaged one is deleted."""
-    piece = item.pieces[k]
+def _fetched(piece: Piece, size: int | None, work: Path, policy: Policy, meter: ByteMeter, err: TextIO) -> Path:
+    """``piece`` in the work folder, fetched (or continued) and checked against ``size`` (published,
+    or the server's); not yet verified."""
     done = work / piece.name
     refuse_link(done)
     if not done.is_file():
@@ -184,17 +181,24 @@ def _fetched(item: Item, k: int, size: int | None, work: Path, policy: Policy, m
               warn=lambda text: print(f"jeoparda: warning: {text}", file=err, flush=True))
         os.replace(partial, done)
         partial.with_name(partial.name + ".json").unlink(missing_ok=True)
-    got = _verify([done], piece.md5, piece.name, err, policy.stop)
-    if got is not None:
-        done.unlink()
-        raise JeopardaError(f"{piece.url}: damaged, MD5 {got} where {piece.md5} is published; deleted, "
-                            "nothing of it unpacked (rerun to fetch it again)")
     return done
 
 
-def _verify(paths: list[Path], md5: str, label: str, err: TextIO, stop: threading.Event) -> str | None:
-    """None where ``paths`` joined have MD5 ``md5``, else the MD5 they have."""
+def _verify(item: Item, paths: list[Path], err: TextIO, stop: threading.Event) -> None:
+    """Check each piece against its MD5 and, for a split file, the pieces joined against the file's,
+    in one read; a damaged piece is deleted (the rerun fetches it again), nothing is unpacked."""
+    label = item.file.name + (" (its parts)" if item.split else "")
     meter = ByteMeter(sum(p.stat().st_size for p in paths), f"verify {label}", stream=err, stop=stop, bar=False)
-    got = md5_of(paths, meter.add)
+    each, joined = md5s_of(paths, meter.add)
     meter.close()
-    return None if got == md5 else got
+    damaged = [(piece, got, path) for piece, got, path in zip(item.pieces, each, paths) if got != piece.md5]
+    for _, _, path in damaged:
+        path.unlink()
+    if damaged:
+        piece, got, _ = damaged[0]
+        more = f" ({len(damaged) - 1} more part(s) too)" if len(damaged) > 1 else ""
+        raise JeopardaError(f"{piece.url}: damaged, MD5 {got} where {piece.md5} is published; deleted, "
+                            f"nothing of it unpacked (rerun to fetch it again){more}")
+    if joined != item.whole_md5:
+        raise JeopardaError(f"{item.file.name}: its parts are each intact but joined do not match MD5 "
+                            f"{item.whole_md5} ({item.file.source}); nothing of it was unpacked")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jeoparda import __version__
+from jeoparda.download.meter import Interrupted
 from jeoparda.errors import JeopardaError
 from jeoparda.safe_files import open_regular, open_write, refuse_link, write_bytes_atomic
 
@@ -41,9 +42,6 @@ class Policy:
     timeout_s: float = 60.0
     stop: threading.Event = field(default_factory=threading.Event, compare=False)  # set: stop waiting, give up
 
-
-class Interrupted(Exception):
-    """The run was interrupted (``Policy.stop`` set) while this transfer waited or read."""
 
 
 class _Retry(Exception):

@@ -391,3 +391,18 @@ def test_ctrl_c_during_a_back_off_ends_the_run_at_once(tmp_path):
             proc.kill()
     assert proc.returncode == 130 and time.monotonic() - started < 10, err
     assert len(files.log) == 1
+
+
+def test_a_damaged_part_of_a_split_file_is_named_and_deleted_alone(tmp_path, eurosat_zip, capsys):
+    _, data = eurosat_zip
+    third = len(data) // 3 + 1
+    parts = {f"EuroSAT_MS.zip.{k:03d}": data[k * third:(k + 1) * third] for k in range(3)}
+    sums = _sums(tmp_path / "s", {"EuroSAT_MS.zip": data, **parts})
+    files = Files({**parts, "EuroSAT_MS.zip.001": bytes(len(parts["EuroSAT_MS.zip.001"]))})
+    work = tmp_path / "D" / ".jeoparda-download"
+    with Server(files) as url:
+        assert main(["download", "eurosat", "--out", str(tmp_path / "D"), "--mirror", url,
+                     "--checksums", str(sums)]) == 1
+    assert "EuroSAT_MS.zip.001: damaged, MD5" in _one_error(capsys)
+    assert sorted(p.name for p in work.glob("EuroSAT_MS.zip.*")) == ["EuroSAT_MS.zip.000", "EuroSAT_MS.zip.002"]
+    assert not (tmp_path / "D" / "EuroSAT_MS").exists()
